@@ -1,0 +1,22 @@
+"""pgm3d: deep latent-variable models of 3D shapes and images on Pyro and PyTorch.
+
+Layers, in the direction data flows: :mod:`pgm3d.data` -> :mod:`pgm3d.models` ->
+:mod:`pgm3d.inference` -> :mod:`pgm3d.evaluation` -> :mod:`pgm3d.experiments` / the
+``pgm3d`` command.
+"""
+
+from pgm3d.inference import COMPLETION_METHODS, Completion, DenoisingEncoder, complete
+from pgm3d.models import MODELS, PPCA, FactorAnalysis
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "COMPLETION_METHODS",
+    "MODELS",
+    "PPCA",
+    "Completion",
+    "DenoisingEncoder",
+    "FactorAnalysis",
+    "__version__",
+    "complete",
+]

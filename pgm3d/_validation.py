@@ -1,0 +1,123 @@
+"""Input checks shared by every public entry point.
+
+Each check raises one :class:`ValueError` (or :class:`TypeError`) that names the offending
+argument, so a user sees the mistake at the boundary rather than a shape error deep in a solve.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "as_data",
+    "check_data",
+    "check_mask",
+    "check_model_matches",
+    "check_observed_finite",
+    "clean_missing",
+]
+
+
+def check_data(x, name: str = "x", *, dim: int = 2) -> torch.Tensor:
+    """Check that ``x`` is a floating-point tensor of rank ``dim``.
+
+    :param x: the tensor to check.
+    :param str name: the argument name used in error messages.
+    :param int dim: the required number of dimensions.
+    :returns: ``x`` unchanged.
+    :raises TypeError: if ``x`` is not a tensor.
+    :raises ValueError: if ``x`` has the wrong rank, no rows, or an integer dtype.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != dim:
+        raise ValueError(f"{name} must be {dim}-D, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must have a floating-point dtype, got {x.dtype}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    return x
+
+
+def as_data(x, name: str = "x", *, dtype=None, device=None) -> torch.Tensor:
+    """Convert array-likes (numpy arrays, nested lists) to a 2-D float tensor and check it.
+
+    Tensors keep their dtype and device unless ``dtype``/``device`` are given; other inputs
+    become ``torch.get_default_dtype()`` tensors.
+    """
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"{name} could not be converted to a tensor: {e}") from e
+        if not x.is_floating_point():
+            x = x.to(torch.get_default_dtype())
+    if dtype is not None or device is not None:
+        x = x.to(dtype=dtype, device=device)
+    return check_data(x, name)
+
+
+def check_mask(mask, x: torch.Tensor, name: str = "mask") -> torch.Tensor:
+    """Check an observation mask against data ``x``.
+
+    :param mask: bool tensor shaped like ``x``; ``True`` marks an observed entry.
+    :param x: the data it masks.
+    :returns: the mask on ``x``'s device.
+    :raises ValueError: if the mask is not bool, has another shape, or another device.
+    """
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{name} must be a bool torch.Tensor, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"{name} must have dtype torch.bool (True = observed), got {mask.dtype}")
+    if mask.shape != x.shape:
+        raise ValueError(
+            f"{name} must have the shape of the data {tuple(x.shape)}, got {tuple(mask.shape)}"
+        )
+    if mask.device != x.device:
+        raise ValueError(f"{name} is on {mask.device} but the data is on {x.device}")
+    return mask
+
+
+def check_observed_finite(x: torch.Tensor, mask: torch.Tensor | None, name: str = "x") -> None:
+    """Raise if an observed entry of ``x`` is NaN or infinite; missing entries may hold anything."""
+    bad = ~torch.isfinite(x)
+    if mask is not None:
+        bad &= mask
+    if bool(bad.any()):
+        row, col = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{name} has a NaN or infinite value at an observed entry (row {row}, column {col}); "
+            "mark it missing in the mask or fix the data"
+        )
+
+
+def clean_missing(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Return ``x`` with missing entries replaced by zero.
+
+    Masking a likelihood does not stop a NaN held under the mask from poisoning gradients
+    (``0 * nan = nan``), so missing entries are overwritten before any arithmetic.
+    """
+    if mask is None:
+        return x
+    return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def check_model_matches(model, x: torch.Tensor, name: str = "x") -> None:
+    """Raise if ``x`` does not match the model's data dimension, dtype or device."""
+    ref = next(iter(model.parameters()), None)
+    if ref is not None:
+        if ref.device != x.device:
+            raise ValueError(
+                f"the model's parameters are on {ref.device} but {name} is on {x.device}; "
+                f"move one of them, e.g. model.to({str(x.device)!r})"
+            )
+        if ref.dtype != x.dtype:
+            raise ValueError(
+                f"the model's parameters are {ref.dtype} but {name} is {x.dtype}; "
+                f"convert one of them, e.g. model.to({x.dtype})"
+            )
+    data_dim = getattr(model, "data_dim", None)
+    if data_dim is not None and x.shape[-1] != data_dim:
+        raise ValueError(
+            f"{name} has {x.shape[-1]} columns but the model's data dimension is {data_dim}"
+        )

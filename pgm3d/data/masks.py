@@ -1,0 +1,82 @@
+"""Missingness masks. Convention everywhere in pgm3d: bool, shaped like the data, True = observed.
+
+Every sampler here has the signature ``sampler(shape, *, generator=None, device=None)`` so any
+of them (or a ``functools.partial`` of one) can be handed to code that draws fresh masks, such
+as :meth:`pgm3d.inference.DenoisingEncoder.fit`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["QUARTERS", "quarter_mask", "random_mask"]
+
+#: names of the four image quarters, in the index order used by :func:`quarter_mask`
+QUARTERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+def _check_shape(shape) -> tuple[int, int]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape must be (N, D) with N, D >= 1, got {shape}")
+    return shape
+
+
+def random_mask(
+    shape,
+    p_missing: float = 0.5,
+    *,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> torch.Tensor:
+    """Missing completely at random: each entry is missing independently with ``p_missing``.
+
+    :param shape: ``(N, D)``.
+    :param float p_missing: probability that an entry is missing, in ``[0, 1]``.
+    :returns: bool ``(N, D)``, True = observed.
+    """
+    shape = _check_shape(shape)
+    if not 0.0 <= p_missing <= 1.0:
+        raise ValueError(f"p_missing must be in [0, 1], got {p_missing}")
+    if generator is not None and device is None:
+        device = generator.device
+    return torch.rand(shape, generator=generator, device=device) >= p_missing
+
+
+def quarter_mask(
+    shape,
+    image_shape: tuple[int, int],
+    *,
+    quarter: int | torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> torch.Tensor:
+    """One quarter of each image missing (thesis ch. 4, "quarters" masks).
+
+    The image is split at ``H // 2`` rows and ``W // 2`` columns; quarter ``q`` follows
+    :data:`QUARTERS`. Images are flattened row-major, ``D = H * W``.
+
+    :param shape: ``(N, D)``.
+    :param image_shape: ``(H, W)`` with ``H, W >= 2``.
+    :param quarter: ``None`` draws one quarter per row uniformly; an int fixes it for every
+        row; a ``(N,)`` long tensor gives each row's quarter.
+    :returns: bool ``(N, D)``, True = observed.
+    """
+    N, D = _check_shape(shape)
+    H, W = (int(s) for s in image_shape)
+    if H < 2 or W < 2 or H * W != D:
+        raise ValueError(f"image_shape {image_shape} must be at least 2x2 with H*W = D = {D}")
+    if generator is not None and device is None:
+        device = generator.device
+    if quarter is None:
+        q = torch.randint(0, 4, (N,), generator=generator, device=device)
+    else:
+        q = torch.as_tensor(quarter, device=device).long().expand(N)
+        if bool(((q < 0) | (q > 3)).any()):
+            raise ValueError("quarter must be in 0..3")
+    rows = torch.arange(H, device=device) >= H // 2  # bottom half
+    cols = torch.arange(W, device=device) >= W // 2  # right half
+    in_bottom = (q // 2).bool()[:, None, None]
+    in_right = (q % 2).bool()[:, None, None]
+    hidden = (rows[None, :, None] == in_bottom) & (cols[None, None, :] == in_right)
+    return ~hidden.reshape(N, D)

@@ -1,0 +1,123 @@
+"""Distributions used by pgm3d's exact and approximate posteriors."""
+
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as dist
+import torch
+from torch.distributions import constraints
+from torch.distributions.multivariate_normal import _precision_to_scale_tril
+from torch.distributions.utils import lazy_property
+
+__all__ = ["PrecisionMultivariateNormal"]
+
+
+class PrecisionMultivariateNormal(dist.MultivariateNormal):
+    r"""Gaussian :math:`\mathcal{N}(\mu, P^{-1})` given the Cholesky factor of its precision.
+
+    With :math:`P = L L^\top` (``L`` lower triangular),
+
+    .. math::
+        z = \mu + L^{-\top}\epsilon,\quad
+        \log p(z) = -\tfrac12\lVert L^\top (z-\mu)\rVert^2 - \tfrac{K}{2}\log 2\pi
+                    + \textstyle\sum_i \log L_{ii}.
+
+    Posteriors of linear-Gaussian models arrive as precisions
+    (:math:`P = I + W^\top\Psi^{-1}W`), and sampling, densities and entropies need only ``L``.
+    :class:`torch.distributions.MultivariateNormal` would turn the precision into a covariance
+    factor eagerly (a batched triangular inverse, the costliest step for many small ``K x K``
+    posteriors); here that factor, ``covariance_matrix`` and ``variance`` are formed only if
+    asked for. It is a :class:`pyro.distributions.MultivariateNormal`, so it works wherever
+    one does (``pyro.sample``, ``kl_divergence``, ``.to_event``/``.mask``).
+
+    :param torch.Tensor loc: mean, shape ``batch_shape + (K,)``.
+    :param torch.Tensor precision_tril: lower Cholesky factor of the precision, shape
+        broadcastable to ``batch_shape + (K, K)``.
+    """
+
+    arg_constraints = {
+        "loc": constraints.real_vector,
+        "precision_tril": constraints.lower_cholesky,
+    }
+
+    def __init__(self, loc: torch.Tensor, precision_tril: torch.Tensor, validate_args=None):
+        if loc.dim() < 1 or precision_tril.dim() < 2:
+            raise ValueError("loc must be at least 1-D and precision_tril at least 2-D")
+        if precision_tril.shape[-1] != loc.shape[-1] or precision_tril.shape[-2] != loc.shape[-1]:
+            raise ValueError(
+                f"precision_tril of shape {tuple(precision_tril.shape)} does not match "
+                f"loc of shape {tuple(loc.shape)}"
+            )
+        batch_shape = torch.broadcast_shapes(precision_tril.shape[:-2], loc.shape[:-1])
+        self.loc = loc.expand(batch_shape + (-1,))
+        self._unbroadcasted_precision_tril = precision_tril
+        # skip MultivariateNormal.__init__, which would factor the covariance eagerly
+        torch.distributions.Distribution.__init__(
+            self, batch_shape, loc.shape[-1:], validate_args=validate_args
+        )
+
+    @property
+    def precision_tril(self) -> torch.Tensor:
+        return self._unbroadcasted_precision_tril.expand(
+            self._batch_shape + self._event_shape + self._event_shape
+        )
+
+    @lazy_property
+    def _unbroadcasted_scale_tril(self) -> torch.Tensor:
+        L = self._unbroadcasted_precision_tril
+        return _precision_to_scale_tril(L @ L.mT)
+
+    @lazy_property
+    def precision_matrix(self) -> torch.Tensor:
+        L = self._unbroadcasted_precision_tril
+        return (L @ L.mT).expand(self._batch_shape + self._event_shape + self._event_shape)
+
+    @lazy_property
+    def covariance_matrix(self) -> torch.Tensor:
+        cov = torch.cholesky_inverse(self._unbroadcasted_precision_tril)
+        return cov.expand(self._batch_shape + self._event_shape + self._event_shape)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return self.covariance_matrix.diagonal(dim1=-2, dim2=-1)
+
+    def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        new = self._get_checked_instance(PrecisionMultivariateNormal, _instance)
+        new.loc = self.loc.expand(batch_shape + self.event_shape)
+        new._unbroadcasted_precision_tril = self._unbroadcasted_precision_tril
+        if "_unbroadcasted_scale_tril" in self.__dict__:
+            new._unbroadcasted_scale_tril = self._unbroadcasted_scale_tril
+        torch.distributions.Distribution.__init__(
+            new, batch_shape, self.event_shape, validate_args=False
+        )
+        new._validate_args = self._validate_args
+        return new
+
+    def _half_log_det_precision(self) -> torch.Tensor:
+        return self._unbroadcasted_precision_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+
+    def rsample(self, sample_shape=()) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)
+        eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+        Lt = self._unbroadcasted_precision_tril.mT
+        Lt = Lt.expand(shape[:-1] + Lt.shape[-2:])
+        return self.loc + torch.linalg.solve_triangular(Lt, eps.unsqueeze(-1), upper=True).squeeze(
+            -1
+        )
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        diff = (value - self.loc).unsqueeze(-1)
+        y = (self._unbroadcasted_precision_tril.mT @ diff).squeeze(-1)
+        K = self._event_shape[0]
+        return (
+            -0.5 * (K * math.log(2 * math.pi) + y.pow(2).sum(-1)) + self._half_log_det_precision()
+        )
+
+    def entropy(self) -> torch.Tensor:
+        K = self._event_shape[0]
+        H = 0.5 * K * (1.0 + math.log(2 * math.pi)) - self._half_log_det_precision()
+        return H.expand(self._batch_shape)

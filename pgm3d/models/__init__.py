@@ -1,0 +1,15 @@
+"""Generative models, each a Pyro model/guide pair (one model per file).
+
+``MODELS`` names them, so scripts and the CLI can pick one by string.
+"""
+
+from pgm3d.models.factor_analysis import EMInfo, FactorAnalysis
+from pgm3d.models.linear_gaussian import LinearGaussian
+from pgm3d.models.ppca import PPCA
+from pgm3d.registry import Registry
+
+MODELS: Registry = Registry("model")
+MODELS.register("fa")(FactorAnalysis)
+MODELS.register("ppca")(PPCA)
+
+__all__ = ["MODELS", "PPCA", "EMInfo", "FactorAnalysis", "LinearGaussian"]

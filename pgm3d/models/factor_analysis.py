@@ -1,0 +1,185 @@
+r"""Factor analysis: a linear-Gaussian model with a diagonal noise covariance.
+
+.. math:: p(z) = \mathcal{N}(0, I_K), \qquad p(x \mid z) = \mathcal{N}(Wz + \mu, \Psi),
+          \qquad \Psi = \operatorname{diag}(\psi_1, \dots, \psi_D).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from pyro.nn import PyroParam
+from torch.distributions import constraints
+
+from pgm3d._progress import progress_bar
+from pgm3d._validation import as_data
+from pgm3d.models.linear_gaussian import (
+    LinearGaussian,
+    check_latent_dim,
+    cholesky,
+    principal_components,
+)
+
+__all__ = ["EMInfo", "FactorAnalysis"]
+
+
+@dataclass
+class EMInfo:
+    """What :meth:`FactorAnalysis.fit` did: iterations, convergence, per-datum log-likelihood."""
+
+    n_iter: int
+    converged: bool
+    log_likelihood: list[float] = field(default_factory=list)
+
+
+class FactorAnalysis(LinearGaussian):
+    r"""Factor analysis as a Pyro model/guide pair with exact missing-data inference.
+
+    :param torch.Tensor W: loadings ``(D, K)``.
+    :param torch.Tensor mu: mean ``(D,)``.
+    :param torch.Tensor psi: noise variances ``(D,)``, all positive.
+
+    Fit by EM with :meth:`fit`; see :class:`~pgm3d.models.LinearGaussian` for the inference
+    methods (``exact_posterior``, ``log_likelihood``, ``model``/``guide``).
+    """
+
+    def __init__(self, W: torch.Tensor, mu: torch.Tensor, psi: torch.Tensor):
+        super().__init__()
+        W = torch.as_tensor(W)
+        if W.dim() != 2 or not W.is_floating_point():
+            raise ValueError(f"W must be a 2-D float tensor (D, K), got {tuple(W.shape)}")
+        mu = torch.as_tensor(mu, dtype=W.dtype, device=W.device)
+        psi = torch.as_tensor(psi, dtype=W.dtype, device=W.device)
+        if mu.shape != W.shape[:1]:
+            raise ValueError(f"mu must have shape ({W.shape[0]},), got {tuple(mu.shape)}")
+        if psi.shape != W.shape[:1]:
+            raise ValueError(f"psi must have shape ({W.shape[0]},), got {tuple(psi.shape)}")
+        if not bool((psi > 0).all()):
+            raise ValueError("psi must be positive")
+        self.W = torch.nn.Parameter(W.clone())
+        self.mu = torch.nn.Parameter(mu.clone())
+        self.psi = PyroParam(psi.clone(), constraint=constraints.positive, event_dim=1)
+        self.fit_info: EMInfo | None = None
+
+    @classmethod
+    def random(
+        cls,
+        data_dim: int,
+        latent_dim: int,
+        *,
+        generator=None,
+        dtype=None,
+        device=None,
+    ) -> FactorAnalysis:
+        """A model with standard-normal ``W`` and ``mu`` and ``psi ~ U(0.1, 1.1)``."""
+        check_latent_dim(latent_dim, data_dim)
+        kw = dict(generator=generator, dtype=dtype or torch.get_default_dtype(), device=device)
+        W = torch.randn(data_dim, latent_dim, **kw)
+        mu = torch.randn(data_dim, **kw)
+        psi = 0.1 + torch.rand(data_dim, **kw)
+        return cls(W, mu, psi)
+
+    @classmethod
+    def fit(
+        cls,
+        X,
+        latent_dim: int,
+        max_iter: int = 1000,
+        tol: float = 1e-7,
+        *,
+        min_psi: float = 1e-6,
+        progress: bool | None = None,
+    ) -> FactorAnalysis:
+        r"""Maximum-likelihood factor analysis by EM (thesis eqs. 2.30–2.33).
+
+        E-step, with :math:`G = (I + W^\top\Psi^{-1}W)^{-1}`:
+
+        .. math::
+            \mathbb{E}[z_n] = G W^\top \Psi^{-1}(x_n - \mu), \qquad
+            \mathbb{E}[z_n z_n^\top] = G + \mathbb{E}[z_n]\mathbb{E}[z_n]^\top.
+
+        M-step:
+
+        .. math::
+            W \leftarrow \Big[\sum_n (x_n-\mu)\mathbb{E}[z_n]^\top\Big]
+                         \Big[\sum_n \mathbb{E}[z_n z_n^\top]\Big]^{-1}, \qquad
+            \psi \leftarrow \operatorname{diag}\Big(S - \frac1N W
+                \sum_n \mathbb{E}[z_n](x_n-\mu)^\top\Big).
+
+        Each iteration costs :math:`O(NDK)`; the log-likelihood, which EM never decreases, is
+        computed from the E-step's quantities and stops the loop once its per-datum increase
+        falls below ``tol`` (absolute, in nats). ``mu`` is the sample mean. The loadings start
+        from the PPCA solution. Details are stored in ``model.fit_info``.
+
+        :param X: complete data ``(N, D)``; the model follows its dtype and device.
+        :param int latent_dim: number of factors ``K``, ``1 <= K < D``.
+        :param int max_iter: most EM iterations; a warning is given if they run out.
+        :param float tol: convergence threshold on the per-datum log-likelihood.
+        :param float min_psi: floor on each ``psi_d``, relative to the variance of ``x_d``
+            (Heywood cases otherwise drive a variance to zero).
+        :param progress: show a progress bar (``None``: only on a terminal).
+        """
+        X = as_data(X, "X")
+        if not bool(torch.isfinite(X).all()):
+            raise ValueError(
+                "X has NaN or infinite entries; FactorAnalysis.fit needs complete data"
+            )
+        N, D = X.shape
+        K = check_latent_dim(latent_dim, D)
+        if max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+        mu = X.mean(0)
+        Xc = X - mu
+        var = Xc.pow(2).mean(0)
+        floor = min_psi * var.clamp_min(torch.finfo(X.dtype).tiny)
+        lam, V = principal_components(Xc)
+        if K > V.shape[1]:
+            raise ValueError(f"latent_dim = {K} exceeds the number of rows N = {N}")
+        sigma2 = lam[K:].sum() / (D - K)
+        W = V[:, :K] * (lam[:K] - sigma2).clamp_min(0).sqrt()
+        psi = torch.maximum(var - W.pow(2).sum(1), floor)
+        eye = torch.eye(K, dtype=X.dtype, device=X.device)
+
+        history: list[float] = []
+        converged = False
+        bar = progress_bar(range(max_iter), desc="FA EM", progress=progress)
+        n_iter = 0
+        for _ in bar:
+            n_iter += 1
+            Wp = W / psi[:, None]
+            L = cholesky(eye + W.mT @ Wp)
+            B = Xc @ Wp  # rows b_n = W^T Psi^-1 (x_n - mu)
+            Ez = torch.cholesky_solve(B.mT, L).mT
+            # per-datum log-likelihood at the current parameters (Woodbury, as in
+            # LinearGaussian.log_likelihood), free from the E-step's quantities
+            ll = -0.5 * (
+                D * math.log(2 * math.pi)
+                + psi.log().sum()
+                + 2 * L.diagonal().log().sum()
+                + (var / psi).sum()
+                - (B * Ez).sum() / N
+            )
+            history.append(float(ll))
+            if len(history) > 1 and history[-1] - history[-2] < tol:
+                converged = True
+                break
+            Sxz = Xc.mT @ Ez / N
+            Szz = torch.cholesky_inverse(L) + Ez.mT @ Ez / N
+            W = torch.linalg.solve(Szz, Sxz.mT).mT
+            psi = torch.maximum(var - (W * Sxz).sum(1), floor)
+            bar.set_postfix(ll=f"{history[-1]:.4f}")
+        bar.close()
+        if not converged:
+            last = history[-1] - history[-2] if len(history) > 1 else float("nan")
+            warnings.warn(
+                f"FactorAnalysis.fit: EM did not converge in {max_iter} iterations "
+                f"(last per-datum change {last:.2e} > tol = {tol:.0e})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        model = cls(W, mu, psi)
+        model.fit_info = EMInfo(n_iter=n_iter, converged=converged, log_likelihood=history)
+        return model
