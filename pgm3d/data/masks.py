@@ -22,6 +22,12 @@ def _check_shape(shape) -> tuple[int, int]:
     return shape
 
 
+def _draw_device(generator, device):
+    # draw where the generator lives, so one seeded CPU generator gives the same masks on
+    # every device; the result is then moved to ``device``
+    return generator.device if generator is not None else device
+
+
 def random_mask(
     shape,
     p_missing: float = 0.5,
@@ -33,14 +39,14 @@ def random_mask(
 
     :param shape: ``(N, D)``.
     :param float p_missing: probability that an entry is missing, in ``[0, 1]``.
+    :param generator: torch generator; the masks are drawn on its device and moved to ``device``.
     :returns: bool ``(N, D)``, True = observed.
     """
     shape = _check_shape(shape)
     if not 0.0 <= p_missing <= 1.0:
         raise ValueError(f"p_missing must be in [0, 1], got {p_missing}")
-    if generator is not None and device is None:
-        device = generator.device
-    return torch.rand(shape, generator=generator, device=device) >= p_missing
+    draws = torch.rand(shape, generator=generator, device=_draw_device(generator, device))
+    return (draws >= p_missing).to(device)
 
 
 def quarter_mask(
@@ -66,10 +72,9 @@ def quarter_mask(
     H, W = (int(s) for s in image_shape)
     if H < 2 or W < 2 or H * W != D:
         raise ValueError(f"image_shape {image_shape} must be at least 2x2 with H*W = D = {D}")
-    if generator is not None and device is None:
-        device = generator.device
     if quarter is None:
-        q = torch.randint(0, 4, (N,), generator=generator, device=device)
+        q = torch.randint(0, 4, (N,), generator=generator, device=_draw_device(generator, device))
+        q = q.to(device)
     else:
         q = torch.as_tensor(quarter, device=device).long().expand(N)
         if bool(((q < 0) | (q > 3)).any()):

@@ -58,25 +58,31 @@ class DenoisingEncoder:
         X_train,
         mask_sampler: Callable,
         *,
-        masks_per_row: int = 16,
-        ridge: float = 1e-8,
+        masks_per_row: int = 1,
+        ridge: float = 1e-4,
         generator: torch.Generator | None = None,
         name: str = "de",
         progress: bool | None = None,
     ) -> DenoisingEncoder:
-        r"""Fit the encoder by least squares on ``masks_per_row`` fresh masks of every row.
+        r"""Fit the encoder by least squares on ``masks_per_row`` masks of every training row.
 
-        The normal equations are accumulated over the mask draws, so memory stays at
-        ``O(D^2)`` whatever ``masks_per_row`` is.
+        The default, one mask per row (a fixed masked copy of the training set), reproduces
+        the thesis's DE errors on Frey faces (Table 4.2: random 1.15, quarters 1.22, DE* 1.89;
+        we measure 1.18, 1.30, 2.00 averaged over 5 seeds). Drawing more masks per row is an
+        improvement that approaches the regression optimum over the mask distribution
+        (16 masks: 0.98, 1.18, 1.83). The normal equations are accumulated over the draws, so
+        memory stays at ``O(D^2)`` whatever ``masks_per_row`` is.
 
         :param model: a fitted linear-Gaussian model (provides ``exact_posterior``, ``mu``).
         :param X_train: complete training data ``(N, D)``.
         :param mask_sampler: ``mask_sampler(shape, generator=, device=)`` returning a bool mask,
             e.g. ``functools.partial(random_mask, p_missing=0.5)``
             (see :mod:`pgm3d.data.masks`).
-        :param int masks_per_row: mask draws per training row.
-        :param float ridge: Tikhonov term, relative to the mean input variance, that keeps the
-            solve well posed when an input is (almost) never observed.
+        :param int masks_per_row: mask draws per training row (1 = the thesis's setting).
+        :param float ridge: Tikhonov term on ``A``, relative to the mean input variance. It
+            keeps the fit stable when an input barely varies (the always-blank border pixels
+            of the digits: without it one test image's error was 100x the others') and moves
+            the Frey-faces errors by under 0.1%.
         :param generator: torch generator for the masks (reproducibility).
         :param str name: the name results carry (``"de"``; the thesis's DE* is ``"de*"``).
         """
@@ -106,9 +112,10 @@ class DenoisingEncoder:
                 A += F.mT @ F
                 B += F.mT @ target
             n = N * masks_per_row
-            scale = A.diagonal()[:D].mean() / n
+            # ridge relative to the mean input variance; the intercept is not penalised
+            variance = A.diagonal()[:D] / n - (A[:D, D] / n).pow(2)
             reg = torch.zeros_like(A.diagonal())
-            reg[:D] = ridge * scale * n
+            reg[:D] = ridge * variance.mean() * n
             beta = torch.linalg.solve(A + torch.diag(reg), B)  # (D+1, K)
             # residual second moment from the normal-equation sums (exact for any beta)
             TT = target.mT @ target * masks_per_row

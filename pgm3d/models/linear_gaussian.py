@@ -96,16 +96,21 @@ class LinearGaussian(PyroModule):
         r""":math:`p(x \mid z) = \mathcal{N}(Wz + \mu, \Psi)` for ``z`` of shape ``(..., K)``."""
         return dist.Normal(z @ self.W.mT + self.mu, self.psi.sqrt()).to_event(1)
 
-    def sample(self, n: int, *, return_latents: bool = False):
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, return_latents: bool = False
+    ):
         """Draw ``n`` samples ``x`` of shape ``(n, D)`` (and ``z`` of shape ``(n, K)``).
 
-        Uses torch's global generator; seed it with ``pyro.set_rng_seed``.
+        :param generator: torch generator on the model's device; ``None`` uses the global one
+            (seed it with ``pyro.set_rng_seed``).
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-        W = self.W
-        z = torch.randn(n, self.latent_dim, dtype=W.dtype, device=W.device)
-        x = self.decode(z).sample()
+        with torch.no_grad():  # a draw, not a reparameterised sample
+            W = self.W
+            kw = dict(generator=generator, dtype=W.dtype, device=W.device)
+            z = torch.randn(n, self.latent_dim, **kw)
+            x = z @ W.mT + self.mu + self.psi.sqrt() * torch.randn(n, self.data_dim, **kw)
         return (x, z) if return_latents else x
 
     # ------------------------------------------------------------------ exact inference
