@@ -15,6 +15,7 @@ __all__ = [
     "check_model_matches",
     "check_observed_finite",
     "clean_missing",
+    "fill_where_missing",
 ]
 
 
@@ -80,6 +81,8 @@ def check_mask(mask, x: torch.Tensor, name: str = "mask") -> torch.Tensor:
 
 def check_observed_finite(x: torch.Tensor, mask: torch.Tensor | None, name: str = "x") -> None:
     """Raise if an observed entry of ``x`` is NaN or infinite; missing entries may hold anything."""
+    if bool(torch.isfinite(x.sum())):
+        return  # fast path: a NaN or inf anywhere would make the sum non-finite
     bad = ~torch.isfinite(x)
     if mask is not None:
         bad &= mask
@@ -95,11 +98,22 @@ def clean_missing(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Return ``x`` with missing entries replaced by zero.
 
     Masking a likelihood does not stop a NaN held under the mask from poisoning gradients
-    (``0 * nan = nan``), so missing entries are overwritten before any arithmetic.
+    (``0 * nan = nan``), so missing entries are overwritten before any arithmetic. Observed
+    entries must be finite (see :func:`check_observed_finite`); they pass through unchanged.
     """
     if mask is None:
         return x
-    return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+    # two cheap passes; faster on CPU than torch.where with a bool mask
+    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) * mask
+
+
+def fill_where_missing(x: torch.Tensor, mask: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``torch.where(mask, x, values)`` for finite ``values``; ``x`` may hold NaN where missing.
+
+    Observed entries come back bit for bit (``x + 0``) and missing ones are ``0 + values``;
+    on CPU this is several times faster than ``torch.where`` with a bool mask.
+    """
+    return clean_missing(x, mask) + values * ~mask
 
 
 def check_model_matches(model, x: torch.Tensor, name: str = "x") -> None:

@@ -33,7 +33,11 @@ class PrecisionMultivariateNormal(dist.MultivariateNormal):
 
     :param torch.Tensor loc: mean, shape ``batch_shape + (K,)``.
     :param torch.Tensor precision_tril: lower Cholesky factor of the precision, shape
-        broadcastable to ``batch_shape + (K, K)``.
+        broadcastable to ``batch_shape + (K, K)``; or, with ``index``, ``(U, K, K)`` factors
+        shared by groups of rows.
+    :param torch.Tensor index: optional ``(B,)`` long tensor; row ``i`` (along the last batch
+        dimension) uses ``precision_tril[index[i]]``. The per-row copy is made only when a
+        sample or density needs it, so many rows sharing few patterns cost little memory.
     """
 
     arg_constraints = {
@@ -41,41 +45,75 @@ class PrecisionMultivariateNormal(dist.MultivariateNormal):
         "precision_tril": constraints.lower_cholesky,
     }
 
-    def __init__(self, loc: torch.Tensor, precision_tril: torch.Tensor, validate_args=None):
+    def __init__(
+        self,
+        loc: torch.Tensor,
+        precision_tril: torch.Tensor,
+        index: torch.Tensor | None = None,
+        validate_args=None,
+    ):
         if loc.dim() < 1 or precision_tril.dim() < 2:
             raise ValueError("loc must be at least 1-D and precision_tril at least 2-D")
-        if precision_tril.shape[-1] != loc.shape[-1] or precision_tril.shape[-2] != loc.shape[-1]:
+        K = loc.shape[-1]
+        if precision_tril.shape[-2:] != (K, K):
             raise ValueError(
                 f"precision_tril of shape {tuple(precision_tril.shape)} does not match "
                 f"loc of shape {tuple(loc.shape)}"
             )
-        batch_shape = torch.broadcast_shapes(precision_tril.shape[:-2], loc.shape[:-1])
+        if index is None:
+            factor_batch = precision_tril.shape[:-2]
+            self._unbroadcasted_precision_tril = precision_tril
+        else:
+            if precision_tril.dim() != 3 or index.dim() != 1:
+                raise ValueError("with index, precision_tril must be (U, K, K) and index (B,)")
+            factor_batch = index.shape
+            self._factors, self._index = precision_tril, index
+        batch_shape = torch.broadcast_shapes(factor_batch, loc.shape[:-1])
         self.loc = loc.expand(batch_shape + (-1,))
-        self._unbroadcasted_precision_tril = precision_tril
-        # skip MultivariateNormal.__init__, which would factor the covariance eagerly
+        # skip MultivariateNormal.__init__, which would factor the covariance eagerly, and
+        # validate the shared factors here rather than a per-row copy of them
         torch.distributions.Distribution.__init__(
-            self, batch_shape, loc.shape[-1:], validate_args=validate_args
+            self, batch_shape, loc.shape[-1:], validate_args=False
         )
+        if validate_args is None:
+            validate_args = torch.distributions.Distribution._validate_args
+        self._validate_args = validate_args
+        if validate_args:
+            if not bool(constraints.real_vector.check(loc).all()):
+                raise ValueError("loc must be finite")
+            if not bool(constraints.lower_cholesky.check(precision_tril).all()):
+                raise ValueError("precision_tril must be lower triangular, positive diagonal")
+
+    @lazy_property
+    def _unbroadcasted_precision_tril(self) -> torch.Tensor:
+        # only reached when built with an index: gather the shared factors row by row
+        return self._factors[self._index]
 
     @property
     def precision_tril(self) -> torch.Tensor:
+        """Lower Cholesky factor of the precision, ``batch_shape + (K, K)``."""
         return self._unbroadcasted_precision_tril.expand(
             self._batch_shape + self._event_shape + self._event_shape
         )
 
+    def _per_factor(self, fn) -> torch.Tensor:
+        """``fn`` of each row's factor, computed once per shared factor when indexed."""
+        if "_unbroadcasted_precision_tril" not in self.__dict__:
+            return fn(self._factors)[self._index]
+        return fn(self._unbroadcasted_precision_tril)
+
     @lazy_property
     def _unbroadcasted_scale_tril(self) -> torch.Tensor:
-        L = self._unbroadcasted_precision_tril
-        return _precision_to_scale_tril(L @ L.mT)
+        return self._per_factor(lambda L: _precision_to_scale_tril(L @ L.mT))
 
     @lazy_property
     def precision_matrix(self) -> torch.Tensor:
-        L = self._unbroadcasted_precision_tril
-        return (L @ L.mT).expand(self._batch_shape + self._event_shape + self._event_shape)
+        P = self._per_factor(lambda L: L @ L.mT)
+        return P.expand(self._batch_shape + self._event_shape + self._event_shape)
 
     @lazy_property
     def covariance_matrix(self) -> torch.Tensor:
-        cov = torch.cholesky_inverse(self._unbroadcasted_precision_tril)
+        cov = self._per_factor(torch.cholesky_inverse)
         return cov.expand(self._batch_shape + self._event_shape + self._event_shape)
 
     @property
@@ -86,9 +124,14 @@ class PrecisionMultivariateNormal(dist.MultivariateNormal):
         batch_shape = torch.Size(batch_shape)
         new = self._get_checked_instance(PrecisionMultivariateNormal, _instance)
         new.loc = self.loc.expand(batch_shape + self.event_shape)
-        new._unbroadcasted_precision_tril = self._unbroadcasted_precision_tril
-        if "_unbroadcasted_scale_tril" in self.__dict__:
-            new._unbroadcasted_scale_tril = self._unbroadcasted_scale_tril
+        for name in (
+            "_unbroadcasted_precision_tril",
+            "_unbroadcasted_scale_tril",
+            "_factors",
+            "_index",
+        ):
+            if name in self.__dict__:
+                setattr(new, name, self.__dict__[name])
         torch.distributions.Distribution.__init__(
             new, batch_shape, self.event_shape, validate_args=False
         )
@@ -96,7 +139,7 @@ class PrecisionMultivariateNormal(dist.MultivariateNormal):
         return new
 
     def _half_log_det_precision(self) -> torch.Tensor:
-        return self._unbroadcasted_precision_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        return self._per_factor(lambda L: L.diagonal(dim1=-2, dim2=-1).log().sum(-1))
 
     def rsample(self, sample_shape=()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)

@@ -48,3 +48,30 @@ def test_expand_keeps_the_factor_lazy_and_broadcasts():
     assert "_unbroadcasted_scale_tril" not in e.__dict__
     assert e.log_prob(torch.zeros(3, dtype=F64)).shape == (4, 6)
     assert e.sample((2,)).shape == (2, 4, 6, 3)
+
+
+def test_shared_factors_through_an_index_match_per_row_factors():
+    _, P = random_case(3, B=3)
+    L = torch.linalg.cholesky(P)
+    index = torch.tensor([2, 0, 0, 1, 2])
+    rows = torch.randn(5, 3, dtype=F64)
+    shared = PrecisionMultivariateNormal(rows, L, index)
+    per_row = PrecisionMultivariateNormal(rows, L[index])
+    z = torch.randn(7, 5, 3, dtype=F64)
+    torch.testing.assert_close(shared.entropy(), per_row.entropy())
+    torch.testing.assert_close(shared.covariance_matrix, per_row.covariance_matrix)
+    torch.testing.assert_close(shared.scale_tril, per_row.scale_tril)
+    assert "_unbroadcasted_precision_tril" not in shared.__dict__  # nothing gathered yet
+    torch.testing.assert_close(shared.log_prob(z), per_row.log_prob(z))
+    assert shared.expand((2, 5)).log_prob(z[:2]).shape == (2, 5)
+
+
+def test_validation_rejects_bad_factors():
+    import pytest
+
+    _, P = random_case(4, B=2)
+    L = torch.linalg.cholesky(P)
+    with pytest.raises(ValueError, match="lower triangular"):
+        PrecisionMultivariateNormal(torch.zeros(3, dtype=F64), L[0].mT, validate_args=True)
+    with pytest.raises(ValueError, match="does not match"):
+        PrecisionMultivariateNormal(torch.zeros(2, dtype=F64), L[0])

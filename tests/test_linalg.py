@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pgm3d import linalg
-from pgm3d.linalg import pattern_gram, unique_rows
+from pgm3d.linalg import masked_gram, unique_rows
 
 
 @pytest.mark.parametrize("D", [1, 63, 64, 200])
@@ -33,14 +33,26 @@ def test_unique_rows_rejects_non_bool():
         unique_rows(torch.ones(3, 4))
 
 
-@pytest.mark.parametrize("sparse", [False, True])
-def test_pattern_gram_is_weighted_gram_of_selected_rows(sparse):
+@pytest.mark.parametrize("U", [3, 40])
+@pytest.mark.parametrize("sparse", [None, False, True])
+def test_masked_gram_is_weighted_gram_of_selected_rows(U, sparse):
     g = torch.Generator().manual_seed(1)
     W = torch.randn(25, 4, generator=g, dtype=torch.float64)
     w = torch.rand(25, generator=g, dtype=torch.float64)
-    S = torch.rand(6, 25, generator=g) < 0.3
-    Q = pattern_gram(W, w, S, sparse=sparse)
-    for u in range(6):
+    # selection rates from 5% to 95%: the packed path builds some rows, downdates others
+    S = torch.rand(U, 25, generator=g) < torch.linspace(0.05, 0.95, U)[:, None]
+    Q = masked_gram(W, w, S, diagonal=2.0, sparse=sparse)
+    for u in range(U):
         Ws = W[S[u]]
-        torch.testing.assert_close(Q[u], Ws.T @ (Ws * w[S[u], None]))
+        ref = Ws.T @ (Ws * w[S[u], None]) + 2.0 * torch.eye(4, dtype=torch.float64)
+        torch.testing.assert_close(Q[u], ref)
     torch.testing.assert_close(Q, Q.mT)
+
+
+def test_unique_rows_numbers_patterns_by_first_occurrence():
+    mask = torch.tensor([[1, 0], [0, 1], [1, 0], [1, 1]], dtype=torch.bool)
+    patterns, inverse = unique_rows(mask)
+    assert inverse.tolist() == [0, 1, 0, 2]
+    assert torch.equal(patterns, mask[[0, 1, 3]])
+    distinct = torch.rand(20, 30, generator=torch.Generator().manual_seed(2)) < 0.5
+    assert torch.equal(unique_rows(distinct)[1], torch.arange(20))

@@ -20,6 +20,7 @@ from pgm3d._validation import (
     check_mask,
     check_model_matches,
     check_observed_finite,
+    fill_where_missing,
 )
 from pgm3d.registry import Registry
 
@@ -51,7 +52,7 @@ def fill_missing(model, x: torch.Tensor, mask: torch.Tensor, z_loc: torch.Tensor
     For a linear-Gaussian model :math:`\mathbb{E}[x_m \mid x_v] = W_m\,\mathbb{E}[z] + \mu_m`
     exactly, which is what this computes; observed entries are returned unchanged.
     """
-    return torch.where(mask, x, model.decode(z_loc).mean)
+    return fill_where_missing(x, mask, model.decode(z_loc).mean)
 
 
 def require(model, method: str, *attrs: str) -> None:

@@ -26,7 +26,7 @@ import pyro.distributions as dist
 import torch
 
 from pgm3d._progress import progress_bar
-from pgm3d._validation import as_data, check_model_matches
+from pgm3d._validation import as_data, check_model_matches, fill_where_missing
 from pgm3d.inference.base import Completion, fill_missing, require
 from pgm3d.models.linear_gaussian import cholesky
 
@@ -135,7 +135,7 @@ class DenoisingEncoder:
                 f"x is {x.dtype} on {x.device} but the encoder is {self.weight.dtype} on "
                 f"{self.weight.device}; use DenoisingEncoder.to(...)"
             )
-        loc = torch.where(mask, x, self.fill) @ self.weight.mT + self.bias
+        loc = fill_where_missing(x, mask, self.fill) @ self.weight.mT + self.bias
         z = dist.MultivariateNormal(loc, scale_tril=self._scale_tril, validate_args=False)
         return Completion(z=z, x=fill_missing(model, x, mask, loc), mask=mask, method=self.name)
 

@@ -8,8 +8,7 @@ FCA posterior; only the filled-in data differ (FCA decodes that latent, this doe
 
 from __future__ import annotations
 
-import torch
-
+from pgm3d._validation import fill_where_missing
 from pgm3d.inference.base import COMPLETION_METHODS, Completion, require
 from pgm3d.inference.fca import fca
 
@@ -20,6 +19,6 @@ __all__ = ["mean_imputation"]
 def mean_imputation(model, x, mask) -> Completion:
     """Fill missing entries with the model's mean ``mu``."""
     require(model, "mean", "mu")
-    filled = torch.where(mask, x, model.mu)
+    filled = fill_where_missing(x, mask, model.mu)
     # the residual of an imputed entry is zero, so FCA on (x, mask) is the full-data encoder
     return Completion(z=fca(model, x, mask).z, x=filled, mask=mask, method="mean")

@@ -32,7 +32,7 @@ from pgm3d._validation import (
     clean_missing,
 )
 from pgm3d.distributions import PrecisionMultivariateNormal
-from pgm3d.linalg import pattern_gram, unique_rows
+from pgm3d.linalg import SMALL_BATCH, masked_gram, unique_rows
 
 __all__ = ["LinearGaussian", "check_latent_dim", "cholesky"]
 
@@ -94,7 +94,10 @@ class LinearGaussian(PyroModule):
 
     def decode(self, z: torch.Tensor) -> dist.Independent:
         r""":math:`p(x \mid z) = \mathcal{N}(Wz + \mu, \Psi)` for ``z`` of shape ``(..., K)``."""
-        return dist.Normal(z @ self.W.mT + self.mu, self.psi.sqrt()).to_event(1)
+        # psi is constrained positive and the mean is finite for finite z, so per-entry
+        # validation would only cost a pass over (B, D) on every completion
+        loc = z @ self.W.mT + self.mu
+        return dist.Normal(loc, self.psi.sqrt(), validate_args=False).to_event(1)
 
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, return_latents: bool = False
@@ -138,33 +141,26 @@ class LinearGaussian(PyroModule):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Posterior precisions :math:`P_v = I + W_v^\top\Psi_v^{-1}W_v`, one per mask pattern.
 
-        Rows of ``mask`` that share a pattern share one matrix. A pattern with fewer missing
-        than observed entries is *downdated* from the full-data precision,
-        :math:`P_v = P - W_m^\top \Psi_m^{-1} W_m`, so the work per pattern follows
-        :math:`\min(|v|, |m|)`; all patterns are formed in one matrix product
-        (:func:`pgm3d.linalg.pattern_gram`).
+        Rows of ``mask`` that share a pattern share one matrix. All patterns come from one
+        matrix product, and a pattern with fewer missing than observed entries is *downdated*
+        from the full-data precision, :math:`P_v = P - W_m^\top \Psi_m^{-1} W_m`, so the work
+        per pattern follows :math:`\min(|v|, |m|)` (see :func:`pgm3d.linalg.masked_gram`).
 
         :param torch.Tensor mask: bool ``(B, D)``, ``True`` = observed.
         :param sparse: force the sparse or dense product (``None``: choose by density).
         :returns: ``(P, inverse)``: ``P`` of shape ``(U, K, K)`` and ``inverse`` of shape
-            ``(B,)`` with row ``i`` using ``P[inverse[i]]``.
+            ``(B,)`` with row ``i`` using ``P[inverse[i]]``; patterns are numbered in order of
+            first occurrence.
         """
-        W, psi = self.W, self.psi
-        D, K = W.shape
-        if mask.dim() != 2 or mask.shape[1] != D or mask.dtype != torch.bool:
+        W = self.W
+        if mask.dim() != 2 or mask.shape[1] != W.shape[0] or mask.dtype != torch.bool:
             raise ValueError(
-                f"mask must be a bool tensor of shape (B, {D}), got {mask.dtype} "
+                f"mask must be a bool tensor of shape (B, {W.shape[0]}), got {mask.dtype} "
                 f"{tuple(mask.shape)}"
             )
         patterns, inverse = unique_rows(mask)
-        n_obs = patterns.sum(1)
-        downdate = n_obs > D - n_obs
-        select = torch.where(downdate[:, None], ~patterns, patterns)
-        Q = pattern_gram(W, psi.reciprocal(), select, sparse=sparse)
-        eye = torch.eye(K, dtype=W.dtype, device=W.device)
-        base = torch.where(downdate[:, None, None], self.full_precision(), eye)
-        sign = 1.0 - 2.0 * downdate.to(W.dtype)
-        return base + sign[:, None, None] * Q, inverse
+        P = masked_gram(W, self.psi.reciprocal(), patterns, diagonal=1.0, sparse=sparse)
+        return P, inverse
 
     def exact_posterior(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
@@ -180,8 +176,8 @@ class LinearGaussian(PyroModule):
             shape ``(B,)`` and event shape ``(K,)``.
         """
         x, mask = self._check_inputs(x, mask)
-        loc, L, _ = self._posterior_terms(x, mask)
-        return PrecisionMultivariateNormal(loc, L, validate_args=False)
+        loc, L, index, _ = self._posterior_terms(x, mask)
+        return PrecisionMultivariateNormal(loc, L, index, validate_args=False)
 
     def log_likelihood(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         r"""Exact marginal log-density of each row's observed entries, shape ``(B,)``.
@@ -195,11 +191,13 @@ class LinearGaussian(PyroModule):
         the factorisation of :meth:`exact_posterior`. Differentiable in the parameters.
         """
         x, mask = self._check_inputs(x, mask)
-        loc, L, b = self._posterior_terms(x, mask)
+        loc, L, index, b = self._posterior_terms(x, mask)
         psi = self.psi
         resid = clean_missing(x - self.mu, mask)
         quad = (resid.pow(2) / psi).sum(-1) - (b * loc).sum(-1)
         log_det_P = 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        if index is not None:
+            log_det_P = log_det_P[index]
         if mask is None:
             n_obs = torch.full_like(quad, self.data_dim)
             log_det_psi = psi.log().sum()
@@ -218,24 +216,42 @@ class LinearGaussian(PyroModule):
         return x, mask
 
     def _project(self, x, mask):
-        resid = clean_missing(x - self.mu, mask)
-        return (resid / self.psi) @ self.W
+        return clean_missing(x - self.mu, mask) @ (self.W / self.psi[:, None])
 
     def _posterior_terms(self, x, mask):
-        """Posterior mean ``(B, K)``, precision Cholesky factor per row, and ``b``."""
+        """Posterior means ``(B, K)``, precision factors and their row index, and ``b``.
+
+        The factors are ``(K, K)`` (one for all rows, ``index`` None), ``(B, K, K)`` (one per
+        row, ``index`` None) or ``(U, K, K)`` shared through ``index`` of shape ``(B,)``.
+        """
         b = self._project(x, mask)
         if mask is None:
             P, inverse = self.full_precision()[None], None
         else:
             P, inverse = self.precision(mask)
         L = cholesky(P)
-        if inverse is None or L.shape[0] == 1:
+        U, B = L.shape[0], x.shape[0]
+        if U == 1:
             # one factor for every row: a single multi-right-hand-side solve
-            loc = torch.cholesky_solve(b.mT, L[0]).mT
-            return loc, L[0], b
-        L = L[inverse]
-        loc = torch.cholesky_solve(b.unsqueeze(-1), L).squeeze(-1)
-        return loc, L, b
+            return torch.cholesky_solve(b.mT, L[0]).mT, L[0], None, b
+        if U == B:
+            # all rows differ; patterns are numbered by first occurrence, so inverse == arange
+            return _solve(L, b), L, None, b
+        if U <= SMALL_BATCH:
+            # few patterns: one multi-right-hand-side solve per pattern, no per-row copies
+            loc = torch.empty_like(b)
+            order = torch.argsort(inverse)
+            counts = torch.bincount(inverse, minlength=U).tolist()
+            for u, rows in enumerate(torch.split(order, counts)):
+                loc[rows] = torch.cholesky_solve(b[rows].mT, L[u]).mT
+            return loc, L, inverse, b
+        return _solve(L[inverse], b), L, inverse, b
+
+
+def _solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise :math:`(L L^\top)^{-1} b` for ``L`` of shape ``(B, K, K)``, ``b`` of ``(B, K)``."""
+    y = torch.linalg.solve_triangular(L, b.unsqueeze(-1), upper=False)
+    return torch.linalg.solve_triangular(L.mT, y, upper=True).squeeze(-1)
 
 
 def cholesky(P: torch.Tensor) -> torch.Tensor:
