@@ -118,8 +118,8 @@ class FactorAnalysis(LinearGaussian):
         :param int latent_dim: number of factors ``K``, ``1 <= K < D``.
         :param int max_iter: most EM iterations; a warning is given if they run out.
         :param float tol: convergence threshold on the per-datum log-likelihood.
-        :param float min_psi: floor on each ``psi_d``, relative to the variance of ``x_d``
-            (Heywood cases otherwise drive a variance to zero).
+        :param float min_psi: floor on each ``psi_d``, relative to the mean variance of the
+            columns (Heywood cases and constant columns otherwise drive a variance to zero).
         :param progress: show a progress bar (``None``: only on a terminal).
         """
         X = as_data(X, "X")
@@ -134,7 +134,8 @@ class FactorAnalysis(LinearGaussian):
         mu = X.mean(0)
         Xc = X - mu
         var = Xc.pow(2).mean(0)
-        floor = min_psi * var.clamp_min(torch.finfo(X.dtype).tiny)
+        # relative to the mean variance, so constant columns (blank pixels) stay well posed
+        floor = min_psi * var.mean().clamp_min(torch.finfo(X.dtype).tiny)
         lam, V = principal_components(Xc)
         if K > V.shape[1]:
             raise ValueError(f"latent_dim = {K} exceeds the number of rows N = {N}")

@@ -207,6 +207,16 @@ def test_fa_em_is_monotone_and_matches_sklearn_optimum():
     assert (C - truth.marginal_covariance().detach()).abs().max() < 0.15 * C.abs().max()
 
 
+def test_fa_fit_survives_a_constant_column():
+    X = FactorAnalysis.random(8, 2, generator=torch.Generator().manual_seed(4), dtype=F64).sample(
+        200
+    )
+    X[:, 3] = 0.5  # e.g. a pixel that is blank in every image
+    model = FactorAnalysis.fit(X, 2)
+    assert torch.isfinite(model.log_likelihood(X)).all()
+    assert model.psi[3] > 0 and model.W[3].abs().max() < 1e-6
+
+
 def test_fa_em_warns_when_it_runs_out_of_iterations():
     X = FactorAnalysis.random(8, 2, generator=torch.Generator().manual_seed(3), dtype=F64).sample(
         100
