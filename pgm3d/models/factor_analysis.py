@@ -47,20 +47,13 @@ class FactorAnalysis(LinearGaussian):
     """
 
     def __init__(self, W: torch.Tensor, mu: torch.Tensor, psi: torch.Tensor):
-        super().__init__()
-        W = torch.as_tensor(W)
-        if W.dim() != 2 or not W.is_floating_point():
-            raise ValueError(f"W must be a 2-D float tensor (D, K), got {tuple(W.shape)}")
-        mu = torch.as_tensor(mu, dtype=W.dtype, device=W.device)
+        super().__init__(W, mu)
+        W = self.W
         psi = torch.as_tensor(psi, dtype=W.dtype, device=W.device)
-        if mu.shape != W.shape[:1]:
-            raise ValueError(f"mu must have shape ({W.shape[0]},), got {tuple(mu.shape)}")
         if psi.shape != W.shape[:1]:
             raise ValueError(f"psi must have shape ({W.shape[0]},), got {tuple(psi.shape)}")
         if not bool((psi > 0).all()):
             raise ValueError("psi must be positive")
-        self.W = torch.nn.Parameter(W.clone())
-        self.mu = torch.nn.Parameter(mu.clone())
         self.psi = PyroParam(psi.clone(), constraint=constraints.positive, event_dim=1)
         self.fit_info: EMInfo | None = None
 
@@ -75,12 +68,8 @@ class FactorAnalysis(LinearGaussian):
         device=None,
     ) -> FactorAnalysis:
         """A model with standard-normal ``W`` and ``mu`` and ``psi ~ U(0.1, 1.1)``."""
-        check_latent_dim(latent_dim, data_dim)
-        kw = dict(generator=generator, dtype=dtype or torch.get_default_dtype(), device=device)
-        W = torch.randn(data_dim, latent_dim, **kw)
-        mu = torch.randn(data_dim, **kw)
-        psi = 0.1 + torch.rand(data_dim, **kw)
-        return cls(W, mu, psi)
+        W, mu, kw = cls._random_loadings(data_dim, latent_dim, generator, dtype, device)
+        return cls(W, mu, 0.1 + torch.rand(data_dim, **kw))
 
     @classmethod
     def fit(

@@ -64,6 +64,24 @@ class LinearGaussian(PyroModule):
     mu: torch.Tensor
     psi: torch.Tensor
 
+    def __init__(self, W: torch.Tensor, mu: torch.Tensor):
+        super().__init__()
+        W = torch.as_tensor(W)
+        if W.dim() != 2 or not W.is_floating_point():
+            raise ValueError(f"W must be a 2-D float tensor (D, K), got {tuple(W.shape)}")
+        mu = torch.as_tensor(mu, dtype=W.dtype, device=W.device)
+        if mu.shape != W.shape[:1]:
+            raise ValueError(f"mu must have shape ({W.shape[0]},), got {tuple(mu.shape)}")
+        self.W = torch.nn.Parameter(W.clone())
+        self.mu = torch.nn.Parameter(mu.clone())
+
+    @staticmethod
+    def _random_loadings(data_dim, latent_dim, generator, dtype, device):
+        """Standard-normal ``W (D, K)`` and ``mu (D,)`` for the ``random`` constructors."""
+        check_latent_dim(latent_dim, data_dim)
+        kw = dict(generator=generator, dtype=dtype or torch.get_default_dtype(), device=device)
+        return torch.randn(data_dim, latent_dim, **kw), torch.randn(data_dim, **kw), kw
+
     @property
     def data_dim(self) -> int:
         return self.W.shape[0]

@@ -28,18 +28,10 @@ class PPCA(LinearGaussian):
     """
 
     def __init__(self, W: torch.Tensor, mu: torch.Tensor, sigma2):
-        super().__init__()
-        W = torch.as_tensor(W)
-        if W.dim() != 2 or not W.is_floating_point():
-            raise ValueError(f"W must be a 2-D float tensor (D, K), got {tuple(W.shape)}")
-        mu = torch.as_tensor(mu, dtype=W.dtype, device=W.device)
-        sigma2 = torch.as_tensor(sigma2, dtype=W.dtype, device=W.device)
-        if mu.shape != W.shape[:1]:
-            raise ValueError(f"mu must have shape ({W.shape[0]},), got {tuple(mu.shape)}")
+        super().__init__(W, mu)
+        sigma2 = torch.as_tensor(sigma2, dtype=self.W.dtype, device=self.W.device)
         if sigma2.dim() != 0 or not bool(sigma2 > 0):
             raise ValueError(f"sigma2 must be a positive scalar, got {sigma2}")
-        self.W = torch.nn.Parameter(W.clone())
-        self.mu = torch.nn.Parameter(mu.clone())
         self.sigma2 = PyroParam(sigma2.clone(), constraint=constraints.positive)
 
     @property
@@ -59,9 +51,8 @@ class PPCA(LinearGaussian):
         device=None,
     ) -> PPCA:
         """A PPCA model with standard-normal loadings and mean, for tests and initialisation."""
-        check_latent_dim(latent_dim, data_dim)
-        kw = dict(generator=generator, dtype=dtype or torch.get_default_dtype(), device=device)
-        return cls(torch.randn(data_dim, latent_dim, **kw), torch.randn(data_dim, **kw), sigma2)
+        W, mu, _ = cls._random_loadings(data_dim, latent_dim, generator, dtype, device)
+        return cls(W, mu, sigma2)
 
     @classmethod
     def fit(cls, X, latent_dim: int | None = None, explained_variance: float | None = None) -> PPCA:
