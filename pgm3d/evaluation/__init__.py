@@ -1,5 +1,27 @@
 """Metrics and diagnostics of models and posterior approximations."""
 
+from pgm3d.evaluation.compare import PosteriorComparison, evaluate_posteriors
+from pgm3d.evaluation.diagnostics import (
+    ActiveUnits,
+    SBCResult,
+    active_units,
+    guide_from,
+    kl_to_exact,
+    psis_khat,
+    sbc,
+)
 from pgm3d.evaluation.imputation import ImputationError, imputation_mse
 
-__all__ = ["ImputationError", "imputation_mse"]
+__all__ = [
+    "ActiveUnits",
+    "ImputationError",
+    "PosteriorComparison",
+    "SBCResult",
+    "active_units",
+    "evaluate_posteriors",
+    "guide_from",
+    "imputation_mse",
+    "kl_to_exact",
+    "psis_khat",
+    "sbc",
+]

@@ -4,8 +4,35 @@
 >>> result = complete(model, x, mask, method="sca")   # doctest: +SKIP
 """
 
-from pgm3d.inference import exact, fca, mean, sca  # noqa: F401  (register the methods)
+# importing the back ends registers them
+from pgm3d.inference import exact, fca, importance, mean, mwg, nuts, pseudo_gibbs, sca  # noqa: F401
 from pgm3d.inference.base import COMPLETION_METHODS, Completion, complete
 from pgm3d.inference.denoising import DenoisingEncoder
+from pgm3d.inference.elbo import ELBO, MeanFieldELBO
+from pgm3d.inference.graph import check_guide, model_graph
+from pgm3d.inference.iwae import IWAE, DReG
+from pgm3d.inference.likelihood import log_likelihood
+from pgm3d.inference.objectives import OBJECTIVES, Objective
+from pgm3d.inference.rws import RWS
+from pgm3d.inference.samples import SampleCompletion
+from pgm3d.inference.training import FitHistory, fit
 
-__all__ = ["COMPLETION_METHODS", "Completion", "DenoisingEncoder", "complete"]
+__all__ = [
+    "COMPLETION_METHODS",
+    "ELBO",
+    "IWAE",
+    "OBJECTIVES",
+    "RWS",
+    "Completion",
+    "DReG",
+    "DenoisingEncoder",
+    "FitHistory",
+    "MeanFieldELBO",
+    "Objective",
+    "SampleCompletion",
+    "check_guide",
+    "complete",
+    "fit",
+    "log_likelihood",
+    "model_graph",
+]

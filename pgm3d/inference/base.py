@@ -9,6 +9,7 @@ a model's layers: they use the model's public interface (``exact_posterior``,
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -70,6 +71,7 @@ def complete(
     x: torch.Tensor,
     mask: torch.Tensor | None = None,
     method: str | Callable = "exact",
+    **options,
 ) -> Completion:
     """Infer the latents of partially observed rows and fill in their missing entries.
 
@@ -77,10 +79,14 @@ def complete(
     :param torch.Tensor x: ``(B, D)`` data; entries where ``mask`` is False are ignored (they
         may be NaN).
     :param mask: bool ``(B, D)``, ``True`` = observed; ``None`` = fully observed.
-    :param method: a registered name (see ``COMPLETION_METHODS.names()``: ``"exact"``,
-        ``"fca"``, ``"sca"``, ``"mean"``) or a fitted method object such as a
-        :class:`~pgm3d.inference.DenoisingEncoder`.
-    :returns: a :class:`Completion` on ``x``'s device and dtype.
+    :param method: a registered name (see ``COMPLETION_METHODS.names()``): the closed forms
+        ``"exact"``, ``"fca"``, ``"sca"``, ``"mean"`` of linear-Gaussian models, or the
+        samplers ``"pseudo_gibbs"``, ``"mwg"``, ``"importance"``, ``"nuts"`` of any model; or
+        a fitted method object such as a :class:`~pgm3d.inference.DenoisingEncoder`.
+    :param options: the method's options, e.g. ``chains=4, warmup=100, thin=10,
+        num_samples=25`` for the samplers.
+    :returns: a :class:`Completion` (a :class:`~pgm3d.inference.samples.SampleCompletion`
+        for the samplers) on ``x``'s device and dtype.
     """
     check_data(x, "x")
     if mask is None:
@@ -94,4 +100,9 @@ def complete(
         fn = method
     else:
         raise ValueError(f"method must be a name or a callable, got {type(method).__name__}")
-    return fn(model, x, mask)
+    try:
+        inspect.signature(fn).bind(model, x, mask, **options)
+    except TypeError as e:
+        name = method if isinstance(method, str) else type(method).__name__
+        raise ValueError(f"completion method {name!r} does not take these options: {e}") from None
+    return fn(model, x, mask, **options)

@@ -4,12 +4,23 @@
 """
 
 from pgm3d.models.factor_analysis import EMInfo, FactorAnalysis
+from pgm3d.models.guides import GaussianEncoderGuide
 from pgm3d.models.linear_gaussian import LinearGaussian
 from pgm3d.models.ppca import PPCA
+from pgm3d.models.vae import VAE
 from pgm3d.registry import Registry
 
 MODELS: Registry = Registry("model")
 MODELS.register("fa")(FactorAnalysis)
 MODELS.register("ppca")(PPCA)
+MODELS.register("vae")(VAE)
 
-__all__ = ["MODELS", "PPCA", "EMInfo", "FactorAnalysis", "LinearGaussian"]
+__all__ = [
+    "MODELS",
+    "PPCA",
+    "VAE",
+    "EMInfo",
+    "FactorAnalysis",
+    "GaussianEncoderGuide",
+    "LinearGaussian",
+]

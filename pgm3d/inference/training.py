@@ -1,0 +1,151 @@
+"""``fit``: train any model/guide pair with any registered objective."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import pyro
+import torch
+
+from pgm3d._progress import progress_bar
+from pgm3d._validation import as_data, check_mask, check_model_matches, check_observed_finite
+from pgm3d.inference.objectives import OBJECTIVES, Objective
+
+__all__ = ["FitHistory", "fit"]
+
+
+@dataclass
+class FitHistory:
+    """What :func:`fit` did.
+
+    :ivar bound: per epoch, the mean per-datapoint bound (ELBO or IWAE bound, at that epoch's
+        KL weight) over the epoch's minibatches.
+    :ivar kl_weight: per epoch, the KL weight at its last step.
+    :ivar steps: optimiser steps taken.
+    :ivar seconds: wall time.
+    :ivar stopped_early: a callback asked to stop.
+    """
+
+    bound: list[float] = field(default_factory=list)
+    kl_weight: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def loss(self) -> list[float]:
+        """Per epoch, the negative mean bound (what was minimised)."""
+        return [-b for b in self.bound]
+
+
+def fit(
+    model,
+    data,
+    objective: str | Objective = "elbo",
+    *,
+    mask: torch.Tensor | None = None,
+    guide=None,
+    num_particles: int = 1,
+    kl_weight: float = 1.0,
+    kl_warmup: int = 0,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    parameters: Iterable[torch.Tensor] | None = None,
+    device: str | torch.device | None = None,
+    callbacks: Iterable[Callable] = (),
+    seed: int = 0,
+    progress: bool | None = None,
+) -> FitHistory:
+    """Train a model/guide pair by stochastic optimisation of an objective.
+
+    Each step draws a minibatch of ``batch_size`` rows (shuffled each epoch by a generator
+    seeded with ``seed``), evaluates the objective with the minibatch scale ``N / B`` applied
+    outside the per-datapoint bounds, and takes an Adam step.
+
+    :param model: a pgm3d model (``model.model``, ``model.guide``; a ``PyroModule``).
+    :param data: ``(N, D)`` tensor or array.
+    :param objective: a name in ``OBJECTIVES`` (``"elbo"``, ``"meanfield"``, ``"iwae"``,
+        ``"dreg"``, ``"rws"``) or a constructed :class:`~pgm3d.inference.Objective`.
+    :param mask: optional bool ``(N, D)``, True = observed.
+    :param guide: a guide to train instead of ``model.guide``.
+    :param int num_particles: samples of the guide per data point.
+    :param float kl_weight: target KL weight :math:`\\alpha` (thesis eq. 3.5).
+    :param int kl_warmup: steps over which the KL weight rises linearly from 0 to
+        ``kl_weight`` (0 = no warm-up).
+    :param parameters: what to optimise (default: every parameter of the model and guide);
+        pass ``guide.parameters()`` to fit a guide to a fixed model.
+    :param device: move the model, guide and data there first (default: leave them).
+    :param callbacks: called as ``cb(epoch, history)`` after each epoch; a callback returning
+        True stops training.
+    :param int seed: seeds Pyro's and torch's global generators and the shuffling.
+    :param progress: progress bar over epochs (``None``: only on a terminal).
+    :returns: a :class:`FitHistory`.
+    """
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if kl_warmup < 0:
+        raise ValueError(f"kl_warmup must be >= 0, got {kl_warmup}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    if device is not None:
+        model.to(device)
+        if isinstance(guide, torch.nn.Module):
+            guide.to(device)
+    x = as_data(data, "data", device=device)
+    if mask is not None:
+        mask = check_mask(mask.to(x.device), x)
+    check_observed_finite(x, mask, "data")
+    check_model_matches(model, x, "data")
+    if isinstance(objective, Objective):
+        loss_fn = objective
+    else:
+        loss_fn = OBJECTIVES[objective](
+            model, guide, num_particles=num_particles, kl_weight=kl_weight
+        )
+    params = list(loss_fn.parameters() if parameters is None else parameters)
+    if not params:
+        raise ValueError("nothing to optimise: the model and guide have no parameters")
+    optimizer = torch.optim.Adam(params, lr=lr)
+    pyro.set_rng_seed(seed)
+    shuffle = torch.Generator().manual_seed(seed)
+    N = x.shape[0]
+    B = min(batch_size, N)
+    history = FitHistory()
+    start = time.perf_counter()
+    bar = progress_bar(range(epochs), desc=f"fit ({loss_fn.__class__.__name__})", progress=progress)
+    for epoch in bar:
+        order = torch.randperm(N, generator=shuffle).to(x.device)
+        total, alpha = 0.0, kl_weight
+        for i in range(0, N, B):
+            rows = order[i : i + B]
+            alpha = (
+                kl_weight * min(1.0, (history.steps + 1) / kl_warmup) if kl_warmup else kl_weight
+            )
+            optimizer.zero_grad()
+            loss = loss_fn(
+                x[rows], None if mask is None else mask[rows], scale=N / len(rows), kl_weight=alpha
+            )
+            if not torch.isfinite(loss):
+                raise RuntimeError(
+                    f"the {loss_fn.__class__.__name__} loss became {loss.item()} at epoch "
+                    f"{epoch}, step {history.steps}; try a smaller lr"
+                )
+            loss.backward()
+            optimizer.step()
+            history.steps += 1
+            total += loss_fn.last_bound * len(rows)
+        history.bound.append(total / N)
+        history.kl_weight.append(alpha)
+        bar.set_postfix(bound=f"{history.bound[-1]:.3f}")
+        if any(cb(epoch, history) for cb in callbacks):
+            history.stopped_early = True
+            break
+    history.seconds = time.perf_counter() - start
+    if math.isnan(history.bound[-1]):
+        raise RuntimeError("training produced a NaN bound")
+    return history
