@@ -32,8 +32,8 @@ def _check(model, x, mask):
     check_data(x, "x")
     if mask is not None:
         check_mask(mask, x)
-    check_observed_finite(x, mask)
     check_model_matches(model, x)
+    check_observed_finite(x, mask)
 
 
 def guide_from(posterior: dist.Distribution, site: str = "z") -> Callable:

@@ -92,8 +92,8 @@ def complete(
     if mask is None:
         mask = torch.ones_like(x, dtype=torch.bool)
     check_mask(mask, x)
-    check_observed_finite(x, mask)
     check_model_matches(model, x)
+    check_observed_finite(x, mask)
     if isinstance(method, str):
         fn = COMPLETION_METHODS[method]
     elif callable(method):

@@ -6,6 +6,7 @@ import networkx as nx
 import pyro.poutine as poutine
 import torch
 from pyro.infer.inspect import get_model_relations
+from pyro.poutine.util import prune_subsample_sites
 
 __all__ = ["check_guide", "model_graph"]
 
@@ -42,7 +43,7 @@ def check_guide(model, x: torch.Tensor, mask: torch.Tensor | None = None, guide=
     latents = {n for n, a in graph.nodes(data=True) if not a["observed"]}
     guide = model.guide if guide is None else guide
     with poutine.block():
-        trace = poutine.trace(guide).get_trace(x, mask)
+        trace = prune_subsample_sites(poutine.trace(guide).get_trace(x, mask))
     sampled = {n for n, s in trace.nodes.items() if s["type"] == "sample"}
     if latents - sampled:
         raise ValueError(

@@ -48,8 +48,8 @@ def log_likelihood(
     check_data(x, "x")
     if mask is not None:
         check_mask(mask, x)
-    check_observed_finite(x, mask)
     check_model_matches(model, x)
+    check_observed_finite(x, mask)
     if method == "exact":
         if not hasattr(model, "log_likelihood"):
             raise ValueError(f"method='exact' needs a closed form; {type(model).__name__} has none")

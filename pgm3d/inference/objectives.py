@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from pgm3d._validation import check_data, check_mask, check_observed_finite
+from pgm3d._validation import check_data, check_mask, check_model_matches, check_observed_finite
 from pgm3d.inference._tracing import plate_nesting
 from pgm3d.registry import Registry
 
@@ -84,6 +84,7 @@ class Objective(torch.nn.Module):
         check_data(x, "x")
         if mask is not None:
             check_mask(mask, x)
+        check_model_matches(self.pgm3d_model, x)
         check_observed_finite(x, mask)
         alpha = self.kl_weight if kl_weight is None else kl_weight
         loss, bound = self.loss_and_bound(x, mask, scale, alpha)

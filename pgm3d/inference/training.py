@@ -99,8 +99,8 @@ def fit(
     x = as_data(data, "data", device=device)
     if mask is not None:
         mask = check_mask(mask.to(x.device), x)
-    check_observed_finite(x, mask, "data")
     check_model_matches(model, x, "data")
+    check_observed_finite(x, mask, "data")
     if isinstance(objective, Objective):
         loss_fn = objective
     else:

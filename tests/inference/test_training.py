@@ -1,0 +1,92 @@
+import pytest
+import torch
+
+from pgm3d import FactorAnalysis
+from pgm3d.inference import OBJECTIVES, FitHistory, fit
+from pgm3d.models import VAE
+
+F64 = torch.float64
+
+
+@pytest.fixture
+def data():
+    fa = FactorAnalysis.random(6, 2, generator=torch.Generator().manual_seed(0))
+    return fa.sample(256, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("objective", ["elbo", "meanfield", "iwae", "dreg", "rws"])
+def test_every_objective_trains_a_vae(data, objective):
+    torch.manual_seed(0)
+    vae = VAE(6, 2, hidden=(32,))
+    h = fit(
+        vae, data, objective, num_particles=4, epochs=15, batch_size=64, lr=1e-2, progress=False
+    )
+    assert isinstance(h, FitHistory) and len(h.bound) == 15 and h.steps == 60
+    assert h.bound[-1] > h.bound[0] + 1.0, h.bound
+
+
+def test_fit_is_reproducible_from_its_seed(data):
+    params = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        vae = VAE(6, 2, hidden=(8,))
+        fit(vae, data, "iwae", num_particles=3, epochs=2, seed=7, progress=False)
+        params.append(torch.cat([p.detach().flatten() for p in vae.parameters()]))
+    torch.testing.assert_close(params[0], params[1], rtol=0, atol=0)
+
+
+def test_kl_warmup_is_linear_and_callbacks_can_stop(data):
+    vae = VAE(6, 2, hidden=(8,))
+    seen = []
+
+    def stop_after_three(epoch, history):
+        seen.append(epoch)
+        return epoch == 2
+
+    h = fit(
+        vae,
+        data,
+        "elbo",
+        kl_weight=0.5,
+        kl_warmup=8,
+        epochs=10,
+        batch_size=64,
+        callbacks=[stop_after_three],
+        progress=False,
+    )
+    assert h.stopped_early and seen == [0, 1, 2]
+    # 4 steps per epoch: the weight reaches 0.5 after 8 steps and stays there
+    assert h.kl_weight == pytest.approx([0.25, 0.5, 0.5])
+
+
+def test_fit_accepts_a_mask_and_an_objective_object(data):
+    vae = VAE(6, 2, hidden=(8,))
+    mask = torch.rand(data.shape, generator=torch.Generator().manual_seed(2)) < 0.7
+    objective = OBJECTIVES["dreg"](vae, num_particles=2)
+    h = fit(vae, torch.where(mask, data, torch.nan), objective, mask=mask, epochs=2, progress=False)
+    assert len(h.bound) == 2 and all(torch.isfinite(torch.tensor(h.bound)))
+
+
+def test_fit_rejects_bad_arguments(data):
+    vae = VAE(6, 2, hidden=(8,))
+    for kwargs, match in [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lr": 0.0}, "lr"),
+        ({"kl_warmup": -1}, "kl_warmup"),
+        ({"num_particles": 0}, "num_particles"),
+        ({"objective": "vi"}, "unknown objective 'vi'.*elbo"),
+        ({"parameters": []}, "nothing to optimise"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            fit(vae, data, **{"progress": False, **kwargs})
+    bad = data.clone()
+    bad[3, 1] = torch.nan
+    with pytest.raises(ValueError, match="data has a NaN"):
+        fit(vae, bad, progress=False)
+    with pytest.raises(ValueError, match="columns"):
+        fit(vae, data[:, :5], progress=False)
+    with pytest.raises(ValueError, match=r"float64.*convert"):
+        fit(vae, data.double(), progress=False)
+    with pytest.raises(ValueError, match=r"parameters are on cpu but data is on meta"):
+        fit(vae, torch.empty(4, 6, device="meta"), progress=False)
