@@ -11,6 +11,7 @@ import torch
 __all__ = [
     "as_data",
     "check_data",
+    "check_inputs",
     "check_mask",
     "check_model_matches",
     "check_observed_finite",
@@ -114,6 +115,19 @@ def fill_where_missing(x: torch.Tensor, mask: torch.Tensor, values: torch.Tensor
     on CPU this is several times faster than ``torch.where`` with a bool mask.
     """
     return clean_missing(x, mask) + values * ~mask
+
+
+def check_inputs(model, x, mask=None, name: str = "x"):
+    """The checks every entry point runs on ``(model, x, mask)``: ``x`` a 2-D float tensor, the
+    mask bool and shaped like it, both matching the model's dtype, device and width, and no
+    NaN or inf at an observed entry. Returns ``(x, mask)``."""
+    check_data(x, name)
+    if mask is not None:
+        check_mask(mask, x)
+    if model is not None:
+        check_model_matches(model, x, name)
+    check_observed_finite(x, mask, name)
+    return x, mask
 
 
 def check_model_matches(model, x: torch.Tensor, name: str = "x") -> None:

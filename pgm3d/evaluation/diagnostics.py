@@ -14,7 +14,7 @@ import torch
 from torch.distributions import kl_divergence
 
 from pgm3d._arviz import psislw
-from pgm3d._validation import check_data, check_mask, check_model_matches, check_observed_finite
+from pgm3d._validation import check_inputs
 from pgm3d.inference._tracing import DATA_PLATE, log_weights, plate_nesting
 
 __all__ = [
@@ -29,11 +29,7 @@ __all__ = [
 
 
 def _check(model, x, mask):
-    check_data(x, "x")
-    if mask is not None:
-        check_mask(mask, x)
-    check_model_matches(model, x)
-    check_observed_finite(x, mask)
+    check_inputs(model, x, mask)
 
 
 def guide_from(posterior: dist.Distribution, site: str = "z") -> Callable:

@@ -16,13 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import Distribution
 
-from pgm3d._validation import (
-    check_data,
-    check_mask,
-    check_model_matches,
-    check_observed_finite,
-    fill_where_missing,
-)
+from pgm3d._validation import check_data, check_inputs, fill_where_missing
 from pgm3d.registry import Registry
 
 __all__ = ["COMPLETION_METHODS", "Completion", "complete", "fill_missing", "require"]
@@ -91,9 +85,7 @@ def complete(
     check_data(x, "x")
     if mask is None:
         mask = torch.ones_like(x, dtype=torch.bool)
-    check_mask(mask, x)
-    check_model_matches(model, x)
-    check_observed_finite(x, mask)
+    check_inputs(model, x, mask)
     if isinstance(method, str):
         fn = COMPLETION_METHODS[method]
     elif callable(method):

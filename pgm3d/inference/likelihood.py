@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from pgm3d._validation import check_data, check_mask, check_model_matches, check_observed_finite
+from pgm3d._validation import check_inputs
 from pgm3d.inference._tracing import log_weights, plate_nesting
 
 __all__ = ["log_likelihood"]
@@ -45,11 +45,7 @@ def log_likelihood(
         expectation) or ``"exact"`` (the closed form of a linear-Gaussian model).
     :param guide: proposal to use instead of ``model.guide``.
     """
-    check_data(x, "x")
-    if mask is not None:
-        check_mask(mask, x)
-    check_model_matches(model, x)
-    check_observed_finite(x, mask)
+    check_inputs(model, x, mask)
     if method == "exact":
         if not hasattr(model, "log_likelihood"):
             raise ValueError(f"method='exact' needs a closed form; {type(model).__name__} has none")

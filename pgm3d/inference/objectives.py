@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from pgm3d._validation import check_data, check_mask, check_model_matches, check_observed_finite
+from pgm3d._validation import check_inputs
 from pgm3d.inference._tracing import plate_nesting
 from pgm3d.registry import Registry
 
@@ -81,11 +81,7 @@ class Objective(torch.nn.Module):
             minibatch of a dataset of ``N`` rows), applied outside any log-mean-exp.
         :param kl_weight: overrides ``self.kl_weight`` for this call (KL warm-up).
         """
-        check_data(x, "x")
-        if mask is not None:
-            check_mask(mask, x)
-        check_model_matches(self.pgm3d_model, x)
-        check_observed_finite(x, mask)
+        check_inputs(self.pgm3d_model, x, mask)
         alpha = self.kl_weight if kl_weight is None else kl_weight
         loss, bound = self.loss_and_bound(x, mask, scale, alpha)
         self.last_bound = float(bound.detach().mean())

@@ -24,13 +24,7 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
 
-from pgm3d._validation import (
-    check_data,
-    check_mask,
-    check_model_matches,
-    check_observed_finite,
-    clean_missing,
-)
+from pgm3d._validation import check_inputs, clean_missing
 from pgm3d.distributions import PrecisionMultivariateNormal
 from pgm3d.linalg import SMALL_BATCH, masked_gram, unique_rows
 
@@ -226,12 +220,7 @@ class LinearGaussian(PyroModule):
 
     # ------------------------------------------------------------------ helpers
     def _check_inputs(self, x, mask):
-        check_data(x, "x")
-        check_model_matches(self, x)
-        if mask is not None:
-            check_mask(mask, x)
-        check_observed_finite(x, mask)
-        return x, mask
+        return check_inputs(self, x, mask)
 
     def _project(self, x, mask):
         return clean_missing(x - self.mu, mask) @ (self.W / self.psi[:, None])

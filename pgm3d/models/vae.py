@@ -19,7 +19,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from pgm3d._validation import check_data, check_mask, check_observed_finite, clean_missing
+from pgm3d._validation import check_inputs, clean_missing
 from pgm3d.models.guides import GaussianEncoderGuide, mlp
 
 __all__ = ["VAE"]
@@ -64,10 +64,7 @@ class VAE(PyroModule):
         return dist.Normal(out, scale, validate_args=False).to_event(1)
 
     def model(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        check_data(x, "x")
-        if mask is not None:
-            check_mask(mask, x)
-        check_observed_finite(x, mask)
+        check_inputs(self, x, mask)
         K = self.latent_dim
         zero = x.new_zeros(K)
         with pyro.plate("data", x.shape[0]):
