@@ -1,8 +1,8 @@
 """The two ArviZ calls pgm3d makes, written so that arviz 0.x and 1.x both work.
 
-arviz 0.x: ``az.from_dict(posterior={...})`` and ``az.psislw(log_w)``; arviz 1.x (Python >= 3.12):
-``az.from_dict({"posterior": {...}})`` and ``arviz_stats``'s array ``psislw``. ArviZ is imported
-lazily, so importing pgm3d stays fast.
+arviz 0.x: ``az.from_dict(posterior={...})``, ``az.psislw``, ``az.rhat``/``az.ess``; arviz 1.x
+(Python >= 3.12): ``az.from_dict({"posterior": {...}})`` and the array functions of
+``arviz_stats``. ArviZ is imported lazily, so importing pgm3d stays fast.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["from_posterior", "psislw"]
+__all__ = ["from_posterior", "psislw", "rhat_ess"]
 
 
 def _arviz():
@@ -42,3 +42,18 @@ def psislw(log_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
         return array_stats.psislw(log_w, axis=-1)
     return az.psislw(log_w)
+
+
+def rhat_ess(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-normalised split R-hat and bulk ESS (Vehtari et al. 2021) of ``(chain, draw, ...)``
+    samples, each shaped like one draw."""
+    az = _arviz()
+    if _major(az) >= 1:
+        from arviz_stats.base import array_stats
+
+        moved = np.moveaxis(samples, (0, 1), (-2, -1))
+        rhat = array_stats.rhat(moved, chain_axis=-2, draw_axis=-1)
+        ess = array_stats.ess(moved, chain_axis=-2, draw_axis=-1)
+        return np.asarray(rhat), np.asarray(ess)
+    data = az.convert_to_dataset({"v": samples})
+    return az.rhat(data)["v"].values, az.ess(data)["v"].values

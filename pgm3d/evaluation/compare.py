@@ -70,19 +70,21 @@ def evaluate_posteriors(
     :param methods: names or method objects, as :func:`~pgm3d.inference.complete` takes them.
     :param options: per-method options, ``{name: {...}}``.
     """
+    with torch.no_grad():
+        return _evaluate(model, x, mask, methods, x_true, num_khat_samples, options or {})
+
+
+def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options):
     from pgm3d.inference import complete
 
-    options = options or {}
     exact = None
     if hasattr(model, "exact_posterior"):
-        with torch.no_grad():
-            exact = complete(model, x, mask, "exact").x
+        exact = complete(model, x, mask, "exact").x
     table = PosteriorComparison()
     for method in methods:
         name = method if isinstance(method, str) else getattr(method, "name", type(method).__name__)
         start = time.perf_counter()
-        with torch.no_grad():
-            result = complete(model, x, mask, method, **options.get(name, {}))
+        result = complete(model, x, mask, method, **options.get(name, {}))
         row = {"seconds": time.perf_counter() - start}
         missing = ~mask
         if x_true is not None and bool(missing.any()):

@@ -4,6 +4,7 @@ only the ability to simulate (simulation-based calibration)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,7 +52,8 @@ def psis_khat(model, x, mask=None, *, guide=None, num_samples: int = 1000) -> to
     :math:`\hat k < 0.5`: the guide is a good proposal and importance-weighted estimates are
     reliable; :math:`\hat k > 0.7`: the guide's tails are too light and they are not.
 
-    :returns: ``(B,)`` tensor of :math:`\hat k` on ``x``'s device.
+    :returns: ``(B,)`` tensor of :math:`\hat k` on ``x``'s device; ``-inf`` for a row whose
+        ratios are all equal (the proposal is that row's exact posterior).
     """
     _check(model, x, mask)
     if num_samples < 10:
@@ -60,8 +62,15 @@ def psis_khat(model, x, mask=None, *, guide=None, num_samples: int = 1000) -> to
     with torch.no_grad():
         nesting = plate_nesting(model.model, guide, x, mask)
         lw = log_weights(model.model, guide, x, mask, num_samples, nesting).total  # (S, B)
-    _, k = psislw(lw.T.double().cpu().numpy())
-    return torch.as_tensor(np.asarray(k), dtype=x.dtype, device=x.device)
+    lw = lw.T.double().cpu().numpy()  # (B, S)
+    # ratios that are constant to rounding (an exact proposal) have no tail to fit
+    exact = np.ptp(lw, axis=1) < 1e-8 * np.maximum(1.0, np.abs(lw).max(axis=1))
+    k = np.full(lw.shape[0], -np.inf)
+    if not exact.all():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            k[~exact] = np.asarray(psislw(lw[~exact])[1])
+    return torch.as_tensor(k, dtype=x.dtype, device=x.device)
 
 
 def _as_mvn(d) -> dist.MultivariateNormal:

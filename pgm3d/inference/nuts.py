@@ -66,7 +66,8 @@ def nuts(
             warmup_steps=warmup,
             disable_progbar=progress is not True,
         )
-        mcmc.run(zero_filled, mask)
+        with torch.enable_grad():  # HMC needs gradients even under a caller's no_grad
+            mcmc.run(zero_filled, mask)
         runs.append({n: v[thin - 1 :: thin].detach() for n, v in mcmc.get_samples().items()})
     latents = {n: torch.stack([r[n] for r in runs]) for n in runs[0]}  # (C, S, B, ...)
     flat = {n: v.reshape(chains * num_samples, *v.shape[2:]) for n, v in latents.items()}

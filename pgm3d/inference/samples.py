@@ -12,10 +12,9 @@ import pyro
 import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
-from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 from pyro.poutine.util import prune_subsample_sites
 
-from pgm3d._arviz import from_posterior
+from pgm3d._arviz import from_posterior, rhat_ess
 from pgm3d._validation import fill_where_missing
 from pgm3d.inference._tracing import DATA_PLATE, PARTICLES, _sample_sites
 from pgm3d.inference.base import Completion
@@ -42,16 +41,16 @@ class SampleCompletion(Completion):
     ess: torch.Tensor | None = None
 
     def diagnostics(self, site: str | None = None) -> dict[str, torch.Tensor]:
-        """Split R-hat and effective sample size per element of a latent site, shaped like one
-        draw ``(B, ...)`` (Gelman et al. 2013, via ``pyro.ops.stats``); needs >= 2 chains."""
+        """Rank-normalised split R-hat and bulk effective sample size (Vehtari et al. 2021,
+        computed by ArviZ) per element of a latent site, each shaped like one draw
+        ``(B, ...)``; needs at least 2 chains of 4 draws."""
         name = site or _main_latent(self.samples)
         s = self.samples[name]
         if s.shape[0] < 2 or s.shape[1] < 4:
             raise ValueError("R-hat needs at least 2 chains of at least 4 draws")
-        return {
-            "rhat": split_gelman_rubin(s, chain_dim=0, sample_dim=1),
-            "ess": effective_sample_size(s, chain_dim=0, sample_dim=1),
-        }
+        rhat, ess = rhat_ess(s.detach().double().cpu().numpy())
+        as_tensor = lambda a: torch.as_tensor(a, dtype=s.dtype, device=s.device)  # noqa: E731
+        return {"rhat": as_tensor(rhat), "ess": as_tensor(ess)}
 
     def to_arviz(self, include_x: bool = False):
         """The samples as ArviZ data (``az.from_dict``: arviz 0.x InferenceData or a 1.x
