@@ -188,16 +188,27 @@ def log_weights(
     return LogWeights(log_lik, log_prior, log_q, model_trace, guide_trace)
 
 
-def log_q_at_detached(guide_trace, nesting: int, shape: tuple[int, int]) -> torch.Tensor:
-    r""":math:`\alpha \log q(\mathrm{sg}\, z \mid x)` per datapoint: every guide site's
-    density, its parameters still differentiable, at its detached value."""
+def log_q_at(guide_trace, nesting: int, shape: tuple[int, int], values=None) -> torch.Tensor:
+    r""":math:`\alpha \log q(z \mid x)` per datapoint at other latent values: every guide
+    site's density (its parameters still differentiable) at ``values[name]``, by default the
+    site's own value detached (:math:`\log q(\mathrm{sg}\, z)`, as DReG and RWS need)."""
     total = 0.0
-    for site in _sample_sites(guide_trace).values():
-        lp = scale_and_mask(
-            site["fn"].log_prob(site["value"].detach()), site["scale"], site["mask"]
-        )
+    for name, site in _sample_sites(guide_trace).items():
+        value = site["value"].detach() if values is None else values[name]
+        lp = scale_and_mask(site["fn"].log_prob(value), site["scale"], site["mask"])
         total = total + _per_datum({**site, "log_prob": lp}, nesting, shape)
     return total
+
+
+def with_values(trace, values: dict):
+    """A copy of a guide trace with its latent values replaced (cached densities dropped), to
+    replay a model against other latents."""
+    new = trace.copy()
+    for name, value in values.items():
+        site = {k: v for k, v in trace.nodes[name].items() if "log_prob" not in k}
+        site["value"] = value
+        new.nodes[name] = site
+    return new
 
 
 def latent_values(guide_trace) -> dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from pgm3d.inference._tracing import detached_copy, log_q_at_detached, log_weights
+from pgm3d.inference._tracing import detached_copy, log_q_at, log_weights
 from pgm3d.inference.objectives import OBJECTIVES, Objective, with_value
 
 __all__ = ["IWAE", "DReG", "iwae_bound"]
@@ -78,7 +78,7 @@ class DReG(Objective):
             kl_weight=alpha,
             guide_trace=detached_copy(lw.guide_trace),
         )
-        log_q_sg = log_q_at_detached(lw.guide_trace, nesting, (P, x.shape[0]))
+        log_q_sg = log_q_at(lw.guide_trace, nesting, (P, x.shape[0]))
         log_p, log_p_sg = lw.log_lik + lw.log_prior, lw_sg.log_lik + lw_sg.log_prior
         total = lw.total
         w = torch.softmax(total.detach(), 0)

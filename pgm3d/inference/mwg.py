@@ -10,36 +10,92 @@ the guide given the current completion, then redraws the missing entries:
     z \leftarrow \tilde z \text{ w.p. } \min(1, \rho),\quad x_m \sim p(x_m \mid z).
 
 Both moves leave :math:`p(z, x_m \mid x_v)` invariant, so the chain targets the exact
-conditional whatever the guide; the guide only sets the mixing speed. One sweep is one guide
-pass and one model pass on the proposed and current latents together.
+conditional whatever the guide; the guide only sets the mixing speed.
+
+One sweep is one guide pass and one model pass on the proposal: the current latents' prior
+and likelihood are carried from the sweep that accepted them (re-evaluated at the new
+completion), which works for Normal and Bernoulli likelihoods; for other families the proposed
+and current latents are decoded together in one pass of twice the batch.
 """
 
 from __future__ import annotations
 
+import pyro.distributions as dist
 import torch
 
 from pgm3d._validation import fill_where_missing
-from pgm3d.inference._tracing import latent_values, log_weights, trace_guide
+from pgm3d.inference._tracing import latent_values, log_q_at, log_weights, trace_guide, with_values
 from pgm3d.inference.base import COMPLETION_METHODS
 from pgm3d.inference.samples import ChainState, SampleCompletion, rows_view, run_chains
 
 __all__ = ["mwg"]
 
 
-def _stacked(trace, proposal: dict, current: dict):
-    """A copy of the guide trace whose latent values are ``[proposal, current]`` (P = 2)."""
-    new = trace.copy()
-    for name in proposal:
-        site = {k: v for k, v in trace.nodes[name].items() if "log_prob" not in k}
-        site["value"] = torch.cat([proposal[name], current[name]], 0)
-        new.nodes[name] = site
-    return new
+def _merge(take: torch.Tensor, a, b):
+    """Row-wise choice between two likelihoods of one family (``a`` where ``take``).
+
+    ``take`` is already shaped to broadcast against the base distribution's parameters.
+    Raises :class:`NotImplementedError` for families without a rule here.
+    """
+    if type(a) is not type(b):
+        raise NotImplementedError
+    if isinstance(a, dist.Independent):
+        base = _merge(take, a.base_dist, b.base_dist)
+        return dist.Independent(base, a.reinterpreted_batch_ndims)
+    if isinstance(a, torch.distributions.Normal):
+        loc, scale = torch.where(take, a.loc, b.loc), torch.where(take, a.scale, b.scale)
+        return dist.Normal(loc, scale, validate_args=False)
+    if isinstance(a, torch.distributions.Bernoulli):
+        return dist.Bernoulli(logits=torch.where(take, a.logits, b.logits), validate_args=False)
+    raise NotImplementedError
+
+
+def _select_latents(accept, trace, proposal, current):
+    return {
+        name: torch.where(rows_view(accept, trace.nodes[name]), value, current[name])
+        for name, value in proposal.items()
+    }
 
 
 def _step(state: ChainState, ctx: dict) -> ChainState:
-    model, nesting = ctx["model"], ctx["nesting"]
-    trace = trace_guide(ctx["guide"], state.x, None, 1, nesting)  # proposal q(z | x_v, x_m)
+    model, guide, nesting, x = ctx["model"], ctx["guide"], ctx["nesting"], state.x
+    trace = trace_guide(guide, x, None, 1, nesting)  # proposal q(z | x_v, x_m)
     proposal = latent_values(trace)
+    cache = ctx.setdefault("cache", {})
+    if "fn" not in cache and not cache.get("stacked"):
+        # first sweep: decode the current latents once; later sweeps carry their likelihood
+        current = log_weights(
+            model.model, guide, x, None, 1, nesting, guide_trace=with_values(trace, state.latents)
+        )
+        cache["fn"] = current.model_trace.nodes["x"]["fn"]
+        cache["log_prior"] = current.log_prior
+    if cache.get("stacked"):
+        return _step_stacked(state, ctx, trace, proposal)
+    lw = log_weights(model.model, guide, x, None, 1, nesting, guide_trace=trace)
+    log_q_current = log_q_at(trace, nesting, (1, x.shape[0]), values=state.latents)
+    log_p_current = cache["fn"].log_prob(x) + cache["log_prior"]
+    log_rho = (lw.total - (log_p_current - log_q_current))[0]
+    accept = torch.rand_like(log_rho).log() < log_rho
+    fn_proposal = lw.model_trace.nodes["x"]["fn"]
+    try:
+        take = accept.view(1, -1, *([1] * fn_proposal.event_dim))
+        fn = _merge(take, fn_proposal, cache["fn"])
+    except NotImplementedError:
+        cache.clear()
+        cache["stacked"] = True
+        return _step_stacked(state, ctx, trace, proposal)
+    cache["fn"] = fn
+    cache["log_prior"] = torch.where(accept, lw.log_prior, cache["log_prior"])
+    latents = _select_latents(accept, trace, proposal, state.latents)
+    x_new = fill_where_missing(ctx["x"], ctx["mask"], fn.sample()[0])
+    return ChainState(latents, x_new, fn.mean[0], state.accepted + accept.to(state.accepted.dtype))
+
+
+def _step_stacked(state: ChainState, ctx: dict, trace, proposal) -> ChainState:
+    """The same move for likelihood families :func:`_merge` has no rule for: the proposed and
+    current latents are decoded together in one model pass (``P = 2``)."""
+    model, nesting = ctx["model"], ctx["nesting"]
+    stacked = {n: torch.cat([proposal[n], state.latents[n]], 0) for n in proposal}
     lw = log_weights(
         model.model,
         ctx["guide"],
@@ -47,20 +103,16 @@ def _step(state: ChainState, ctx: dict) -> ChainState:
         None,
         2,
         nesting,
-        guide_trace=_stacked(trace, proposal, state.latents),
+        guide_trace=with_values(trace, stacked),
     )
     log_rho = lw.total[0] - lw.total[1]
     accept = torch.rand_like(log_rho).log() < log_rho
-    latents = {
-        name: torch.where(rows_view(accept, trace.nodes[name]), value, state.latents[name])
-        for name, value in proposal.items()
-    }
     fn = lw.model_trace.nodes["x"]["fn"]  # p(x | z) at [proposal, current]
     draw, mean = fn.sample(), fn.mean
     rows = accept[:, None]
     x = fill_where_missing(ctx["x"], ctx["mask"], torch.where(rows, draw[0], draw[1]))
     return ChainState(
-        latents,
+        _select_latents(accept, trace, proposal, state.latents),
         x,
         torch.where(rows, mean[0], mean[1]),
         state.accepted + accept.to(state.accepted.dtype),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from pgm3d.inference._tracing import detached_copy, log_q_at_detached, log_weights, trace_guide
+from pgm3d.inference._tracing import detached_copy, log_q_at, log_weights, trace_guide
 from pgm3d.inference.iwae import iwae_bound
 from pgm3d.inference.objectives import OBJECTIVES, Objective, with_value
 
@@ -38,7 +38,7 @@ class RWS(Objective):
             kl_weight=alpha,
             guide_trace=guide_trace,
         )
-        log_q = log_q_at_detached(guide_trace, nesting, (P, x.shape[0]))
+        log_q = log_q_at(guide_trace, nesting, (P, x.shape[0]))
         log_p = lw.log_lik + lw.log_prior
         total = (log_p - log_q).detach()
         w = torch.softmax(total, 0)

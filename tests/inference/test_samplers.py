@@ -154,3 +154,25 @@ def test_sampler_options_are_checked(case):
         complete(fa, x, mask, "mwg", chain=2)
     with pytest.raises(ValueError, match="does not take these options"):
         complete(fa, x, mask, "exact", chains=2)
+
+
+def test_mwg_decodes_proposal_and_current_together_for_other_likelihoods(monkeypatch):
+    """A Student-t likelihood has no row-merge rule, so each sweep decodes the proposed and
+    current latents in one pass of twice the batch; the chain is the same MwG chain."""
+
+    class StudentVAE(VAE):
+        def decode(self, z):
+            return dist.StudentT(5.0, self.decoder(z), 0.5).to_event(1)
+
+    torch.manual_seed(0)
+    model = StudentVAE(5, 2, hidden=(8,))
+    x = torch.randn(4, 5)
+    mask = torch.rand(4, 5) < 0.5
+    from pgm3d.inference import mwg
+
+    calls = []
+    stacked = mwg._step_stacked
+    monkeypatch.setattr(mwg, "_step_stacked", lambda *a: calls.append(1) or stacked(*a))
+    r = complete(model, x, mask, "mwg", chains=2, warmup=3, thin=1, num_samples=5, seed=0)
+    assert len(calls) == 8  # every sweep took the joint path
+    assert torch.isfinite(r.x).all() and ((0 <= r.accept_rate) & (r.accept_rate <= 1)).all()
