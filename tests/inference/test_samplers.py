@@ -176,3 +176,15 @@ def test_mwg_decodes_proposal_and_current_together_for_other_likelihoods(monkeyp
     r = complete(model, x, mask, "mwg", chains=2, warmup=3, thin=1, num_samples=5, seed=0)
     assert len(calls) == 8  # every sweep took the joint path
     assert torch.isfinite(r.x).all() and ((0 <= r.accept_rate) & (r.accept_rate <= 1)).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["pseudo_gibbs", "mwg", "importance"])
+def test_samplers_follow_the_device_of_their_inputs(method):
+    torch.manual_seed(0)
+    vae = VAE(6, 2, hidden=(8,)).cuda()
+    x = vae.sample(5)
+    mask = torch.rand(5, 6, device="cuda") < 0.5
+    opts = {"num_proposals": 20} if method == "importance" else {"warmup": 2, "thin": 1}
+    r = complete(vae, x, mask, method, chains=2, num_samples=3, seed=0, **opts)
+    assert r.x.device.type == "cuda" and r.samples["z"].device.type == "cuda"

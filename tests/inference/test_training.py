@@ -90,3 +90,11 @@ def test_fit_rejects_bad_arguments(data):
         fit(vae, data.double(), progress=False)
     with pytest.raises(ValueError, match=r"parameters are on cpu but data is on meta"):
         fit(vae, torch.empty(4, 6, device="meta"), progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("objective", ["elbo", "iwae", "dreg", "rws"])
+def test_fit_on_a_gpu(data, objective):
+    vae = VAE(6, 2, hidden=(8,))
+    h = fit(vae, data, objective, num_particles=2, epochs=2, device="cuda", progress=False)
+    assert next(vae.parameters()).device.type == "cuda" and len(h.bound) == 2
