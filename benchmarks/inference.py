@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 
 import pyro
 import torch
+from _timing import interleaved, median_ratio
 
 from pgm3d.data.images import load_digits
 from pgm3d.inference import OBJECTIVES
@@ -34,21 +33,8 @@ from pgm3d.inference.samples import ChainState, decode_latents
 from pgm3d.models import VAE
 
 
-def interleaved(fns: dict, rounds: int, inner: int = 3) -> dict[str, list[float]]:
-    """Seconds per call, ``inner`` calls per round after one untimed warm-up call."""
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            fn()
-            t = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            times[name].append((time.perf_counter() - t) / inner)
-    return times
-
-
 def ratio(t, a, b) -> float:
-    return statistics.median(x / y for x, y in zip(t[a], t[b], strict=True))
+    return median_ratio(t[a], t[b])
 
 
 def model_and_data(hidden, latent, rows):

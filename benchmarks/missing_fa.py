@@ -16,38 +16,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
+from _timing import interleaved, median_ratio
 
 from pgm3d import PPCA, complete
 from pgm3d.data.images import load_frey, train_test_split
 from pgm3d.data.masks import quarter_mask, random_mask
 from pgm3d.linalg import SPARSE_DENSITY, unique_rows
-
-
-def interleaved(fns: dict, rounds: int, inner: int = 5) -> dict[str, list[float]]:
-    """Seconds per call of each function, measured in ``rounds`` round-robin rounds.
-
-    In each round every function is called once untimed (to warm the caches after its
-    neighbour) and then ``inner`` times in a row, timed together. Round-robin exposes the
-    candidates to the same machine load, so per-round ratios are fair on a noisy machine.
-    """
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            fn()
-            t = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            times[name].append((time.perf_counter() - t) / inner)
-    return times
-
-
-def median_ratio(a: list[float], b: list[float]) -> float:
-    """Median over rounds of ``a[i] / b[i]``."""
-    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 def exact_flops(mask: torch.Tensor, K: int) -> float:

@@ -26,7 +26,7 @@ import torch
 from pgm3d._validation import fill_where_missing
 from pgm3d.inference._tracing import latent_values, log_q_at, log_weights, trace_guide, with_values
 from pgm3d.inference.base import COMPLETION_METHODS
-from pgm3d.inference.samples import ChainState, SampleCompletion, rows_view, run_chains
+from pgm3d.inference.samples import ChainState, chain_method, rows_view
 
 __all__ = ["mwg"]
 
@@ -119,40 +119,10 @@ def _step_stacked(state: ChainState, ctx: dict, trace, proposal) -> ChainState:
     )
 
 
-@COMPLETION_METHODS.register("mwg")
-def mwg(
-    model,
-    x,
-    mask,
-    *,
-    chains: int = 4,
-    warmup: int = 100,
-    thin: int = 10,
-    num_samples: int = 25,
-    guide=None,
-    seed: int | None = None,
-    progress: bool | None = None,
-) -> SampleCompletion:
-    """Complete ``x`` by Metropolis-within-Gibbs sampling of :math:`p(z, x_m \\mid x_v)`.
-
-    :param int chains: chains per row, all run as one batch.
-    :param int warmup: sweeps discarded first (thesis: 100).
-    :param int thin: keep every ``thin``-th sweep after warm-up (thesis: 10).
-    :param int num_samples: draws kept per chain (thesis: 25).
-    :param guide: proposal to use instead of ``model.guide``.
-    :param seed: seeds Pyro's generators first.
-    """
-    return run_chains(
-        model,
-        guide,
-        x,
-        mask,
+mwg = COMPLETION_METHODS.register("mwg")(
+    chain_method(
+        "mwg",
         _step,
-        chains=chains,
-        warmup=warmup,
-        thin=thin,
-        num_samples=num_samples,
-        seed=seed,
-        progress=progress,
-        method="mwg",
+        "Complete ``x`` by Metropolis-within-Gibbs sampling of :math:`p(z, x_m \\mid x_v)`.",
     )
+)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pgm3d._validation import fill_where_missing
 from pgm3d.inference._tracing import latent_values, trace_guide
 from pgm3d.inference.base import COMPLETION_METHODS
-from pgm3d.inference.samples import ChainState, SampleCompletion, decode_latents, run_chains
+from pgm3d.inference.samples import ChainState, chain_method, decode_latents
 
 __all__ = ["pseudo_gibbs"]
 
@@ -28,40 +28,8 @@ def _step(state: ChainState, ctx: dict) -> ChainState:
     return ChainState(latents, x, fn.mean[0], state.accepted)
 
 
-@COMPLETION_METHODS.register("pseudo_gibbs")
-def pseudo_gibbs(
-    model,
-    x,
-    mask,
-    *,
-    chains: int = 4,
-    warmup: int = 100,
-    thin: int = 10,
-    num_samples: int = 25,
-    guide=None,
-    seed: int | None = None,
-    progress: bool | None = None,
-) -> SampleCompletion:
-    """Complete ``x`` by pseudo-Gibbs sampling.
-
-    :param int chains: chains per row, all run as one batch.
-    :param int warmup: sweeps discarded first (thesis: 100).
-    :param int thin: keep every ``thin``-th sweep after warm-up (thesis: 10).
-    :param int num_samples: draws kept per chain (thesis: 25).
-    :param guide: encoder to use instead of ``model.guide``.
-    :param seed: seeds Pyro's generators first.
-    """
-    return run_chains(
-        model,
-        guide,
-        x,
-        mask,
-        _step,
-        chains=chains,
-        warmup=warmup,
-        thin=thin,
-        num_samples=num_samples,
-        seed=seed,
-        progress=progress,
-        method="pseudo_gibbs",
+pseudo_gibbs = COMPLETION_METHODS.register("pseudo_gibbs")(
+    chain_method(
+        "pseudo_gibbs", _step, "Complete ``x`` by pseudo-Gibbs sampling (no Metropolis correction)."
     )
+)

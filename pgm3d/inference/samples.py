@@ -188,3 +188,49 @@ def run_chains(
     x_mean = (mean_sum / num_samples).reshape(chains, B, D).mean(0)
     accept = (state.accepted / total).reshape(chains, B).mean(0) if method == "mwg" else None
     return finish(model, x, mask, latents, by_chain(kept_x), x_mean, method, accept_rate=accept)
+
+
+def chain_method(name: str, step, summary: str):
+    """A completion method running :func:`run_chains` with ``step``, with the thesis's
+    defaults (warm-up 100, thinning 10, 25 draws per chain)."""
+
+    def method(
+        model,
+        x,
+        mask,
+        *,
+        chains: int = 4,
+        warmup: int = 100,
+        thin: int = 10,
+        num_samples: int = 25,
+        guide=None,
+        seed: int | None = None,
+        progress: bool | None = None,
+    ) -> SampleCompletion:
+        return run_chains(
+            model,
+            guide,
+            x,
+            mask,
+            step,
+            chains=chains,
+            warmup=warmup,
+            thin=thin,
+            num_samples=num_samples,
+            seed=seed,
+            progress=progress,
+            method=name,
+        )
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"""{summary}
+
+    :param int chains: chains per row, all run as one batch.
+    :param int warmup: sweeps discarded first (thesis: 100).
+    :param int thin: keep every ``thin``-th sweep after warm-up (thesis: 10).
+    :param int num_samples: draws kept per chain (thesis: 25).
+    :param guide: encoder to use instead of ``model.guide``.
+    :param seed: seeds Pyro's generators first.
+    :param progress: progress bar over sweeps (``None``: only on a terminal).
+    """
+    return method
