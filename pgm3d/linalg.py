@@ -14,10 +14,11 @@ Two pieces recur wherever a linear-Gaussian model meets missing data:
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
-__all__ = ["masked_gram", "unique_rows"]
+__all__ = ["StreamingLogSumExp", "masked_gram", "unique_rows"]
 
 # Below this fraction of selected entries a CSR sparse product beats the dense GEMM
 # (measured on 2 CPU cores at D=560, K=42: sparse wins at 10% and below, loses at 20%).
@@ -145,3 +146,47 @@ def masked_gram(
     packed.addr_(downdate.to(W.dtype), G.sum(1))  # downdated rows start from the full sum
     packed[:, diag_pos] += diagonal
     return packed.index_select(1, sym_pos).view(U, K, K)
+
+
+class StreamingLogSumExp:
+    r"""Accumulates :math:`\log \sum_k e^{a_k}` over chunks of ``(k, B)`` log-weights without
+    holding them all, and optionally the weighted sums :math:`\sum_k e^{a_k} v_k` of per-draw
+    values ``(k, B, ...)`` (for self-normalised averages), rescaling as the running maximum
+    grows so nothing overflows.
+    """
+
+    def __init__(self):
+        self.max = None
+        self.total = None
+        self.weighted = None
+        self.count = 0
+
+    def update(self, log_w: torch.Tensor, values: torch.Tensor | None = None) -> None:
+        chunk_max = log_w.max(0).values
+        if self.max is None:
+            new_max = chunk_max
+            self.total = torch.zeros_like(chunk_max)
+        else:
+            new_max = torch.maximum(self.max, chunk_max)
+            self.total = self.total * torch.exp(self.max - new_max)
+        w = torch.exp(log_w - new_max)
+        self.total = self.total + w.sum(0)
+        if values is not None:
+            shape = w.shape + (1,) * (values.dim() - w.dim())
+            chunk = (w.view(shape) * values).sum(0)
+            if self.weighted is None:
+                self.weighted = chunk
+            else:
+                scale = torch.exp(self.max - new_max)
+                self.weighted = self.weighted * scale.view(scale.shape + (1,) * (chunk.dim() - 1))
+                self.weighted = self.weighted + chunk
+        self.max = new_max
+        self.count += log_w.shape[0]
+
+    def log_mean_exp(self) -> torch.Tensor:
+        """:math:`\\log \\frac1K \\sum_k e^{a_k}`, shape ``(B,)``."""
+        return self.max + self.total.log() - math.log(self.count)
+
+    def weighted_mean(self) -> torch.Tensor:
+        """:math:`\\sum_k e^{a_k} v_k / \\sum_k e^{a_k}`, shape ``(B, ...)``."""
+        return self.weighted / self.total.view(self.total.shape + (1,) * (self.weighted.dim() - 1))

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -56,3 +58,17 @@ def test_unique_rows_numbers_patterns_by_first_occurrence():
     assert torch.equal(patterns, mask[[0, 1, 3]])
     distinct = torch.rand(20, 30, generator=torch.Generator().manual_seed(2)) < 0.5
     assert torch.equal(unique_rows(distinct)[1], torch.arange(20))
+
+
+def test_streaming_log_sum_exp_matches_the_direct_computation():
+    from pgm3d.linalg import StreamingLogSumExp
+
+    g = torch.Generator().manual_seed(3)
+    log_w = 50 * torch.randn(300, 4, generator=g, dtype=torch.float64)  # would overflow exp
+    values = torch.randn(300, 4, 2, generator=g, dtype=torch.float64)
+    acc = StreamingLogSumExp()
+    for start in range(0, 300, 64):
+        acc.update(log_w[start : start + 64], values[start : start + 64])
+    torch.testing.assert_close(acc.log_mean_exp(), torch.logsumexp(log_w, 0) - math.log(300))
+    w = torch.softmax(log_w, 0)
+    torch.testing.assert_close(acc.weighted_mean(), (w[..., None] * values).sum(0))

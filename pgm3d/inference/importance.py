@@ -12,14 +12,13 @@ follows the chunk rather than ``num_proposals``; the effective sample size
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from pgm3d._validation import fill_where_missing
 from pgm3d.inference._tracing import latent_values, log_weights, plate_nesting
 from pgm3d.inference.base import COMPLETION_METHODS
 from pgm3d.inference.samples import SampleCompletion, check_sampler_options, decode_latents, finish
+from pgm3d.linalg import StreamingLogSumExp
 
 __all__ = ["importance"]
 
@@ -61,22 +60,14 @@ def importance(
     with torch.no_grad():
         nesting = plate_nesting(model.model, guide, zero_filled, mask)
         log_w, proposals = [], []
-        running_max = x.new_full((B,), -math.inf)
-        weight_sum, mean_sum = x.new_zeros(B), x.new_zeros(B, D)
+        acc = StreamingLogSumExp()  # for the Rao-Blackwellised mean of E[x | z_k]
         for start in progress_bar(
             range(0, num_proposals, chunk), desc="importance", progress=progress
         ):
             k = min(chunk, num_proposals - start)
             lw = log_weights(model.model, guide, x, mask, k, nesting)
-            total = lw.total
-            mean = lw.model_trace.nodes["x"]["fn"].mean  # E[x | z_k], (k, B, D)
-            new_max = torch.maximum(running_max, total.max(0).values)
-            rescale = torch.exp(running_max - new_max)
-            w = torch.exp(total - new_max)
-            weight_sum = weight_sum * rescale + w.sum(0)
-            mean_sum = mean_sum * rescale[:, None] + (w[..., None] * mean).sum(0)
-            running_max = new_max
-            log_w.append(total)
+            acc.update(lw.total, lw.model_trace.nodes["x"]["fn"].mean)
+            log_w.append(lw.total)
             proposals.append(latent_values(lw.guide_trace))
         log_w = torch.cat(log_w)  # (K, B)
         latents = {n: torch.cat([p[n] for p in proposals]) for n in proposals[0]}
@@ -87,9 +78,7 @@ def importance(
         fn = decode_latents(model, chosen, zero_filled, nesting)
         draws = fn.sample().reshape(chains, num_samples, B, D)
     by_chain = {n: v.reshape(chains, num_samples, *v.shape[1:]) for n, v in chosen.items()}
-    return finish(
-        model, x, mask, by_chain, draws, mean_sum / weight_sum[:, None], "importance", ess=ess
-    )
+    return finish(x, mask, by_chain, draws, acc.weighted_mean(), "importance", ess=ess)
 
 
 def _gather(values: torch.Tensor, picks: torch.Tensor) -> torch.Tensor:

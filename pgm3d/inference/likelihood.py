@@ -11,12 +11,11 @@ combined with a streaming log-sum-exp, so memory follows the chunk, not :math:`K
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from pgm3d._validation import check_inputs
 from pgm3d.inference._tracing import log_weights, plate_nesting
+from pgm3d.linalg import StreamingLogSumExp
 
 __all__ = ["log_likelihood"]
 
@@ -62,17 +61,8 @@ def log_likelihood(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     with torch.no_grad():
         nesting = plate_nesting(model.model, guide, x, mask)
-        running_max = x.new_full((B,), -math.inf)
-        running_sum = x.new_zeros(B)
-        done = 0
-        while done < num_samples:
-            k = min(chunk_size, num_samples - done)
-            lw = log_weights(model.model, guide, x, mask, k, nesting).total
-            chunk_max = lw.max(0).values
-            new_max = torch.maximum(running_max, chunk_max)
-            running_sum = running_sum * torch.exp(running_max - new_max) + torch.exp(
-                lw - new_max
-            ).sum(0)
-            running_max = new_max
-            done += k
-    return running_max + running_sum.log() - math.log(num_samples)
+        acc = StreamingLogSumExp()
+        while acc.count < num_samples:
+            k = min(chunk_size, num_samples - acc.count)
+            acc.update(log_weights(model.model, guide, x, mask, k, nesting).total)
+    return acc.log_mean_exp()

@@ -75,4 +75,4 @@ def nuts(
         fn = decode_latents(model, flat, zero_filled, nesting)
         draws = fn.sample().reshape(chains, num_samples, B, D)
         mean = fn.mean.mean(0)
-    return finish(model, x, mask, latents, draws, mean, "nuts")
+    return finish(x, mask, latents, draws, mean, "nuts")

@@ -16,7 +16,7 @@ from pyro.poutine.util import prune_subsample_sites
 
 from pgm3d._arviz import from_posterior, rhat_ess
 from pgm3d._validation import fill_where_missing
-from pgm3d.inference._tracing import DATA_PLATE, PARTICLES, _sample_sites
+from pgm3d.inference._tracing import DATA_PLATE, PARTICLES
 from pgm3d.inference.base import Completion
 
 __all__ = ["SampleCompletion", "check_sampler_options", "decode_latents", "finish"]
@@ -99,12 +99,7 @@ def rows_view(flags: torch.Tensor, site: dict) -> torch.Tensor:
     return flags.view(shape)
 
 
-def latent_sites(guide_trace) -> dict[str, dict]:
-    return _sample_sites(guide_trace)
-
-
 def finish(
-    model,
     x: torch.Tensor,
     mask: torch.Tensor,
     latents: dict[str, torch.Tensor],
@@ -118,10 +113,7 @@ def finish(
     C, S = x_samples.shape[:2]
     main = latents[_main_latent(latents)]
     flat = main.reshape(C * S, *main.shape[2:]).movedim(0, 1)  # (B, C*S, ...)
-    event_dim = flat.dim() - 2
     z = dist.Empirical(flat, flat.new_zeros(flat.shape[:2]))
-    if event_dim != 1:
-        raise ValueError("latent site must be a vector per row")
     samples = {**latents, "x": fill_where_missing(x, mask, x_samples)}
     return SampleCompletion(
         z=z,
@@ -187,7 +179,7 @@ def run_chains(
     latents = {n: by_chain([k[n][0] for k in kept_latents]) for n in kept_latents[0]}
     x_mean = (mean_sum / num_samples).reshape(chains, B, D).mean(0)
     accept = (state.accepted / total).reshape(chains, B).mean(0) if method == "mwg" else None
-    return finish(model, x, mask, latents, by_chain(kept_x), x_mean, method, accept_rate=accept)
+    return finish(x, mask, latents, by_chain(kept_x), x_mean, method, accept_rate=accept)
 
 
 def chain_method(name: str, step, summary: str):
