@@ -44,6 +44,7 @@ class IWAE(Objective):
             self.nesting(x, mask),
             kl_weight=alpha,
         )
+        self.check_rsample(lw.guide_trace)
         bound = iwae_bound(lw.total)
         return -scale * bound.sum(), bound
 
@@ -68,6 +69,7 @@ class DReG(Objective):
         nesting = self.nesting(x, mask)
         model, P = self.pgm3d_model.model, self.num_particles
         lw = log_weights(model, self._guide, x, mask, P, nesting, kl_weight=alpha)
+        self.check_rsample(lw.guide_trace)
         lw_sg = log_weights(
             model,
             self._guide,

@@ -87,6 +87,18 @@ class Objective(torch.nn.Module):
         self.last_bound = float(bound.detach().mean())
         return loss
 
+    def check_rsample(self, guide_trace) -> None:
+        """Raise if the estimator needs reparameterised guide samples and a site has none."""
+        if not self.needs_rsample:
+            return
+        for name, site in guide_trace.nodes.items():
+            if site["type"] == "sample" and not site["fn"].has_rsample:
+                raise ValueError(
+                    f"{type(self).__name__} differentiates through guide samples, but site "
+                    f"{name!r} ({type(site['fn']).__name__}) cannot be reparameterised; "
+                    "use 'rws' or 'elbo'"
+                )
+
     def loss_and_bound(self, x, mask, scale, alpha):  # pragma: no cover - abstract
         """Return ``(loss, per-datapoint bound of shape (B,))``."""
         raise NotImplementedError

@@ -191,3 +191,27 @@ def test_objective_rejects_bad_models_guides_and_arguments(fa):
         OBJECTIVES["dreg"](fa)(bad)
     with pytest.raises(ValueError, match="mask must have the shape"):
         OBJECTIVES["rws"](fa)(x, torch.ones(3, 2, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("name", ["iwae", "dreg"])
+def test_pathwise_objectives_refuse_guides_that_cannot_be_reparameterised(name):
+    def model(x, mask=None):
+        with pyro.plate("data", x.shape[0]):
+            k = pyro.sample("k", dist.Bernoulli(0.5))
+            pyro.sample(
+                "x", dist.Normal(k.unsqueeze(-1).expand(*k.shape, 2), 1.0).to_event(1), obs=x
+            )
+
+    def guide(x, mask=None):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("k", dist.Bernoulli(0.3))
+
+    class Discrete(torch.nn.Module):
+        pass
+
+    m = Discrete()
+    m.model, m.guide = model, guide
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="site 'k' \\(Bernoulli\\) cannot be reparameterised"):
+        OBJECTIVES[name](m)(x)
+    assert torch.isfinite(OBJECTIVES["rws"](m, num_particles=3)(x))  # RWS needs no rsample
