@@ -169,13 +169,12 @@ def sbc(
     num_bins: int = 10,
     mask_sampler: Callable | None = None,
     generator: torch.Generator | None = None,
-    site: str = "z",
     **options,
 ) -> SBCResult:
     r"""Simulation-based calibration of a completion method's posterior over latents.
 
     Draws :math:`z^\star \sim p(z)`, :math:`x \sim p(x \mid z^\star)` (``model.sample``),
-    masks it, takes ``L`` draws of the method's posterior over ``site`` and records the rank
+    masks it, takes ``L`` draws of the method's posterior ``z`` and records the rank
     of :math:`z^\star` among them. For a calibrated posterior the ranks are uniform on
     ``0..L`` (Talts et al. 2018); a chi-square test over ``num_bins`` bins checks each latent
     dimension. All simulations form one batch.

@@ -138,7 +138,7 @@ def _orderings(results, patterns) -> dict[str, bool]:
     return checks
 
 
-def _one_seed(data, x, patterns, samplers, seed, explained_variance, test_fraction, **common):
+def _one_seed(x, patterns, samplers, seed, explained_variance, test_fraction, **common):
     """Real-data and generated-data results for one seed (split, masks, DE masks, samples)."""
     train, test = train_test_split(x, test_fraction, generator=torch.Generator().manual_seed(seed))
     model = PPCA.fit(train, explained_variance=explained_variance)
@@ -222,7 +222,6 @@ def run_missing_fa(
     samplers = _samplers(data.image_shape, p_missing)
     runs = [
         _one_seed(
-            data,
             x,
             patterns,
             samplers,

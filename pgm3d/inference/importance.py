@@ -12,8 +12,10 @@ follows the chunk rather than ``num_proposals``; the effective sample size
 
 from __future__ import annotations
 
+import pyro
 import torch
 
+from pgm3d._progress import progress_bar
 from pgm3d._validation import fill_where_missing
 from pgm3d.inference._tracing import latent_values, log_weights, plate_nesting
 from pgm3d.inference.base import COMPLETION_METHODS
@@ -46,10 +48,6 @@ def importance(
     :param guide: proposal to use instead of ``model.guide``.
     :param seed: seeds Pyro's generators first.
     """
-    import pyro
-
-    from pgm3d._progress import progress_bar
-
     check_sampler_options(num_proposals=num_proposals, chains=chains, num_samples=num_samples)
     guide = model.guide if guide is None else guide
     if seed is not None:

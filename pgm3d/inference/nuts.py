@@ -9,6 +9,7 @@ whole batch, so it is meant for small models and checks.
 
 from __future__ import annotations
 
+import pyro
 import torch
 from pyro.infer import MCMC, NUTS
 
@@ -43,8 +44,6 @@ def nuts(
     :param int max_tree_depth: NUTS's maximum tree depth.
     :param seed: seeds Pyro's generators first (chain ``c`` then uses ``seed + c``).
     """
-    import pyro
-
     check_sampler_options(
         chains=chains,
         warmup=warmup,
