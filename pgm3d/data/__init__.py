@@ -1,5 +1,27 @@
-"""Datasets and masks."""
+"""Datasets and masks: images for the missing-data experiments, part-segmented 3D shapes with
+dense correspondences, voxel grids, and readers for the real formats."""
 
+import pgm3d.data.families  # noqa: F401  (registers the shape families)
+from pgm3d.data.loaders import load_mesh, load_voxels, save_voxels
 from pgm3d.data.masks import QUARTERS, quarter_mask, random_mask
+from pgm3d.data.mesh import Mesh
+from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
+from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes, voxelize
 
-__all__ = ["QUARTERS", "quarter_mask", "random_mask"]
+__all__ = [
+    "FAMILIES",
+    "QUARTERS",
+    "VOXEL_CLASSES",
+    "Mesh",
+    "ShapeSet",
+    "VoxelSet",
+    "load_mesh",
+    "load_shapes",
+    "load_voxels",
+    "quarter_mask",
+    "random_mask",
+    "save_voxels",
+    "shapes",
+    "voxel_classes",
+    "voxelize",
+]

@@ -10,6 +10,7 @@ from pgm3d.evaluation.diagnostics import (
     psis_khat,
     sbc,
 )
+from pgm3d.evaluation.geometry import chamfer_distance, symmetry_score, voxel_iou
 from pgm3d.evaluation.imputation import ImputationError, imputation_mse
 
 __all__ = [
@@ -18,10 +19,13 @@ __all__ = [
     "PosteriorComparison",
     "SBCResult",
     "active_units",
+    "chamfer_distance",
     "evaluate_posteriors",
     "guide_from",
     "imputation_mse",
     "kl_to_exact",
     "psis_khat",
     "sbc",
+    "symmetry_score",
+    "voxel_iou",
 ]

@@ -1,5 +1,21 @@
 """Figures (matplotlib, headless Agg backend), written as PNG files."""
 
 from pgm3d.viz.images import completion_grid
+from pgm3d.viz.shapes import (
+    interpolation_strip,
+    plot_points,
+    plot_voxels,
+    render_point_cloud,
+    render_shapes,
+    render_voxels,
+)
 
-__all__ = ["completion_grid"]
+__all__ = [
+    "completion_grid",
+    "interpolation_strip",
+    "plot_points",
+    "plot_voxels",
+    "render_point_cloud",
+    "render_shapes",
+    "render_voxels",
+]

@@ -1,0 +1,40 @@
+"""Small helpers shared by the family generators."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from pgm3d.data.parts import Box, Frustum
+
+
+def columns(*cols: torch.Tensor) -> torch.Tensor:
+    """Stack ``(N, 3)`` column vectors into ``(N, 3, 3)`` frames."""
+    return torch.stack(cols, -1)
+
+
+def axis(n: int, k: int) -> torch.Tensor:
+    """``(N, 3)`` copies of the unit vector along axis ``k``."""
+    e = torch.zeros(n, 3, dtype=torch.float64)
+    e[:, k] = 1.0
+    return e
+
+
+def deg(t: torch.Tensor) -> torch.Tensor:
+    return t * (math.pi / 180)
+
+
+def lifting_surface(frame, root, root_chord, tip, tip_chord, thickness, nominal) -> Box:
+    """A tapered, swept slab (wing, tail plane, fin): a loft from the root section at ``root``
+    to the tip section at ``tip`` with chords along ``frame[:, :, 1]`` and thickness
+    ``thickness * chord`` along ``frame[:, :, 0]``.
+    """
+    h0 = torch.stack([thickness * root_chord / 2, root_chord / 2], -1)
+    h1 = torch.stack([thickness * tip_chord / 2, tip_chord / 2], -1)
+    return Box.loft(frame, root, h0, tip, h1, nominal)
+
+
+def leg(top, bottom, radius, taper, nominal=(0.04, 0.03, 0.9)) -> Frustum:
+    """A round leg from ``top`` to ``bottom``, narrowing by ``taper`` (bottom/top radius)."""
+    return Frustum(top, bottom, radius, radius * taper, ref=(0.0, 0.0, 1.0), nominal=nominal)
