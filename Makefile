@@ -27,6 +27,8 @@ run: install
 
 bench: install
 	$(PY) benchmarks/missing_fa.py
+	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/shapes.py
 
 lint: install
 	$(VENV)/bin/ruff check .

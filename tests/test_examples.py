@@ -8,7 +8,8 @@ EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_example_runs(path, capsys):
+def test_example_runs(path, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PGM3D_EXAMPLES_OUT", str(tmp_path))  # figures go to a temporary folder
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # e.g. EM that did not converge
         runpy.run_path(str(path), run_name="__main__")

@@ -81,6 +81,8 @@ def load_mesh(path: str | os.PathLike, *, dtype=torch.float64) -> Mesh:
             )
         else:
             tm = trimesh.load(path, process=False, force="mesh")
+            if suffix == ".stl":  # STL stores every triangle's corners separately
+                tm.merge_vertices()
     except Exception as e:  # trimesh raises many types on malformed input
         raise ValueError(f"{path}: could not read mesh ({type(e).__name__}: {e})") from e
     if not hasattr(tm, "faces") or len(tm.faces) == 0 or len(tm.vertices) == 0:
@@ -126,22 +128,21 @@ def _read_voxel_file(path: Path, key: str) -> tuple[torch.Tensor, dict]:
         if suffix == ".mat":
             from scipy.io import loadmat
 
-            data = loadmat(path)
-            if key not in data:
-                found = [k for k in data if not k.startswith("__")]
-                raise ValueError(f"{path}: no key {key!r} in .mat file (found {found})")
-            return _grids(data[key], path), {}
-        if suffix == ".npy":
-            return _grids(np.load(path, allow_pickle=False), path), {}
-        if suffix == ".npy.gz":
+            arrays = {k: v for k, v in loadmat(path).items() if not k.startswith("__")}
+        elif suffix == ".npy":
+            arrays = {key: np.load(path, allow_pickle=False)}
+        elif suffix == ".npy.gz":
             with gzip.open(path, "rb") as f:
-                return _grids(np.load(f, allow_pickle=False), path), {}
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except ValueError:
-        raise
-    except Exception as e:
+                arrays = {key: np.load(f, allow_pickle=False)}
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # numpy, scipy and gzip raise many types on malformed files
         raise ValueError(f"{path}: could not read voxel file ({type(e).__name__}: {e})") from e
+    if suffix != ".npz":
+        if key not in arrays:
+            raise ValueError(f"{path}: no key {key!r} in .mat file (found {list(arrays)})")
+        return _grids(arrays[key], path), {}
     name = "voxels" if "voxels" in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
     if name is None:
         raise ValueError(f"{path}: .npz needs a 'voxels' array (found {list(arrays)})")

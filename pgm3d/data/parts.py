@@ -137,7 +137,7 @@ class Part:
         raise NotImplementedError
 
     def implicit(self, x: torch.Tensor) -> torch.Tensor:
-        """``f(x)``: negative inside, zero on the surface, positive outside. ``x``: ``(N, G, 3)``."""
+        """``f(x)`` for ``x (N, G, 3)``: negative inside, zero on the surface, positive outside."""
         raise NotImplementedError
 
     def mesh(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -356,8 +356,11 @@ class Ellipsoid(Part):
 
     def implicit(self, x):
         q = torch.einsum("nji,ngj->ngi", self.frame, x - self.center[:, None]) / self.semi[:, None]
-        # scaled by the smallest semi-axis so the value is comparable to a distance near the surface
-        return (q.norm(dim=-1) - 1) * self.semi.amin(-1, keepdim=True)
+        # |q| - 1 divided by its gradient norm: a first-order distance, so thresholds near the
+        # surface mean the same for long and flat ellipsoids
+        k0, k1 = q.norm(dim=-1), (q / self.semi[:, None]).norm(dim=-1)
+        centre = -self.semi.amin(-1, keepdim=True).expand_as(k0)
+        return torch.where(k1 > 0, k0 * (k0 - 1) / k1.clamp_min(1e-300), centre)
 
     def mesh(self):
         r, k = self.rings, self.segments

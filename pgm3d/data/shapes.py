@@ -8,8 +8,9 @@ points of a part are contiguous, and point ``i`` corresponds across all shapes. 
 models' masked likelihoods take.
 
 Coordinates: ``y`` is up, ``+z`` is the front, and every family is mirror-symmetric about the
-plane ``x = 0``; shapes are aligned and share one scale, fitting in ``[-1, 1]^3`` with the floor
-(or the lowest point) near ``y = -1``.
+plane ``x = 0``; shapes are aligned and share one scale, fitting in ``[-1, 1]^3`` (up to the
+radius of a splayed leg); chairs, tables and lamps stand on the floor ``y = -1`` and airplanes
+are centred on the origin.
 
 Get a procedural set with :func:`shapes` (``shapes("chairs", 1000, seed=0)``); convert a real
 dataset once to the ``.npz`` schema of :meth:`ShapeSet.save` and read it back with
