@@ -2,7 +2,13 @@
 dense correspondences, voxel grids, and readers for the real formats."""
 
 import pgm3d.data.families  # noqa: F401  (registers the shape families)
-from pgm3d.data.loaders import load_mesh, load_voxels, save_voxels
+from pgm3d.data.loaders import (
+    PointCloudSet,
+    load_mesh,
+    load_point_clouds,
+    load_voxels,
+    save_voxels,
+)
 from pgm3d.data.masks import QUARTERS, quarter_mask, random_mask
 from pgm3d.data.mesh import Mesh
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
@@ -13,9 +19,11 @@ __all__ = [
     "QUARTERS",
     "VOXEL_CLASSES",
     "Mesh",
+    "PointCloudSet",
     "ShapeSet",
     "VoxelSet",
     "load_mesh",
+    "load_point_clouds",
     "load_shapes",
     "load_voxels",
     "quarter_mask",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,15 @@ from pgm3d._progress import progress_bar
 from pgm3d.data.mesh import Mesh
 from pgm3d.data.voxels import VoxelSet, voxelize
 
-__all__ = ["MESH_SUFFIXES", "VOXEL_SUFFIXES", "load_mesh", "load_voxels", "save_voxels"]
+__all__ = [
+    "MESH_SUFFIXES",
+    "VOXEL_SUFFIXES",
+    "PointCloudSet",
+    "load_mesh",
+    "load_point_clouds",
+    "load_voxels",
+    "save_voxels",
+]
 
 MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl")
 VOXEL_SUFFIXES = (".mat", ".npy", ".npy.gz", ".npz")
@@ -207,8 +216,8 @@ def load_voxels(
     return VoxelSet(grids, labels, class_names, split, sources=[str(path)] * n)
 
 
-def _load_folder(root: Path, resolution, key, solid, progress) -> VoxelSet:
-    suffixes = VOXEL_SUFFIXES + MESH_SUFFIXES
+def _scan(root: Path, suffixes) -> tuple[list[str], list[tuple[Path, int, str]]]:
+    """Classes and ``(file, label, split)`` of a folder ``root/<class>/[...]/{train,test}/``."""
     classes = sorted(d.name for d in root.iterdir() if d.is_dir())
     files = []
     for label, name in enumerate(classes):
@@ -220,6 +229,11 @@ def _load_folder(root: Path, resolution, key, solid, progress) -> VoxelSet:
             f"{root}: no files in the ModelNet layout root/<class>/[...]/{{train,test}}/<file> "
             f"with suffixes {suffixes}"
         )
+    return classes, files
+
+
+def _load_folder(root: Path, resolution, key, solid, progress) -> VoxelSet:
+    classes, files = _scan(root, VOXEL_SUFFIXES + MESH_SUFFIXES)
     grids, labels, split, sources = [], [], [], []
     for f, label, part in progress_bar(files, desc=f"loading {root.name}", progress=progress):
         one = load_voxels(f, resolution=resolution, key=key, solid=solid)
@@ -275,3 +289,65 @@ def save_voxels(path: str | os.PathLike, voxels) -> str:
             f"{path}: unknown voxel format {suffix!r}; expected one of {VOXEL_SUFFIXES}"
         )
     return str(path)
+
+
+@dataclass
+class PointCloudSet:
+    """Point clouds sampled from meshes.
+
+    :ivar torch.Tensor points: ``(N, P, 3)``. :ivar torch.Tensor normals: ``(N, P, 3)``.
+    :ivar torch.Tensor labels: ``(N,)``. :ivar tuple class_names: class of each label.
+    :ivar numpy.ndarray split: ``(N,)`` ``"train"``/``"test"``. :ivar list sources: mesh files.
+    """
+
+    points: torch.Tensor
+    normals: torch.Tensor
+    labels: torch.Tensor
+    class_names: tuple[str, ...]
+    split: np.ndarray
+    sources: list[str]
+
+    def __len__(self) -> int:
+        return self.points.shape[0]
+
+
+def load_point_clouds(
+    root: str | os.PathLike,
+    num_points: int = 2048,
+    *,
+    seed: int = 0,
+    normalize: bool = True,
+    progress: bool | None = None,
+) -> PointCloudSet:
+    """Sample ``num_points`` surface points (area-weighted, with face normals) from every mesh of a
+    ModelNet-style folder ``root/<class>/[...]/{train,test}/*.off`` (or ``.obj``/``.ply``/``.stl``).
+
+    :param bool normalize: centre each cloud on its bounding box and scale it into the unit ball,
+        as is usual for ModelNet point clouds.
+    :param int seed: the sampling seed of file ``i`` is ``seed + i``, so loads are reproducible.
+    """
+    from pgm3d.data.shapes import _positive
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no folder at {root}")
+    num_points = _positive(num_points, "num_points")
+    classes, files = _scan(root, MESH_SUFFIXES)
+    points, normals = [], []
+    for i, (f, _, _) in enumerate(
+        progress_bar(files, desc=f"sampling {root.name}", progress=progress)
+    ):
+        p, n = load_mesh(f).sample_points(num_points, seed=seed + i)
+        if normalize:
+            p = p - (p.amax(0) + p.amin(0)) / 2
+            p = p / p.norm(dim=-1).amax().clamp_min(1e-12)
+        points.append(p)
+        normals.append(n)
+    return PointCloudSet(
+        points=torch.stack(points).to(torch.get_default_dtype()),
+        normals=torch.stack(normals).to(torch.get_default_dtype()),
+        labels=torch.tensor([label for _, label, _ in files]),
+        class_names=tuple(classes),
+        split=np.array([split for _, _, split in files]),
+        sources=[str(f) for f, _, _ in files],
+    )

@@ -170,3 +170,43 @@ def test_bad_voxel_files(tmp_path):
         save_voxels(tmp_path / "x.mat", torch.zeros(2, 4, 4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="unknown voxel format"):
         save_voxels(tmp_path / "x.vox", torch.zeros(4, 4, 4, dtype=torch.bool))
+
+
+def test_modelnet_folder_to_point_clouds(tmp_path):
+    from pgm3d.data import load_point_clouds
+
+    for cls, split in (("cube", "train"), ("cube", "test"), ("chair", "train")):
+        (tmp_path / cls / split).mkdir(parents=True, exist_ok=True)
+    _write_off(tmp_path / "cube" / "train" / "a.off", _cube())
+    _write_off(tmp_path / "cube" / "test" / "b.off", _cube())
+    _write_off(
+        tmp_path / "chair" / "train" / "c.off", shapes("chairs", 1, points_per_part=4).mesh(0)
+    )
+    pc = load_point_clouds(tmp_path, 500, seed=0, progress=False)
+    assert pc.points.shape == pc.normals.shape == (3, 500, 3) and pc.class_names == (
+        "chair",
+        "cube",
+    )
+    assert pc.labels.tolist() == [0, 1, 1] and pc.split.tolist() == ["train", "test", "train"]
+    assert pc.points.norm(dim=-1).amax(-1).sub(1).abs().max() < 1e-6  # normalised to the unit ball
+    cube = pc.points[1]
+    # every sample lies on a face of the (rescaled) cube, with the face's axis-aligned normal
+    half = cube.abs().amax()
+    on_face = (cube.abs() - half).abs().amin(-1) < 1e-5
+    assert on_face.all()
+    torch.testing.assert_close(pc.normals[1].abs().amax(-1), torch.ones(500))
+    again = load_point_clouds(tmp_path, 500, seed=0, progress=False)
+    assert torch.equal(again.points, pc.points)
+    with pytest.raises(FileNotFoundError):
+        load_point_clouds(tmp_path / "missing")
+    with pytest.raises(ValueError, match="num_points"):
+        load_point_clouds(tmp_path, 0)
+
+
+def test_mesh_surface_samples_are_uniform_on_area():
+    cube = _cube()  # side 1: six faces of equal area
+    points, normals = cube.sample_points(6000, seed=1)
+    face_axis = normals.abs().argmax(-1) * 2 + (normals.sum(-1) > 0)
+    counts = torch.bincount(face_axis, minlength=6).double()
+    assert ((counts - 1000).abs() < 4 * 1000**0.5).all()
+    assert ((points.abs().amax(-1) - 0.5).abs() < 1e-12).all()
