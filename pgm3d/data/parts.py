@@ -323,7 +323,21 @@ class Frustum(Part):
         return vertices, faces
 
 
-class Ellipsoid(Part):
+class _Posed(Part):
+    """A primitive placed at ``center (N, 3)`` with orientation ``frame (N, 3, 3)`` (columns are
+    its axes; identity by default)."""
+
+    def __init__(self, center, frame=None):
+        if frame is None:
+            frame = torch.eye(3, dtype=center.dtype, device=center.device).expand(len(center), 3, 3)
+        self.center, self.frame = center, frame
+
+    @property
+    def num_shapes(self) -> int:
+        return self.center.shape[0]
+
+
+class Ellipsoid(_Posed):
     """An ellipsoid ``c + R (s ⊙ u)``, ``|u| = 1``, with outward normal ``∝ R (u / s)``.
 
     :param center: ``(N, 3)``. :param semi: ``(N, 3)`` semi-axes.
@@ -334,14 +348,8 @@ class Ellipsoid(Part):
     rings, segments = 12, 24
 
     def __init__(self, center, semi, frame=None):
-        self.center, self.semi = center, semi
-        if frame is None:
-            frame = torch.eye(3, dtype=center.dtype, device=center.device).expand(len(center), 3, 3)
-        self.frame = frame
-
-    @property
-    def num_shapes(self) -> int:
-        return self.center.shape[0]
+        super().__init__(center, frame)
+        self.semi = semi
 
     def _place(self, u):
         points = self.center[:, None] + torch.einsum(
@@ -392,7 +400,7 @@ class Ellipsoid(Part):
         return vertices, torch.cat(faces).flip(-1)
 
 
-class Torus(Part):
+class Torus(_Posed):
     """A torus around the axis ``w`` (frame column 3) with major radius ``R`` and minor ``r``:
     points ``c + (R + r cos φ) d(θ) + r sin φ w`` with outward normal ``cos φ d(θ) + sin φ w``.
 
@@ -402,14 +410,8 @@ class Torus(Part):
     rings, segments = 12, 32
 
     def __init__(self, center, major, minor, frame=None):
-        self.center, self.major, self.minor = center, major, minor
-        if frame is None:
-            frame = torch.eye(3, dtype=center.dtype, device=center.device).expand(len(center), 3, 3)
-        self.frame = frame
-
-    @property
-    def num_shapes(self) -> int:
-        return self.center.shape[0]
+        super().__init__(center, frame)
+        self.major, self.minor = major, minor
 
     def _place(self, theta, phi):
         e1, e2, w = (self.frame[..., k][:, None] for k in range(3))
@@ -447,12 +449,8 @@ class Torus(Part):
 _MIRROR = torch.tensor([-1.0, 1.0, 1.0])
 
 
-class Mirrored(Part):
-    """The reflection of ``part`` in the plane ``x = 0`` (the families' symmetry plane).
-
-    Point ``i`` of the mirrored part is the reflection of point ``i`` of ``part``, so left and
-    right parts correspond exactly; the mesh's faces are reversed to stay outward.
-    """
+class _Wrapper(Part):
+    """A part defined by another part (its geometry is shared, its sampling or pose differs)."""
 
     def __init__(self, part: Part):
         self.part = part
@@ -460,6 +458,14 @@ class Mirrored(Part):
     @property
     def num_shapes(self) -> int:
         return self.part.num_shapes
+
+
+class Mirrored(_Wrapper):
+    """The reflection of ``part`` in the plane ``x = 0`` (the families' symmetry plane).
+
+    Point ``i`` of the mirrored part is the reflection of point ``i`` of ``part``, so left and
+    right parts correspond exactly; the mesh's faces are reversed to stay outward.
+    """
 
     def surface(self, m):
         p, n = self.part.surface(m)
@@ -473,17 +479,10 @@ class Mirrored(Part):
         return v * _MIRROR.to(v), f.flip(-1)
 
 
-class Symmetrized(Part):
+class Symmetrized(_Wrapper):
     """A part that is itself symmetric about ``x = 0`` (a seat, a fuselage), sampled so that its
     *point set* is symmetric too: the second half of the points mirrors the first half.
     """
-
-    def __init__(self, part: Part):
-        self.part = part
-
-    @property
-    def num_shapes(self) -> int:
-        return self.part.num_shapes
 
     def surface(self, m):
         p, n = self.part.surface(m - m // 2)

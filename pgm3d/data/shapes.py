@@ -278,6 +278,13 @@ class ParamSampler:
         p = self._per_style(probs, default)
         return torch.rand(len(self.style), generator=self.generator, dtype=torch.float64) < p
 
+    def styles(self, *names: str) -> torch.Tensor:
+        """``(N,)`` bool: the shape's style is one of ``names``."""
+        unknown = set(names) - set(self.names)
+        if unknown:
+            raise KeyError(f"unknown styles {sorted(unknown)}")
+        return torch.isin(self.style, torch.tensor([self.names.index(s) for s in names]))
+
     def vec(self, *components) -> torch.Tensor:
         """Stack ``(N,)`` tensors or floats into ``(N, 3)`` (or ``(N, len)``) vectors."""
         n = len(self.style)

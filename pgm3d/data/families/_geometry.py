@@ -38,3 +38,13 @@ def lifting_surface(frame, root, root_chord, tip, tip_chord, thickness, nominal)
 def leg(top, bottom, radius, taper, nominal=(0.04, 0.03, 0.9)) -> Frustum:
     """A round leg from ``top`` to ``bottom``, narrowing by ``taper`` (bottom/top radius)."""
     return Frustum(top, bottom, radius, radius * taper, ref=(0.0, 0.0, 1.0), nominal=nominal)
+
+
+def disc(floor: float, height, radius, top_ratio, nominal) -> Frustum:
+    """A round base standing on the floor: ``height`` tall, narrowing to ``top_ratio * radius``."""
+    n = len(height)
+    bottom = torch.zeros(n, 3, dtype=torch.float64)
+    bottom[:, 1] = floor
+    top = bottom.clone()
+    top[:, 1] += height
+    return Frustum(bottom, top, radius, radius * top_ratio, nominal=nominal)

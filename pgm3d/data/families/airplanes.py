@@ -112,8 +112,7 @@ class Airplanes(ShapeFamily):
             nominal=(0.005, 0.1, 0.12),
         )
 
-        names = self.style_names
-        s = lambda *which: torch.isin(style, torch.tensor([names.index(w) for w in which]))  # noqa: E731
+        s = rng.styles
         has_tail = s("airliner", "prop") | (s("fighter") & rng.bernoulli(fighter=0.5))
         has_fin = s("airliner", "fighter", "prop")
         ones = torch.ones(n, dtype=torch.bool)

@@ -184,8 +184,7 @@ class Chairs(ShapeFamily):
             nominal=(0.05, 0.15, 0.8),
         )
 
-        names = self.style_names
-        s = lambda *which: torch.isin(style, torch.tensor([names.index(w) for w in which]))  # noqa: E731
+        s = rng.styles
         has_back = ~s("bench")
         has_legs = ~s("pedestal")
         has_arms = s("armchair") | (s("office") & rng.bernoulli(office=0.5))

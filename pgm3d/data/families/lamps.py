@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from pgm3d.data.families._geometry import disc
 from pgm3d.data.parts import Frustum, Symmetrized
 from pgm3d.data.shapes import FAMILIES, ParamSampler, ShapeFamily
 
@@ -32,13 +33,7 @@ class Lamps(ShapeFamily):
         u = rng.uniform
         base_h = u((0.03, 0.08))
         base_r = u(floor=(0.2, 0.3), table=(0.2, 0.35), desk=(0.15, 0.25))
-        base = Frustum(
-            rng.vec(0.0, FLOOR, 0.0),
-            rng.vec(0.0, FLOOR + base_h, 0.0),
-            base_r,
-            base_r * u((0.8, 1.0)),
-            nominal=(0.25, 0.22, 0.05),
-        )
+        base = disc(FLOOR, base_h, base_r, u((0.8, 1.0)), nominal=(0.25, 0.22, 0.05))
 
         desk = style == self.style_names.index("desk")
         pole_top = rng.vec(

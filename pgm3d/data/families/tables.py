@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pgm3d.data.families._geometry import leg
+from pgm3d.data.families._geometry import disc, leg
 from pgm3d.data.parts import Box, Frustum, Mirrored, Symmetrized
 from pgm3d.data.shapes import FAMILIES, ParamSampler, ShapeFamily
 
@@ -73,13 +73,7 @@ class Tables(ShapeFamily):
 
         base_h = u((0.03, 0.07))
         base_r = u((0.25, 0.4), bar=(0.2, 0.3))
-        base = Frustum(
-            rng.vec(0.0, FLOOR, 0.0),
-            rng.vec(0.0, FLOOR + base_h, 0.0),
-            base_r,
-            base_r * u((0.7, 0.95)),
-            nominal=(0.3, 0.25, 0.05),
-        )
+        base = disc(FLOOR, base_h, base_r, u((0.7, 0.95)), nominal=(0.3, 0.25, 0.05))
         column = Frustum(
             rng.vec(0.0, bottom, 0.0),
             rng.vec(0.0, FLOOR + base_h, 0.0),
@@ -88,8 +82,7 @@ class Tables(ShapeFamily):
             nominal=(0.07, 0.08, 1.3),
         )
 
-        names = self.style_names
-        s = lambda *which: torch.isin(style, torch.tensor([names.index(w) for w in which]))  # noqa: E731
+        s = rng.styles
         on_column = s("pedestal") | (s("bar") & rng.bernoulli(bar=0.5))
         existence = torch.stack(
             [torch.ones(n, dtype=torch.bool), *[~on_column] * 4, on_column, on_column], -1
