@@ -13,9 +13,10 @@ Both moves leave :math:`p(z, x_m \mid x_v)` invariant, so the chain targets the 
 conditional whatever the guide; the guide only sets the mixing speed.
 
 One sweep is one guide pass and one model pass on the proposal: the current latents' prior
-and likelihood are carried from the sweep that accepted them (re-evaluated at the new
-completion), which works for Normal and Bernoulli likelihoods; for other families the proposed
-and current latents are decoded together in one pass of twice the batch.
+and likelihood are carried from the sweep that accepted them (the ``"x"`` site re-evaluated at
+the new completion, other observed sites carried as they are), which works for Normal and
+Bernoulli likelihoods, masked or not; for other families the proposed and current latents are
+decoded together in one pass of twice the batch.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def _merge(take: torch.Tensor, a, b):
     if isinstance(a, dist.Independent):
         base = _merge(take, a.base_dist, b.base_dist)
         return dist.Independent(base, a.reinterpreted_batch_ndims)
+    if isinstance(a, dist.MaskedDistribution):
+        # the mask follows the data, not the latents, so both sides share it
+        if not (a._mask is b._mask or torch.equal(a._mask, b._mask)):
+            raise NotImplementedError
+        return dist.MaskedDistribution(_merge(take, a.base_dist, b.base_dist), a._mask)
     if isinstance(a, torch.distributions.Normal):
         loc, scale = torch.where(take, a.loc, b.loc), torch.where(take, a.scale, b.scale)
         return dist.Normal(loc, scale, validate_args=False)
@@ -69,11 +75,13 @@ def _step(state: ChainState, ctx: dict) -> ChainState:
         )
         cache["fn"] = current.model_trace.nodes["x"]["fn"]
         cache["log_prior"] = current.log_prior
+        # observed sites other than "x" (e.g. ShapeVAE's existences) do not change with x_m
+        cache["log_other"] = current.log_lik - cache["fn"].log_prob(x)
     if cache.get("stacked"):
         return _step_stacked(state, ctx, trace, proposal)
     lw = log_weights(model.model, guide, x, None, 1, nesting, guide_trace=trace)
     log_q_current = log_q_at(trace, nesting, (1, x.shape[0]), values=state.latents)
-    log_p_current = cache["fn"].log_prob(x) + cache["log_prior"]
+    log_p_current = cache["fn"].log_prob(x) + cache["log_prior"] + cache["log_other"]
     log_rho = (lw.total - (log_p_current - log_q_current))[0]
     accept = torch.rand_like(log_rho).log() < log_rho
     fn_proposal = lw.model_trace.nodes["x"]["fn"]
@@ -86,6 +94,8 @@ def _step(state: ChainState, ctx: dict) -> ChainState:
         return _step_stacked(state, ctx, trace, proposal)
     cache["fn"] = fn
     cache["log_prior"] = torch.where(accept, lw.log_prior, cache["log_prior"])
+    log_other = lw.log_lik - fn_proposal.log_prob(x)
+    cache["log_other"] = torch.where(accept, log_other, cache["log_other"])
     latents = _select_latents(accept, trace, proposal, state.latents)
     x_new = fill_where_missing(ctx["x"], ctx["mask"], fn.sample()[0])
     return ChainState(latents, x_new, fn.mean[0], state.accepted + accept.to(state.accepted.dtype))

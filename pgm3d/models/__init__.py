@@ -7,6 +7,7 @@ from pgm3d.models.factor_analysis import EMInfo, FactorAnalysis
 from pgm3d.models.guides import GaussianEncoderGuide
 from pgm3d.models.linear_gaussian import LinearGaussian
 from pgm3d.models.ppca import PPCA
+from pgm3d.models.shapevae import ShapeVAE
 from pgm3d.models.vae import VAE
 from pgm3d.registry import Registry
 
@@ -14,6 +15,7 @@ MODELS: Registry = Registry("model")
 MODELS.register("fa")(FactorAnalysis)
 MODELS.register("ppca")(PPCA)
 MODELS.register("vae")(VAE)
+MODELS.register("shapevae")(ShapeVAE)
 
 __all__ = [
     "MODELS",
@@ -23,4 +25,5 @@ __all__ = [
     "FactorAnalysis",
     "GaussianEncoderGuide",
     "LinearGaussian",
+    "ShapeVAE",
 ]

@@ -188,3 +188,61 @@ def test_samplers_follow_the_device_of_their_inputs(method):
     opts = {"num_proposals": 20} if method == "importance" else {"warmup": 2, "thin": 1}
     r = complete(vae, x, mask, method, chains=2, num_samples=3, seed=0, **opts)
     assert r.x.device.type == "cuda" and r.samples["z"].device.type == "cuda"
+
+
+class SideObservation(pyro.nn.PyroModule):
+    """Factor analysis plus a second observed site ``"y" ~ N(z_1, 1)`` read from the last column
+    (masked out of ``"x"``), the layout ShapeVAE uses for its part existences."""
+
+    def __init__(self, fa):
+        super().__init__()
+        self.fa = fa
+        self.data_dim = fa.data_dim + 1
+        self.anchor = torch.nn.Parameter(torch.zeros((), dtype=F64), requires_grad=False)
+
+    def model(self, x, mask=None):
+        d = self.fa.data_dim
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(torch.zeros(2, dtype=F64), 1.0).to_event(1))
+            pyro.sample("y", dist.Normal(z[..., 0], 1.0), obs=x[:, d])
+            loc = torch.cat([self.fa.decode(z).mean, z[..., :1]], -1)
+            keep = torch.ones(self.data_dim, dtype=torch.bool)
+            keep[d] = False
+            keep = keep & mask if mask is not None else keep
+            scale = torch.cat([self.fa.psi.detach().sqrt(), torch.ones(1, dtype=F64)])
+            px = dist.Normal(loc, scale).mask(keep)
+            pyro.sample(
+                "x", px.to_event(1), obs=torch.where(mask, x, 0.0) if mask is not None else x
+            )
+
+
+def test_mwg_targets_the_conditional_given_every_observed_site(case):
+    """With an extra observed site, MwG must weigh it for the current state as for the
+    proposal; the chain's completion then matches the exact conditional E[x_m | x_v, y]
+    (relative RMS error 0.04 measured; 0.42 when the current state's y term is dropped)."""
+    fa, x, mask, _, scale = case
+    y = torch.linspace(-4, 4, 10, dtype=F64)
+    post = fa.exact_posterior(x, mask)
+    a = torch.tensor([1.0, 0.0], dtype=F64)
+    prec = torch.linalg.inv(post.covariance_matrix) + torch.outer(a, a)
+    cov = torch.linalg.inv(prec)
+    m = (
+        cov
+        @ (
+            torch.linalg.solve(post.covariance_matrix, post.mean[..., None])
+            + a[:, None] * y[:, None, None]
+        )
+    )[..., 0]
+    ref = m @ fa.W.detach().T + fa.mu.detach()
+    model = SideObservation(fa)
+    xy = torch.cat([x, y[:, None]], -1)
+    mask_xy = torch.cat([mask, torch.ones(10, 1, dtype=torch.bool)], -1)
+
+    def guide(x, mask=None):  # ignores y: a proposal that is wrong in a known way
+        return BiasedGuide(fa)(x[:, :-1], None if mask is None else mask[:, :-1])
+
+    r = complete(
+        model, xy, mask_xy, "mwg", guide=guide, seed=0, warmup=100, thin=2, num_samples=200
+    )
+    err = ((r.x[:, :-1] - ref)[~mask].pow(2).mean().sqrt() / scale).item()
+    assert err < 0.15, err
