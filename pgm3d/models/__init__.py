@@ -6,6 +6,7 @@
 from pgm3d.models.factor_analysis import EMInfo, FactorAnalysis
 from pgm3d.models.guides import GaussianEncoderGuide
 from pgm3d.models.linear_gaussian import LinearGaussian
+from pgm3d.models.pattern_gaussian import PatternGaussian
 from pgm3d.models.ppca import PPCA
 from pgm3d.models.shapevae import ShapeVAE
 from pgm3d.models.vae import VAE
@@ -25,5 +26,6 @@ __all__ = [
     "FactorAnalysis",
     "GaussianEncoderGuide",
     "LinearGaussian",
+    "PatternGaussian",
     "ShapeVAE",
 ]

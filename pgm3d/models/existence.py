@@ -55,7 +55,7 @@ class ExistenceDistribution(TorchDistribution):
         )
         super().__init__(torch.Size(), torch.Size([k]), validate_args=validate_args)
 
-    def _index(self, value: torch.Tensor) -> torch.Tensor:
+    def pattern_index(self, value: torch.Tensor) -> torch.Tensor:
         """Index of each row's pattern, -1 when unseen."""
         v = value.bool().unsqueeze(-2)
         hit = (v == self.patterns.to(value.device)).all(-1)  # (..., n)
@@ -63,7 +63,7 @@ class ExistenceDistribution(TorchDistribution):
 
     def check_seen(self, value: torch.Tensor) -> None:
         """Raise if a row has a pattern of probability zero (unseen, no smoothing)."""
-        idx = self._index(value)
+        idx = self.pattern_index(value)
         if self.smoothing == 0 and (idx < 0).any():
             bad = value.reshape(-1, value.shape[-1])[(idx < 0).reshape(-1)][0].bool().int().tolist()
             raise ValueError(
@@ -73,7 +73,7 @@ class ExistenceDistribution(TorchDistribution):
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         self.check_seen(value)
-        idx = self._index(value)
+        idx = self.pattern_index(value)
         seen = self._log_seen.to(device=value.device, dtype=value.dtype)
         out = seen[idx.clamp_min(0)]
         return torch.where(idx >= 0, out, torch.full_like(out, self._log_unseen)).expand(

@@ -32,13 +32,13 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from pgm3d._validation import check_inputs, clean_missing
-from pgm3d.models.existence import ExistenceDistribution, existence_patterns
+from pgm3d._validation import clean_missing
+from pgm3d.models.part_rows import PartRows
 
 __all__ = ["ShapeVAE"]
 
 
-class ShapeVAE(PyroModule):
+class ShapeVAE(PartRows, PyroModule):
     """The ShapeVAE model/guide pair.
 
     :param part_points: points per part ``(m_1, ..., m_K)``.
@@ -69,34 +69,12 @@ class ShapeVAE(PyroModule):
         activation=nn.ReLU,
     ):
         super().__init__()
-        part_points = [int(m) for m in part_points]
-        if not part_points or min(part_points) < 1:
-            raise ValueError(f"part_points must be positive counts, got {part_points}")
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
-        patterns, counts = existence_patterns(existence)
-        if patterns.shape[-1] != len(part_points):
-            raise ValueError(
-                f"existence has {patterns.shape[-1]} parts, part_points {len(part_points)}"
-            )
         if min_variance <= 0:
             raise ValueError(f"min_variance must be > 0, got {min_variance}")
-        self.width = 6 if normals else 3
-        self.part_points, self.num_parts, self.latent_dim = (
-            part_points,
-            len(part_points),
-            latent_dim,
-        )
-        self.part_sizes = [m * self.width for m in part_points]
-        self.point_dim = sum(self.part_sizes)
-        self.data_dim = self.point_dim + self.num_parts
-        self.min_variance, self.existence_smoothing = min_variance, existence_smoothing
-        self.register_buffer("patterns", patterns)
-        self.register_buffer("pattern_counts", counts)
-        self.register_buffer(
-            "part_of_entry",
-            torch.repeat_interleave(torch.arange(self.num_parts), torch.tensor(self.part_sizes)),
-        )
+        self.init_layout(part_points, existence, normals, existence_smoothing)
+        self.latent_dim, self.min_variance = latent_dim, min_variance
         act = activation
         # decoder: z, e -> 256 each -> 512 -> u_p -> 512 -> (mean, variance) per part
         self.dec_z = nn.Sequential(nn.Linear(latent_dim, embed), act())
@@ -126,49 +104,6 @@ class ShapeVAE(PyroModule):
             nn.Linear(embed, 2 * latent_dim),
         )
 
-    @classmethod
-    def from_shapes(
-        cls, shapes, latent_dim: int = 64, *, normals: bool = True, **kwargs
-    ) -> ShapeVAE:
-        """A ShapeVAE sized for a :class:`~pgm3d.data.ShapeSet` (its parts and existences)."""
-        counts = torch.bincount(shapes.part_of_point.cpu(), minlength=shapes.num_parts).tolist()
-        return cls(counts, shapes.existence.cpu(), latent_dim, normals=normals, **kwargs)
-
-    def data(self, shapes, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows ``[x, e]`` and their observation mask from a ShapeSet (absent parts masked;
-        ``mask`` ``(N, P * width)`` additionally hides entries), on the model's device and dtype."""
-        ref = next(self.parameters())
-        flat = shapes.flat(normals=self.width == 6)
-        if flat.shape[-1] != self.point_dim:
-            raise ValueError(
-                f"the shapes have {flat.shape[-1]} point entries, the model {self.point_dim}"
-            )
-        observed = shapes.flat_mask(normals=self.width == 6)
-        if mask is not None:
-            observed = observed & mask.to(observed.device)
-        e = shapes.existence
-        x = torch.cat([flat, e.to(flat.dtype)], -1).to(ref)
-        full = torch.cat([observed, torch.ones_like(e)], -1).to(ref.device)
-        return x, full
-
-    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(..., D + K)`` rows into points ``(..., D)`` and existences ``(..., K)``."""
-        return x[..., : self.point_dim], x[..., self.point_dim :]
-
-    def existence_distribution(self) -> ExistenceDistribution:
-        return ExistenceDistribution(self.patterns, self.pattern_counts, self.existence_smoothing)
-
-    def _check(self, x, mask):
-        check_inputs(self, x, mask)
-        _, e = self.split(x)
-        if mask is not None and not mask[..., self.point_dim :].all():
-            raise ValueError("the existence columns (the last K entries of a row) must be observed")
-        if not ((e == 0) | (e == 1)).all():
-            raise ValueError("existence columns must be 0 or 1")
-        if not e.bool().any(-1).all():
-            raise ValueError("a row has no parts (all existences are 0)")
-        self.existence_distribution().check_seen(e)
-
     def decode(self, z: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Means and standard deviations ``(..., D)`` of the point entries given ``z (..., K_z)``
         and existences ``e (..., K)``."""
@@ -181,12 +116,8 @@ class ShapeVAE(PyroModule):
             scales.append((nn.functional.softplus(out[..., size:]) + self.min_variance).sqrt())
         return torch.cat(locs, -1), torch.cat(scales, -1)
 
-    def _entry_mask(self, e: torch.Tensor) -> torch.Tensor:
-        """``(..., D)`` bool: the entry's part is present."""
-        return e.bool()[..., self.part_of_entry]
-
     def model(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        self._check(x, mask)
+        self.check_rows(x, mask)
         _, e = self.split(x)
         zero = x.new_zeros(self.latent_dim)
         with pyro.plate("data", x.shape[0]):
@@ -196,7 +127,7 @@ class ShapeVAE(PyroModule):
             # the site covers whole rows; existence columns are scored by "e", not here
             loc = torch.cat([loc, e.expand(*loc.shape[:-1], -1)], -1)
             scale = torch.cat([scale, torch.ones_like(scale[..., : self.num_parts])], -1)
-            keep = torch.cat([self._entry_mask(e), torch.zeros_like(e, dtype=torch.bool)], -1)
+            keep = torch.cat([self.entry_mask(e), torch.zeros_like(e, dtype=torch.bool)], -1)
             if mask is not None:
                 keep = keep & mask
             px = dist.Normal(loc, scale, validate_args=False).mask(keep)
@@ -206,7 +137,7 @@ class ShapeVAE(PyroModule):
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dist.Independent:
         """``q(z | x_v, e)`` with batch ``(B,)`` and event ``(K_z,)``."""
         points, e = self.split(x)
-        observed = self._entry_mask(e)
+        observed = self.entry_mask(e)
         if mask is not None:
             observed = observed & mask[..., : self.point_dim]
         clean = torch.where(observed, points, torch.zeros_like(points))
@@ -237,28 +168,6 @@ class ShapeVAE(PyroModule):
             z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
             loc, scale = self.decode(z, e)
             noise = torch.randn(loc.shape, generator=generator, dtype=p.dtype, device=p.device)
-            x = torch.where(self._entry_mask(e), loc + scale * noise, 0.0)
+            x = torch.where(self.entry_mask(e), loc + scale * noise, 0.0)
         x = torch.cat([x, e], -1)
         return (x, z) if return_latents else x
-
-    def to_points(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Rows ``[x, e]`` as ``points (N, P, 3)``, ``normals (N, P, 3)`` (unit; None without
-        normals), ``existence (N, K)`` and ``point_mask (N, P)``, for metrics and figures."""
-        points, e = self.split(x)
-        per_point = points.reshape(*points.shape[:-1], -1, self.width)
-        normals = None
-        if self.width == 6:
-            normals = nn.functional.normalize(per_point[..., 3:], dim=-1)
-        mask = e.bool()[
-            ...,
-            torch.repeat_interleave(
-                torch.arange(self.num_parts, device=x.device),
-                torch.tensor(self.part_points, device=x.device),
-            ),
-        ]
-        return {
-            "points": per_point[..., :3],
-            "normals": normals,
-            "existence": e.bool(),
-            "point_mask": mask,
-        }

@@ -62,7 +62,7 @@ def _log_probs(model, x, mask, z):
 
 def test_absent_parts_do_not_enter_the_likelihood_or_the_encoder(small, chairs):
     x, mask = small.data(chairs[:20])
-    absent = ~small._entry_mask(x[:, small.point_dim :])
+    absent = ~small.entry_mask(x[:, small.point_dim :])
     assert absent.any()
     noisy = x.clone()
     noisy[:, : small.point_dim][absent] = 7.0
@@ -83,7 +83,7 @@ def test_the_likelihood_is_a_diagonal_gaussian_over_present_observed_entries(sma
     x, mask = small.data(chairs[:5])
     z = torch.randn(5, 4, dtype=F64)
     loc, scale = small.decode(z, x[:, small.point_dim :])
-    keep = mask[:, : small.point_dim] & small._entry_mask(x[:, small.point_dim :])
+    keep = mask[:, : small.point_dim] & small.entry_mask(x[:, small.point_dim :])
     ref = (torch.distributions.Normal(loc, scale).log_prob(x[:, : small.point_dim]) * keep).sum(-1)
     torch.testing.assert_close(_log_probs(small, x, mask, z)[0], ref)
     assert (scale**2 >= small.min_variance).all()
@@ -119,7 +119,7 @@ def test_samples_have_training_patterns_and_zero_absent_parts(small, chairs):
     e = x[:, small.point_dim :].bool()
     seen = (e[:, None] == chairs.existence[None]).all(-1).any(-1)
     assert seen.all()
-    assert (x[:, : small.point_dim][~small._entry_mask(e)] == 0).all()
+    assert (x[:, : small.point_dim][~small.entry_mask(e)] == 0).all()
 
 
 def test_training_improves_the_bound_and_iwae_tightens_it(chairs):
