@@ -43,7 +43,7 @@ def test_log_likelihood_matches_the_closed_form_and_marginalises_missing_entries
 
 
 def test_samples_follow_the_fitted_patterns(fitted):
-    data, model = fitted
+    _, model = fitted
     s = model.sample(3000, generator=torch.Generator().manual_seed(0))
     e = s[:, model.point_dim :].bool()
     k = (e[:, None] == model.patterns[None]).all(-1).float().argmax(-1)
