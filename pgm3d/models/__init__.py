@@ -8,6 +8,7 @@ from pgm3d.models.guides import GaussianEncoderGuide
 from pgm3d.models.linear_gaussian import LinearGaussian
 from pgm3d.models.pattern_gaussian import PatternGaussian
 from pgm3d.models.ppca import PPCA
+from pgm3d.models.shapefa import ShapeFA
 from pgm3d.models.shapevae import ShapeVAE
 from pgm3d.models.vae import VAE
 from pgm3d.registry import Registry
@@ -27,5 +28,6 @@ __all__ = [
     "GaussianEncoderGuide",
     "LinearGaussian",
     "PatternGaussian",
+    "ShapeFA",
     "ShapeVAE",
 ]

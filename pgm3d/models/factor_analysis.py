@@ -173,3 +173,96 @@ class FactorAnalysis(LinearGaussian):
         model = cls(W, mu, psi)
         model.fit_info = EMInfo(n_iter=n_iter, converged=converged, log_likelihood=history)
         return model
+
+    @classmethod
+    def fit_missing(
+        cls,
+        X,
+        mask: torch.Tensor,
+        latent_dim: int,
+        max_iter: int = 500,
+        tol: float = 1e-6,
+        *,
+        min_psi: float = 1e-6,
+        progress: bool | None = None,
+    ) -> FactorAnalysis:
+        r"""Maximum-likelihood factor analysis from incomplete data by EM (Ghahramani & Jordan
+        1994): the E-step takes each row's exact posterior given its observed entries,
+        :math:`m_n, S_n`; with :math:`\tilde z = [z; 1]` the M-step solves, for every
+        dimension ``d`` over the rows ``n`` that observe it,
+
+        .. math::
+            [W_d, \mu_d] = \Big[\sum_n x_{nd}\, \mathbb{E}\tilde z_n^\top\Big]
+                \Big[\sum_n \mathbb{E}\tilde z_n \tilde z_n^\top\Big]^{-1}, \quad
+            \psi_d = \frac{1}{N_d} \sum_n \mathbb{E}\big[(x_{nd} - W_d z_n - \mu_d)^2\big].
+
+        The observed-data log-likelihood never decreases; the loop stops when its per-row
+        increase falls below ``tol``. Starts from PCA of the mean-imputed data.
+
+        :param X: ``(N, D)``; entries where ``mask`` is False are ignored (NaN allowed).
+        :param mask: bool ``(N, D)``, True = observed; every column needs an observed entry.
+        """
+        X = as_data(X, "X")
+        mask = torch.as_tensor(mask, device=X.device)
+        if mask.shape != X.shape or mask.dtype != torch.bool:
+            raise ValueError(
+                f"mask must be bool {tuple(X.shape)}, got {mask.dtype} {tuple(mask.shape)}"
+            )
+        N, D = X.shape
+        K = check_latent_dim(latent_dim, D)
+        count = mask.sum(0)
+        if (count == 0).any():
+            raise ValueError(
+                f"columns {(count == 0).nonzero().flatten().tolist()[:10]} are never observed"
+            )
+        Xz = torch.where(mask, X, 0.0)
+        if not bool(torch.isfinite(Xz).all()):
+            raise ValueError("X has NaN or infinite observed entries")
+        w = mask.to(X.dtype)
+        mu = Xz.sum(0) / count
+        var = (w * (Xz - mu) ** 2).sum(0) / count
+        floor = min_psi * var.mean().clamp_min(torch.finfo(X.dtype).tiny)
+        lam, V = principal_components(torch.where(mask, Xz - mu, 0.0))
+        if K > V.shape[1]:
+            raise ValueError(f"latent_dim = {K} exceeds the number of rows N = {N}")
+        sigma2 = lam[K:].sum() / (D - K)
+        W = V[:, :K] * (lam[:K] - sigma2).clamp_min(0).sqrt()
+        psi = torch.maximum(var - W.pow(2).sum(1), floor)
+        model = cls(W, mu, psi)
+        history: list[float] = []
+        converged = False
+        bar = progress_bar(range(max_iter), desc="FA EM (missing)", progress=progress)
+        n_iter = 0
+        for _ in bar:
+            n_iter += 1
+            with torch.no_grad():
+                post = model.exact_posterior(Xz, mask)
+                history.append(float(model.log_likelihood(Xz, mask).mean()))
+            if len(history) > 1 and history[-1] - history[-2] < tol:
+                converged = True
+                break
+            m = post.mean
+            Ezz = post.covariance_matrix + m[:, :, None] * m[:, None, :]
+            ones = torch.ones(N, 1, dtype=X.dtype, device=X.device)
+            Ez1 = torch.cat([m, ones], -1)  # (N, K + 1)
+            Ezz1 = torch.cat(
+                [torch.cat([Ezz, m[:, :, None]], -1), torch.cat([m, ones], -1)[:, None, :]], 1
+            )  # (N, K + 1, K + 1)
+            A = torch.einsum("nd,nij->dij", w, Ezz1)
+            R = torch.einsum("nd,ni->di", w * Xz, Ez1)
+            Wmu = torch.linalg.solve(A, R)  # (D, K + 1)
+            pred = Ez1 @ Wmu.mT  # E[W_d z + mu_d]
+            quad = torch.einsum("di,nij,dj->nd", Wmu, Ezz1, Wmu)
+            resid2 = w * (Xz.pow(2) - 2 * Xz * pred + quad)
+            psi = torch.maximum(resid2.sum(0) / count, floor)
+            model = cls(Wmu[:, :K], Wmu[:, K], psi)
+            bar.set_postfix(ll=f"{history[-1]:.4f}")
+        bar.close()
+        if not converged:
+            warnings.warn(
+                f"FactorAnalysis.fit_missing: EM did not converge in {max_iter} iterations",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        model.fit_info = EMInfo(n_iter=n_iter, converged=converged, log_likelihood=history)
+        return model

@@ -106,8 +106,10 @@ class PatternGaussian(PartRows, nn.Module):
         e = self.existence_distribution().sample((n,), generator=generator).to(self.loc)
         idx = self.existence_distribution().pattern_index(e)
         if (idx < 0).any():
-            raise ValueError("p(e) drew a pattern never seen in training, which has no Gaussian; "
-                             "sample with existence_smoothing=0")
+            raise ValueError(
+                "p(e) drew a pattern never seen in training, which has no Gaussian; "
+                "sample with existence_smoothing=0"
+            )
         noise = torch.randn(n, self.point_dim, generator=generator, dtype=self.loc.dtype).to(
             self.loc.device
         )

@@ -1,0 +1,153 @@
+r"""ShapeFA (Nash & Williams 2017; thesis eqs. 3.7–3.9): a two-layer linear-Gaussian model of
+part-segmented shapes, the linear counterpart of :class:`~pgm3d.models.ShapeVAE`,
+
+.. math::
+    z \sim \mathcal{N}(0, I), \qquad
+    u_p = A_p z + c_p + \eta_p,\ \eta_p \sim \mathcal{N}(0, \Phi_p), \qquad
+    x_p = B_p u_p + \mu_p + \epsilon_p,\ \epsilon_p \sim \mathcal{N}(0, \Psi_p),
+
+for the present parts ``p`` of a shape (absent parts are not generated), with diagonal
+``Φ_p`` and ``Ψ_p``. It is fitted greedily layer by layer: a factor analyser per part on the
+shapes that have the part (bottom layer ``B_p, μ_p, Ψ_p``), then a factor analyser with missing
+data on the parts' posterior means ``E[u_p | x_p]``, absent parts missing (top layer
+``A, c, Φ``).
+
+Integrating out ``u`` keeps the model linear-Gaussian: with ``η_p = Φ_p^{1/2} ξ_p``,
+
+.. math::
+    x = \big[\,B A \;\; B\,\Phi^{1/2}\big] \begin{bmatrix} z \\ \xi \end{bmatrix}
+        + (B c + \mu) + \epsilon,
+
+a factor analyser with latent ``(z, ξ)``, block-diagonal ``B`` and diagonal noise ``Ψ``. So
+ShapeFA *is* a :class:`~pgm3d.models.FactorAnalysis` over the point entries: its exact
+log-likelihood, exact posterior and the ``complete`` methods ``"exact"``, ``"fca"`` and
+``"sca"`` apply unchanged, and an absent part is simply a set of missing entries (the marginal
+of the visible parts is exactly the model above). The first ``latent_dim`` latent coordinates
+are ``z``.
+
+Rows are the point entries of :meth:`~pgm3d.data.ShapeSet.flat` (no existence columns); use
+:meth:`ShapeFA.data` for rows and a mask that hides absent parts, and
+:meth:`ShapeFA.log_joint` for ``log p(x_v, e)`` including the existence prior.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pgm3d._progress import progress_bar
+from pgm3d.models.existence import ExistenceDistribution, existence_patterns
+from pgm3d.models.factor_analysis import FactorAnalysis
+
+__all__ = ["ShapeFA"]
+
+
+class ShapeFA(FactorAnalysis):
+    """ShapeFA as the composed factor analyser; build it with :meth:`fit_shapes`.
+
+    :ivar int top_dim: size of ``z``. :ivar int part_dim: size of each ``u_p``.
+    :ivar list part_points: points per part. :ivar int width: 6 with normals, else 3.
+    :ivar dict layers: after :meth:`fit_shapes`, ``"bottom"``: each part's factor analyser
+        (``B_p, μ_p, Ψ_p``) and ``"top"``: the top one (``A, c, Φ``); kept for inspection only.
+    """
+
+    def __init__(
+        self, W, mu, psi, *, top_dim, part_dim, part_points, width, existence, smoothing=0.0
+    ):
+        super().__init__(W, mu, psi)
+        self.top_dim, self.part_dim, self.width = top_dim, part_dim, width
+        self.part_points = list(part_points)
+        patterns, counts = existence_patterns(existence)
+        self.register_buffer("patterns", patterns)
+        self.register_buffer("pattern_counts", counts)
+        self.existence_smoothing = smoothing
+        self.layers: dict | None = None
+        sizes = torch.tensor([m * width for m in self.part_points])
+        self.register_buffer(
+            "part_of_entry", torch.repeat_interleave(torch.arange(len(sizes)), sizes)
+        )
+
+    @classmethod
+    def fit_shapes(
+        cls,
+        shapes,
+        latent_dim: int = 8,
+        part_dim: int = 16,
+        *,
+        normals: bool = True,
+        max_iter: int = 500,
+        tol: float = 1e-6,
+        existence_smoothing: float = 0.0,
+        progress: bool | None = None,
+    ) -> ShapeFA:
+        """Greedy layer-wise maximum likelihood on a :class:`~pgm3d.data.ShapeSet`.
+
+        :param int latent_dim: size of ``z``. :param int part_dim: size of each ``u_p``.
+        :raises ValueError: a part present in too few shapes, or sizes that do not fit.
+        """
+        x = shapes.flat(normals=normals)
+        width = 6 if normals else 3
+        counts = torch.bincount(shapes.part_of_point.cpu(), minlength=shapes.num_parts).tolist()
+        sizes = [m * width for m in counts]
+        bottoms, posteriors = [], []
+        start = 0
+        for k in progress_bar(range(shapes.num_parts), desc="ShapeFA parts", progress=progress):
+            present = shapes.existence[:, k]
+            name = shapes.part_names[k]
+            if int(present.sum()) <= part_dim:
+                raise ValueError(
+                    f"part {name!r} is present in {int(present.sum())} shapes; "
+                    f"part_dim = {part_dim} needs more"
+                )
+            xp = x[present, start : start + sizes[k]]
+            fa = FactorAnalysis.fit(xp, part_dim, max_iter=max_iter, tol=tol, progress=False)
+            u = torch.zeros(len(x), part_dim, dtype=x.dtype, device=x.device)
+            with torch.no_grad():
+                u[present] = fa.exact_posterior(xp).mean
+            bottoms.append(fa)
+            posteriors.append(u)
+            start += sizes[k]
+        U = torch.cat(posteriors, -1)
+        u_mask = shapes.existence.to(x.device).repeat_interleave(part_dim, -1)
+        top = FactorAnalysis.fit_missing(
+            U, u_mask, latent_dim, max_iter=max_iter, tol=tol, progress=progress
+        )
+        B = torch.block_diag(*[fa.W.detach() for fa in bottoms])  # (D, P * U)
+        W = torch.cat([B @ top.W.detach(), B * top.psi.detach().sqrt()], -1)
+        mu = B @ top.mu.detach() + torch.cat([fa.mu.detach() for fa in bottoms])
+        psi = torch.cat([fa.psi.detach() for fa in bottoms])
+        model = cls(
+            W,
+            mu,
+            psi,
+            top_dim=latent_dim,
+            part_dim=part_dim,
+            part_points=counts,
+            width=width,
+            existence=shapes.existence.cpu(),
+            smoothing=existence_smoothing,
+        )
+        # the fitted layers, for inspection (the composed W, mu, psi are what inference uses)
+        model.layers = {"bottom": bottoms, "top": top}
+        return model
+
+    def data(self, shapes, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Point rows ``(N, D)`` and a mask hiding absent parts (and ``mask``'s False entries)."""
+        x = shapes.flat(normals=self.width == 6).to(self.W)
+        if x.shape[-1] != self.data_dim:
+            raise ValueError(
+                f"the shapes have {x.shape[-1]} point entries, the model {self.data_dim}"
+            )
+        observed = shapes.flat_mask(normals=self.width == 6).to(x.device)
+        return x, observed if mask is None else observed & mask.to(x.device)
+
+    def existence_distribution(self) -> ExistenceDistribution:
+        return ExistenceDistribution(self.patterns, self.pattern_counts, self.existence_smoothing)
+
+    def log_joint(
+        self, x: torch.Tensor, mask: torch.Tensor, existence: torch.Tensor
+    ) -> torch.Tensor:
+        """``log p(e) + log p(x_v | e)`` per row: the existence prior plus the exact marginal of
+        the observed entries of present parts."""
+        e = existence.to(x.device)
+        keep = mask & e.bool()[:, self.part_of_entry]
+        return self.existence_distribution().log_prob(e.to(x.dtype)) + self.log_likelihood(x, keep)
