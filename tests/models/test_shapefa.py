@@ -1,3 +1,4 @@
+import itertools
 import warnings
 
 import pytest
@@ -32,7 +33,7 @@ def test_composed_loadings_are_the_two_layers(fitted):
 def test_log_likelihood_integrates_u_exactly_over_present_parts(fitted):
     """Against the marginal of the visible parts built directly from the layers:
     N(B_v c_v + mu_v, B_v (A_v A_v^T + Phi_v) B_v^T + Psi_v) (thesis eq. 3.9)."""
-    train, m = fitted
+    _, m = fitted
     test = shapes("chairs", 6, seed=5, points_per_part=4, dtype=F64)
     x, mask = m.data(test)
     got = m.log_likelihood(x, mask)
@@ -77,7 +78,7 @@ def test_fit_missing_matches_fit_on_complete_data_and_never_decreases():
     mask = torch.rand(X.shape, generator=g) < 0.6
     partial = FactorAnalysis.fit_missing(torch.where(mask, X, torch.nan), mask, 2)
     history = partial.fit_info.log_likelihood
-    assert all(b >= a - 1e-9 for a, b in zip(history, history[1:], strict=False))
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(history))
     # the incomplete-data fit is close to the truth on complete data
     assert partial.log_likelihood(X).mean() > truth.log_likelihood(X).mean() - 0.05
     with pytest.raises(ValueError, match="never observed"):
