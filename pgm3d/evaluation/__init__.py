@@ -12,6 +12,7 @@ from pgm3d.evaluation.diagnostics import (
 )
 from pgm3d.evaluation.geometry import chamfer_distance, symmetry_score, voxel_iou
 from pgm3d.evaluation.imputation import ImputationError, imputation_mse
+from pgm3d.evaluation.reconstruction import reconstruct_surface
 
 __all__ = [
     "ActiveUnits",
@@ -25,6 +26,7 @@ __all__ = [
     "imputation_mse",
     "kl_to_exact",
     "psis_khat",
+    "reconstruct_surface",
     "sbc",
     "symmetry_score",
     "voxel_iou",

@@ -22,6 +22,7 @@ __all__ = [
     "interpolation_strip",
     "plot_points",
     "plot_voxels",
+    "render_mesh",
     "render_point_cloud",
     "render_shapes",
     "render_voxels",
@@ -245,6 +246,27 @@ def render_point_cloud(
     fig = plt.figure(figsize=(4, 4))
     ax = fig.add_subplot(projection="3d")
     plot_points(ax, points, normals, part_of_point, mask, size=kwargs.pop("size", 4.0), **kwargs)
+    return _save(fig, path, title)
+
+
+def render_mesh(mesh, path, *, color=(0.55, 0.65, 0.85), title=None, elev=20.0, azim=-60.0) -> str:
+    """A triangle mesh (:class:`~pgm3d.data.Mesh`) as a PNG, faces shaded by their normals."""
+    v, f = _numpy(mesh.vertices), np.asarray(mesh.faces.cpu().numpy())
+    if len(f) == 0:
+        raise ValueError("the mesh has no faces")
+    tri = v[f]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal /= np.linalg.norm(normal, axis=-1, keepdims=True).clip(1e-12)
+    shade = 0.35 + 0.65 * np.clip(normal @ _LIGHT, 0, 1)
+    fig = plt.figure(figsize=(4, 4))
+    ax = fig.add_subplot(projection="3d")
+    ax.add_collection3d(
+        Poly3DCollection(
+            _display(tri), facecolors=np.array(color) * shade[:, None], edgecolors="none"
+        )
+    )
+    half = np.abs(v).max()
+    _setup(ax, -half, half, elev, azim)
     return _save(fig, path, title)
 
 
