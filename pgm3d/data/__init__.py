@@ -9,7 +9,7 @@ from pgm3d.data.loaders import (
     load_voxels,
     save_voxels,
 )
-from pgm3d.data.masks import QUARTERS, quarter_mask, random_mask
+from pgm3d.data.masks import QUARTERS, drop_parts, quarter_mask, random_mask
 from pgm3d.data.mesh import Mesh
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes, voxelize
@@ -22,6 +22,7 @@ __all__ = [
     "PointCloudSet",
     "ShapeSet",
     "VoxelSet",
+    "drop_parts",
     "load_mesh",
     "load_point_clouds",
     "load_shapes",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["QUARTERS", "quarter_mask", "random_mask"]
+__all__ = ["QUARTERS", "drop_parts", "quarter_mask", "random_mask"]
 
 #: names of the four image quarters, in the index order used by :func:`quarter_mask`
 QUARTERS = ("top-left", "top-right", "bottom-left", "bottom-right")
@@ -85,3 +85,41 @@ def quarter_mask(
     in_right = (q % 2).bool()[:, None, None]
     hidden = (rows[None, :, None] == in_bottom) & (cols[None, None, :] == in_right)
     return ~hidden.reshape(N, D)
+
+
+def drop_parts(
+    existence: torch.Tensor,
+    p_drop: float = 0.25,
+    *,
+    generator: torch.Generator | None = None,
+    max_tries: int = 1000,
+) -> torch.Tensor:
+    """Choose parts to hide for shape completion (Nash & Williams 2017, §3.5): each present part
+    is dropped independently with probability ``p_drop``, redrawn for a shape until at least one
+    part is dropped and at least one is kept.
+
+    :param existence: ``(N, K)`` bool. :returns: ``(N, K)`` bool, True = dropped (always present).
+    :raises ValueError: a shape with fewer than two parts (nothing can be both kept and dropped).
+    """
+    if existence.dim() != 2 or existence.dtype != torch.bool:
+        raise ValueError(
+            f"existence must be a bool (N, K) tensor, "
+            f"got {existence.dtype} {tuple(existence.shape)}"
+        )
+    if not 0 < p_drop < 1:
+        raise ValueError(f"p_drop must be in (0, 1), got {p_drop}")
+    n_parts = existence.sum(-1)
+    if (n_parts < 2).any():
+        raise ValueError("every shape needs at least two parts to drop some and keep some")
+    e = existence.cpu()
+    dropped = torch.zeros_like(e)
+    todo = torch.ones(len(e), dtype=torch.bool)
+    for _ in range(max_tries):
+        draw = (torch.rand(e.shape, generator=generator) < p_drop) & e
+        count = draw.sum(-1)
+        ok = todo & (count > 0) & (count < n_parts.cpu())
+        dropped[ok] = draw[ok]
+        todo &= ~ok
+        if not todo.any():
+            return dropped.to(existence.device)
+    raise RuntimeError(f"could not draw valid drops in {max_tries} tries")  # p_drop near 0 or 1

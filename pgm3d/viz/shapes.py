@@ -159,12 +159,11 @@ def _figure(n: int, ncols: int, panel: float, titled: bool):
     return fig, axes
 
 
-def _save(fig, path, title) -> str:
+def _save(fig, path, title, captions: bool = False) -> str:
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(
-        left=0, right=1, bottom=0, top=0.92 if title else 0.96, wspace=0, hspace=0.1
-    )
+    top = (0.84 if captions else 0.92) if title else 0.96
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=top, wspace=0, hspace=0.1)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -236,7 +235,7 @@ def render_shapes(
             plot_voxels(ax, panel["item"], **kwargs)
         if titles is not None:
             ax.set_title(titles[i], fontsize=7, pad=-4)
-    return _save(fig, path, title)
+    return _save(fig, path, title, captions=titles is not None and len(panels) <= ncols)
 
 
 def render_point_cloud(

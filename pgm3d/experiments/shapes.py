@@ -1,0 +1,611 @@
+"""Thesis ch. 3 (Nash & Williams 2017, §3.5): ShapeVAE against ShapeFA and the per-pattern
+diagonal Gaussian on part-segmented shapes.
+
+Protocol, per latent size (8 and 64 by default):
+
+1. train ShapeVAE (ELBO with KL weight ``α``, Adam), fit ShapeFA greedily and the per-pattern
+   diagonal Gaussian, on procedural shapes of one family (points and normals);
+2. **test log-likelihood** in nats per observed dimension: ShapeVAE by the importance-weighted
+   bound (Burda et al. 2016) with ``K`` samples, ShapeFA and the diagonal Gaussian exactly
+   (Table 3.2);
+3. **shape completion**: test shapes drawn with replacement, each present part dropped with
+   probability 0.25 (redrawn until some but not all are dropped), completed by ShapeVAE with
+   Metropolis-within-Gibbs and pseudo-Gibbs (100 burn-in sweeps, thin 10, 25 samples) and by
+   ShapeFA with the exact posterior, SCA and FCA; the diagonal Gaussian's pattern mean is its
+   exact conditional; MSE per dimension on the dropped entries (Table 3.1);
+4. **normals from points**: every normal masked, completed by each model, against a local plane
+   fit (PCA of the 10 nearest neighbours); mean angular error in degrees;
+5. **symmetry** of 1,000 samples per model (and of the training data), histogram;
+6. **latent activity** per unit (variance over the test set of the posterior mean, Burda et al.)
+   and the number of units carrying 90% of it; a 2-D ShapeVAE's embedding coloured by style;
+   interpolation strips; grids of samples; surfaces reconstructed from two ShapeVAE samples.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pgm3d.data import drop_parts, shapes
+from pgm3d.evaluation import active_units, imputation_mse, reconstruct_surface, symmetry_score
+from pgm3d.inference import complete, fit, log_likelihood
+from pgm3d.models import PatternGaussian, ShapeFA, ShapeVAE
+
+__all__ = ["THESIS_SETTINGS", "normal_angles", "pca_normals", "run_shapes"]
+
+#: ShapeVAE training as in the thesis: Adam at 1e-4, KL weight 100, sigma^2_min 1e-3
+THESIS_SETTINGS = {"lr": 1e-4, "kl_weight": 100.0, "min_variance": 1e-3, "epochs": 500}
+
+FULL = {
+    "n_train": 1000,
+    "n_test": 250,
+    "points_per_part": 32,
+    "epochs": 500,
+    "lr": 1e-4,
+    "kl_weight": 100.0,
+    "batch_size": 100,
+    "fa_part_dim": 16,
+    "completion_shapes": 1000,
+    "warmup": 100,
+    "thin": 10,
+    "num_samples": 25,
+    "iwae_samples": 1000,
+    "ll_shapes": 100,
+    "normal_shapes": 100,
+    "samples": 1000,
+    "latent_dims": (8, 64),
+    "embed_epochs": 200,
+}
+QUICK = {
+    "n_train": 200,
+    "n_test": 40,
+    "points_per_part": 8,
+    "epochs": 40,
+    "lr": 1e-3,
+    "kl_weight": 1.0,
+    "batch_size": 50,
+    "fa_part_dim": 4,
+    "completion_shapes": 40,
+    "warmup": 10,
+    "thin": 2,
+    "num_samples": 5,
+    "iwae_samples": 50,
+    "ll_shapes": 40,
+    "normal_shapes": 20,
+    "samples": 200,
+    "latent_dims": (8,),
+    "embed_epochs": 20,
+}
+
+
+def pca_normals(points: torch.Tensor, mask: torch.Tensor, k: int = 10) -> torch.Tensor:
+    """Unoriented normals by a local plane fit: the least-variance direction of each point's
+    ``k`` nearest present neighbours (Hoppe et al. 1992). ``(N, P, 3)`` in, ``(N, P, 3)`` out
+    (zeros at masked points)."""
+    from scipy.spatial import cKDTree
+
+    out = np.zeros(points.shape)
+    pts, keep = points.detach().cpu().double().numpy(), mask.cpu().numpy()
+    for i in range(len(pts)):
+        p = pts[i][keep[i]]
+        _, idx = cKDTree(p).query(p, k=min(k, len(p)))
+        nb = p[idx] - p[idx].mean(1, keepdims=True)
+        _, vecs = np.linalg.eigh(np.einsum("pki,pkj->pij", nb, nb))
+        out[i][keep[i]] = vecs[:, :, 0]
+    return torch.from_numpy(out).to(points)
+
+
+def normal_angles(estimate, truth, mask, *, oriented: bool) -> torch.Tensor:
+    """Angles in degrees between estimated and true normals at ``mask`` points; unoriented
+    angles fold ``θ`` to ``min(θ, 180° - θ)``."""
+    a = torch.nn.functional.normalize(estimate, dim=-1)
+    b = torch.nn.functional.normalize(truth, dim=-1)
+    cos = (a * b).sum(-1).clamp(-1, 1)[mask]
+    cos = cos if oriented else cos.abs()
+    return torch.rad2deg(torch.acos(cos))
+
+
+def _settings(quick: bool, overrides: dict) -> dict:
+    s = dict(QUICK if quick else FULL)
+    for key, value in overrides.items():
+        if key not in s:
+            raise ValueError(f"unknown setting {key!r}; choose from {sorted(s)}")
+        if value is not None:
+            s[key] = value
+    return s
+
+
+def _per_dim(total: torch.Tensor, mask: torch.Tensor) -> float:
+    return float((total / mask.sum(-1)).mean())
+
+
+def _units_for(activity: torch.Tensor, fraction: float = 0.9) -> int:
+    a = activity.sort(descending=True).values
+    share = a.cumsum(0) / a.sum().clamp_min(1e-30)
+    return int((share < fraction).sum()) + 1
+
+
+class _Run:
+    """State shared by the steps of one run."""
+
+    def __init__(self, family, s, seed, device, progress):
+        self.s, self.seed, self.device, self.progress = s, seed, torch.device(device), progress
+        ppp = s["points_per_part"]
+        self.train = shapes(family, s["n_train"], seed=seed, points_per_part=ppp).to(self.device)
+        self.test = shapes(family, s["n_test"], seed=seed + 1, points_per_part=ppp).to(self.device)
+        self.results: dict = {
+            "log_likelihood": {},
+            "completion": {},
+            "normals": {},
+            "symmetry": {},
+            "activity": {},
+        }
+        self.models: dict = {}
+
+    def gen(self, offset: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1000 + offset)
+
+    # -- models ------------------------------------------------------------------------------
+    def fit_vae(self, latent_dim: int, epochs: int) -> ShapeVAE:
+        s = self.s
+        torch.manual_seed(self.seed)
+        model = ShapeVAE.from_shapes(
+            self.train, latent_dim, min_variance=THESIS_SETTINGS["min_variance"]
+        ).to(self.device)
+        x, mask = model.data(self.train)
+        history = fit(
+            model,
+            x,
+            "elbo",
+            mask=mask,
+            kl_weight=s["kl_weight"],
+            epochs=epochs,
+            batch_size=s["batch_size"],
+            lr=s["lr"],
+            seed=self.seed,
+            progress=self.progress,
+        )
+        model.history = history
+        return model.eval()
+
+    def fit_fa(self, latent_dim: int) -> ShapeFA:
+        import warnings
+
+        with warnings.catch_warnings():  # EM's convergence warnings are reported in metrics
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return ShapeFA.fit_shapes(
+                self.train.to(dtype=torch.float64),
+                latent_dim,
+                self.s["fa_part_dim"],
+                progress=False,
+            )
+
+    # -- evaluations --------------------------------------------------------------------------
+    def log_likelihoods(self, name, model):
+        test = self.test[: self.s["ll_shapes"]]
+        if isinstance(model, ShapeVAE):
+            x, mask = model.data(test)
+            torch.manual_seed(self.seed)
+            with torch.no_grad():
+                ll = log_likelihood(model, x, mask, num_samples=self.s["iwae_samples"])
+            obs = mask[:, : model.point_dim]
+        elif isinstance(model, ShapeFA):
+            x, mask = model.data(test.to(dtype=torch.float64))
+            ll = model.log_joint(x, mask, test.existence)
+            obs = mask
+        else:
+            x, mask = model.data(test.to(dtype=torch.float64))
+            ll = model.log_likelihood(x, mask)
+            obs = mask[:, : model.point_dim]
+        self.results["log_likelihood"][name] = _per_dim(ll.detach().cpu().double(), obs.cpu())
+
+    def completion_rows(self):
+        """Test shapes drawn with replacement and the parts dropped from each."""
+        g = self.gen(1)
+        idx = torch.randint(len(self.test), (self.s["completion_shapes"],), generator=g)
+        chosen = self.test[idx.to(self.device)]
+        dropped = drop_parts(chosen.existence.cpu(), 0.25, generator=g).to(self.device)
+        return chosen, dropped
+
+    def complete_all(self, name, model, chosen, dropped):
+        s = self.s
+        entries = dropped[:, model.part_of_entry]  # the dropped parts' entries
+        if isinstance(model, ShapeVAE):
+            x, mask = model.data(chosen)
+            point_mask = mask[:, : model.point_dim] & ~entries
+            mask = torch.cat([point_mask, mask[:, model.point_dim :]], -1)
+            methods = ("mwg", "pseudo_gibbs")
+            opts = {
+                "chains": 1,
+                "warmup": s["warmup"],
+                "thin": s["thin"],
+                "num_samples": s["num_samples"],
+                "seed": self.seed,
+                "progress": self.progress,
+            }
+        else:
+            x, mask = model.data(chosen.to(dtype=torch.float64))
+            if isinstance(model, ShapeFA):
+                mask = mask & ~entries
+                methods, opts = ("exact", "sca", "fca"), {}
+            else:
+                point_mask = mask[:, : model.point_dim] & ~entries
+                mask = torch.cat([point_mask, mask[:, model.point_dim :]], -1)
+                methods, opts = ("pattern-mean",), {}
+        d = x.shape[-1] if isinstance(model, ShapeFA) else model.point_dim
+        scored = torch.zeros_like(mask)
+        scored[:, :d] = entries & chosen.flat_mask().to(x.device)
+        for method in methods:
+            t = time.perf_counter()
+            if method == "pattern-mean":
+                idx = model.existence_distribution().pattern_index(x[:, model.point_dim :])
+                filled = torch.where(
+                    mask, x, torch.cat([model.loc[idx], x[:, model.point_dim :]], -1)
+                )
+            else:
+                with torch.no_grad():
+                    filled = complete(model, x, mask, method, **opts).x
+            err = imputation_mse(x.double(), filled.double(), ~scored)
+            self.results["completion"][f"{name} {method}"] = {
+                "mse": err.mean,
+                "se": err.stderr,
+                "seconds": time.perf_counter() - t,
+            }
+
+    def normals(self, name, model, test):
+        s = self.s
+        if isinstance(model, ShapeVAE):
+            x, mask = model.data(test)
+            hide = torch.cat(
+                [
+                    (torch.arange(model.point_dim, device=x.device) % 6 < 3).expand_as(
+                        mask[:, : model.point_dim]
+                    ),
+                    torch.ones_like(mask[:, model.point_dim :]),
+                ],
+                -1,
+            )
+            with torch.no_grad():
+                r = complete(
+                    model,
+                    x,
+                    mask & hide,
+                    "mwg",
+                    chains=1,
+                    warmup=s["warmup"] // 2,
+                    thin=2,
+                    num_samples=10,
+                    seed=self.seed,
+                    progress=self.progress,
+                )
+            est = r.x[:, : model.point_dim].detach()
+        elif isinstance(model, ShapeFA):
+            x, mask = model.data(test.to(dtype=torch.float64))
+            hide = (torch.arange(model.data_dim, device=x.device) % 6 < 3).expand_as(mask)
+            est = complete(model, x, mask & hide, "exact").x
+        else:
+            x, mask = model.data(test.to(dtype=torch.float64))
+            idx = model.existence_distribution().pattern_index(x[:, model.point_dim :])
+            est = model.loc[idx]
+        est = est.detach().reshape(len(test), -1, 6)[..., 3:].to(test.normals)
+        pm = test.point_mask()
+        self.results["normals"][name] = {
+            "oriented": float(normal_angles(est, test.normals, pm, oriented=True).mean()),
+            "unoriented": float(normal_angles(est, test.normals, pm, oriented=False).mean()),
+        }
+
+    def symmetry(self, name, rows, model) -> torch.Tensor:
+        parts = model.to_points(rows) if hasattr(model, "to_points") else rows
+        score = symmetry_score(parts["points"].double(), parts["point_mask"])
+        self.results["symmetry"][name] = {
+            "mean": float(score.mean()),
+            "median": float(score.median()),
+        }
+        return score
+
+
+def _fa_samples(model: ShapeFA, n: int, generator) -> dict:
+    """Samples of ShapeFA: existences from ``p(e)``, then the visible parts' points."""
+    e = model.existence_distribution().sample((n,), generator=generator).to(model.W.device)
+    x = model.sample(n, generator=generator)
+    points = x.reshape(n, -1, model.width)
+    pm = e[:, model.part_of_entry[:: model.width]]
+    return {
+        "points": points[..., :3],
+        "normals": points[..., 3:] if model.width == 6 else None,
+        "point_mask": pm,
+        "existence": e,
+    }
+
+
+def run_shapes(
+    family: str = "chairs",
+    out: str | Path | None = None,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    quick: bool = False,
+    progress: bool | None = None,
+    **settings,
+) -> dict:
+    """Run the chapter-3 evaluation on one shape family and write its tables and figures.
+
+    :param str family: a registered shape family (``"chairs"``, ``"airplanes"``, ...).
+    :param out: output folder for ``table.md``, ``results.json``, ``metrics.json`` and PNGs.
+    :param bool quick: small settings (about a minute on a laptop CPU), see :data:`QUICK`.
+    :param settings: overrides of :data:`FULL` / :data:`QUICK` (``epochs=``, ``latent_dims=``,
+        ``n_train=``, ``iwae_samples=``, ...).
+    :returns: the metrics dictionary also written to ``metrics.json``.
+    """
+    start = time.perf_counter()
+    s = _settings(quick, settings)
+    run = _Run(family, s, seed, device, progress)
+    chosen, dropped = run.completion_rows()
+    pattern = PatternGaussian.fit_shapes(run.train.to(dtype=torch.float64))
+    run.log_likelihoods("Diagonal", pattern)
+    run.complete_all("Diagonal", pattern, chosen.to(dtype=torch.float64), dropped)
+    normal_test = run.test[: s["normal_shapes"]]
+    run.normals("Diagonal", pattern, normal_test)
+    pca = pca_normals(normal_test.points, normal_test.point_mask())
+    unoriented = normal_angles(pca, normal_test.normals, normal_test.point_mask(), oriented=False)
+    run.results["pca_normals"] = float(unoriented.mean())
+    train_sym = symmetry_score(run.train.points.double(), run.train.point_mask())
+    run.results["symmetry"]["training data"] = {
+        "mean": float(train_sym.mean()),
+        "median": float(train_sym.median()),
+    }
+    sym = {
+        "Diagonal": run.symmetry(
+            "Diagonal", pattern.sample(s["samples"], generator=run.gen(2)), pattern
+        )
+    }
+    vaes, timing = {}, {}
+    for k in s["latent_dims"]:
+        t = time.perf_counter()
+        vae = run.fit_vae(k, s["epochs"])
+        timing[f"ShapeVAE-{k} training s"] = time.perf_counter() - t
+        fa = run.fit_fa(k)
+        vaes[k] = vae
+        for name, model in ((f"ShapeVAE-{k}", vae), (f"ShapeFA-{k}", fa)):
+            run.log_likelihoods(name, model)
+            run.complete_all(
+                name, model, chosen.to(dtype=torch.float64) if model is fa else chosen, dropped
+            )
+            run.normals(name, model, normal_test)
+        sym[f"ShapeVAE-{k}"] = run.symmetry(
+            f"ShapeVAE-{k}", vae.sample(s["samples"], generator=run.gen(3)), vae
+        )
+        fa_rows = _fa_samples(fa, s["samples"], run.gen(4))
+        sym[f"ShapeFA-{k}"] = run.symmetry(f"ShapeFA-{k}", fa_rows, None)
+        x, mask = vae.data(run.test)
+        act = active_units(vae, x, mask).activity.cpu()
+        xf, mf = fa.data(run.test.to(dtype=torch.float64))
+        fa_act = fa.exact_posterior(xf, mf).mean[:, :k].var(0).cpu()
+        run.results["activity"][f"ShapeVAE-{k}"] = {
+            "activity": act.tolist(),
+            "units_for_90%": _units_for(act),
+        }
+        run.results["activity"][f"ShapeFA-{k}"] = {
+            "activity": fa_act.tolist(),
+            "units_for_90%": _units_for(fa_act),
+        }
+        run.models[k] = (vae, fa, fa_rows)
+    embed = run.fit_vae(2, s["embed_epochs"])
+    metrics = _metrics(family, s, seed, run, timing, start)
+    if out is not None:
+        _write(Path(out), family, s, run, vaes, embed, sym, pattern, metrics)
+    return metrics
+
+
+def _metrics(family, s, seed, run, timing, start) -> dict:
+    r = run.results
+    ll, comp = r["log_likelihood"], r["completion"]
+    best = lambda prefix: min((v["mse"], k) for k, v in comp.items() if k.startswith(prefix + " "))  # noqa: E731
+    checks = {}
+    for k in s["latent_dims"]:
+        checks[f"ShapeVAE-{k} completes better than ShapeFA-{k}"] = (
+            best(f"ShapeVAE-{k}")[0] < best(f"ShapeFA-{k}")[0]
+        )
+        checks[f"ShapeFA-{k} log-likelihood above ShapeVAE-{k} IWAE bound"] = (
+            ll[f"ShapeFA-{k}"] > ll[f"ShapeVAE-{k}"]
+        )
+        checks[f"ShapeVAE-{k} samples more symmetric than ShapeFA-{k}"] = (
+            r["symmetry"][f"ShapeVAE-{k}"]["mean"] < r["symmetry"][f"ShapeFA-{k}"]["mean"]
+        )
+    return {
+        "experiment": "shapes",
+        "family": family,
+        "seed": seed,
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
+        "device": str(run.device),
+        "test_log_likelihood_nats_per_dim": ll,
+        "completion_mse": {k: v["mse"] for k, v in comp.items()},
+        "normals_angular_error_deg": r["normals"],
+        "symmetry_mean": {k: v["mean"] for k, v in r["symmetry"].items()},
+        "units_for_90%_activity": {k: v["units_for_90%"] for k, v in r["activity"].items()},
+        "thesis_findings_hold": checks,
+        **timing,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---:|"]
+    lines += [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
+    from pgm3d.viz import interpolation_strip, render_mesh, render_shapes
+
+    out.mkdir(parents=True, exist_ok=True)
+    r = run.results
+    comp = r["completion"]
+    md = [
+        f"# ShapeVAE, ShapeFA and the per-pattern Gaussian on procedural {family}\n",
+        f"{s['n_train']} training and {s['n_test']} test shapes, "
+        f"{s['points_per_part']} points per part with normals; ShapeVAE trained "
+        f"{s['epochs']} epochs (Adam {s['lr']}, KL weight {s['kl_weight']}).\n",
+        "\n## Table 3.1 — completion of dropped parts (MSE per dimension x 10^3, ± s.e.)\n\n",
+        _table(
+            [(k, f"{1e3 * v['mse']:.3f} ± {1e3 * v['se']:.3f}") for k, v in comp.items()],
+            ("model / method", "MSE x 10^3"),
+        ),
+        "\n## Table 3.2 — test log-likelihood (nats per dimension; "
+        f"ShapeVAE: IWAE bound, K = {s['iwae_samples']})\n\n",
+        _table([(k, f"{v:.3f}") for k, v in r["log_likelihood"].items()], ("model", "nats/dim")),
+        "\n## Normals completed from points (mean angular error, degrees)\n\n",
+        _table(
+            [
+                (k, f"{v['oriented']:.1f} (unoriented {v['unoriented']:.1f})")
+                for k, v in r["normals"].items()
+            ]
+            + [
+                (
+                    "plane fit, k = 10 (PCA)",
+                    f"unoriented {r['pca_normals']:.1f}" if "pca_normals" in r else "",
+                )
+            ],
+            ("model", "error"),
+        ),
+        "\n## Symmetry score of samples (mean distance to the mirrored shape)\n\n",
+        _table([(k, f"{v['mean']:.4f}") for k, v in r["symmetry"].items()], ("model", "mean")),
+        "\n## Latent activity: units carrying 90% of the activity\n\n",
+        _table(
+            [(k, str(v["units_for_90%"])) for k, v in r["activity"].items()], ("model", "units")
+        ),
+        "\n## The thesis's findings on our data\n\n",
+        "\n".join(
+            f"- {k}: {'holds' if v else 'does not hold'}"
+            for k, v in metrics["thesis_findings_hold"].items()
+        )
+        + "\n",
+    ]
+    (out / "table.md").write_text("".join(md))
+    (out / "results.json").write_text(json.dumps(r, indent=2))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _figures(
+        out,
+        family,
+        s,
+        run,
+        vaes,
+        embed,
+        sym,
+        pattern,
+        render_shapes,
+        interpolation_strip,
+        render_mesh,
+    )
+
+
+def _figures(
+    out, family, s, run, vaes, embed, sym, pattern, render_shapes, interpolation_strip, render_mesh
+):
+    import matplotlib.pyplot as plt
+
+    pop = run.train.part_of_point
+    # samples of every model
+    for k, (vae, _, fa_rows) in run.models.items():
+        v = vae.to_points(vae.sample(16, generator=run.gen(5)))
+        render_shapes(
+            v["points"],
+            out / f"samples_shapevae_{k}.png",
+            normals=v["normals"],
+            part_of_point=pop,
+            masks=v["point_mask"],
+            title=f"ShapeVAE-{k} samples",
+        )
+        render_shapes(
+            fa_rows["points"][:16],
+            out / f"samples_shapefa_{k}.png",
+            normals=fa_rows["normals"][:16],
+            part_of_point=pop,
+            masks=fa_rows["point_mask"][:16],
+            title=f"ShapeFA-{k} samples",
+        )
+    d = pattern.to_points(pattern.sample(16, generator=run.gen(6)))
+    render_shapes(
+        d["points"],
+        out / "samples_diagonal.png",
+        normals=d["normals"],
+        part_of_point=pop,
+        masks=d["point_mask"],
+        title="Per-pattern diagonal Gaussian samples",
+    )
+    # symmetry histogram
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, score in sym.items():
+        ax.hist(score.cpu().numpy(), bins=40, histtype="step", label=name, density=True)
+    ax.set_xlabel("symmetry score")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "symmetry_hist.png", dpi=110)
+    plt.close(fig)
+    # latent activity
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, a in run.results["activity"].items():
+        if name.startswith("ShapeVAE"):
+            ax.plot(sorted(a["activity"], reverse=True), marker=".", label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("unit (sorted)")
+    ax.set_ylabel("activity")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "latent_activity.png", dpi=110)
+    plt.close(fig)
+    # 2-D embedding coloured by style
+    x, mask = embed.data(run.test)
+    with torch.no_grad():
+        z = embed.encode(x, mask).mean.cpu()
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    for k, name in enumerate(run.test.style_names):
+        sel = run.test.style.cpu() == k
+        ax.scatter(z[sel, 0], z[sel, 1], s=8, label=name)
+    ax.legend(fontsize=7)
+    ax.set_title(f"2-D ShapeVAE embedding of test {family}")
+    fig.tight_layout()
+    fig.savefig(out / "embedding_2d.png", dpi=110)
+    plt.close(fig)
+    # interpolation between two test shapes of different styles
+    k = max(vaes)
+    vae = vaes[k]
+    styles = run.test.style
+    a = 0
+    b = int((styles != styles[a]).nonzero()[0]) if (styles != styles[a]).any() else 1
+    x, mask = vae.data(run.test[torch.tensor([a, b], device=run.device)])
+    with torch.no_grad():
+        za, zb = vae.encode(x, mask).mean
+        t = torch.linspace(0, 1, 7, device=x.device)[:, None]
+        zs = (1 - t) * za + t * zb
+        e = torch.where(t < 0.5, x[0, vae.point_dim :], x[1, vae.point_dim :])
+        loc, _ = vae.decode(zs, e)
+    frames = vae.to_points(torch.cat([loc, e], -1))
+    interpolation_strip(
+        frames["points"],
+        out / "interpolation.png",
+        normals=frames["normals"],
+        part_of_point=pop,
+        masks=frames["point_mask"],
+        title=f"ShapeVAE-{k}: interpolation between two test shapes",
+    )
+    # surfaces of two samples
+    sample = vae.to_points(vae.sample(2, generator=run.gen(7)))
+    for i in range(2):
+        keep = sample["point_mask"][i]
+        try:
+            mesh = reconstruct_surface(
+                sample["points"][i][keep], sample["normals"][i][keep], resolution=48
+            )
+        except ValueError:
+            continue
+        mesh.to_trimesh().export(out / f"surface_{i}.ply")
+        render_mesh(
+            mesh,
+            out / f"surface_{i}.png",
+            title=f"ShapeVAE-{k} sample {i}: surface from points + normals",
+        )
