@@ -1,0 +1,128 @@
+import json
+import math
+
+import pytest
+import torch
+
+from pgm3d.cli import main
+from pgm3d.data import drop_parts, shapes
+from pgm3d.experiments import EXPERIMENTS, run_shapes
+from pgm3d.experiments.shapes import normal_angles, pca_normals
+
+TINY = dict(
+    n_train=120,
+    n_test=20,
+    epochs=3,
+    completion_shapes=12,
+    samples=40,
+    embed_epochs=2,
+    iwae_samples=8,
+    ll_shapes=10,
+    normal_shapes=6,
+)
+
+
+def test_quick_run_writes_tables_metrics_and_figures(tmp_path):
+    out = tmp_path / "run"
+    metrics = run_shapes("airplanes", out, quick=True, progress=False, **TINY)
+    assert EXPERIMENTS["shapes"] is run_shapes
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "table.md",
+        "results.json",
+        "metrics.json",
+        "symmetry_hist.png",
+        "latent_activity.png",
+        "embedding_2d.png",
+        "interpolation.png",
+        "samples_shapevae_8.png",
+        "samples_shapefa_8.png",
+        "samples_diagonal.png",
+    } <= names
+    assert any(n.endswith(".ply") for n in names) and any(n.startswith("surface_") for n in names)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["family"] == "airplanes" and saved["settings"]["epochs"] == 3
+    ll = metrics["test_log_likelihood_nats_per_dim"]
+    assert set(ll) == {"Diagonal", "ShapeVAE-8", "ShapeFA-8"} and all(
+        math.isfinite(v) for v in ll.values()
+    )
+    methods = set(metrics["completion_mse"])
+    assert {
+        "ShapeVAE-8 mwg",
+        "ShapeVAE-8 pseudo_gibbs",
+        "ShapeFA-8 exact",
+        "ShapeFA-8 sca",
+        "ShapeFA-8 fca",
+        "Diagonal pattern-mean",
+    } == methods
+    assert all(v > 0 for v in metrics["completion_mse"].values())
+    assert metrics["symmetry_mean"]["training data"] < 1e-9
+    table = (out / "table.md").read_text()
+    assert "Table 3.1" in table and "Table 3.2" in table and "plane fit" in table
+
+
+def test_unknown_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown setting 'epoch'"):
+        run_shapes("chairs", quick=True, epoch=3)
+
+
+def test_cli_passes_its_options_to_the_experiment(tmp_path, monkeypatch, capsys):
+    import pgm3d.experiments
+
+    seen = {}
+
+    def fake(family, out, **kwargs):
+        seen.update(kwargs, family=family, out=out)
+        (tmp_path / "table.md").write_text("| table |")
+        return {"seconds": 0.0}
+
+    monkeypatch.setattr(pgm3d.experiments, "run_shapes", fake)
+    code = main(
+        [
+            "experiment",
+            "shapes",
+            "--family",
+            "tables",
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--epochs",
+            "2",
+            "--latent-dims",
+            "4",
+            "16",
+            "--kl-weight",
+            "100",
+        ]
+    )
+    assert code == 0 and "| table |" in capsys.readouterr().out
+    assert seen["family"] == "tables" and seen["quick"] and seen["epochs"] == 2
+    assert seen["latent_dims"] == (4, 16) and seen["kl_weight"] == 100.0 and seen["n_train"] is None
+    with pytest.raises(SystemExit):  # argparse lists the valid families
+        main(["experiment", "shapes", "--family", "boats"])
+
+
+def test_drop_parts_keeps_some_and_drops_some():
+    data = shapes("chairs", 400, seed=0, points_per_part=2)
+    dropped = drop_parts(data.existence, 0.25, generator=torch.Generator().manual_seed(0))
+    assert not (dropped & ~data.existence).any()
+    n = dropped.sum(-1)
+    assert (n >= 1).all() and (n < data.existence.sum(-1)).all()
+    rate = dropped.sum() / data.existence.sum()
+    assert 0.25 < rate < 0.45  # conditioning on at least one drop raises the rate above 0.25
+    with pytest.raises(ValueError, match="at least two parts"):
+        drop_parts(torch.tensor([[True, False]]))
+    with pytest.raises(ValueError, match="p_drop"):
+        drop_parts(data.existence, 1.0)
+
+
+def test_plane_fit_normals_and_angles():
+    g = torch.linspace(-1, 1, 12)
+    xy = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    plane = torch.cat([xy, torch.zeros(len(xy), 1)], -1)[None].double()
+    mask = torch.ones(1, len(xy), dtype=torch.bool)
+    est = pca_normals(plane, mask)
+    up = torch.zeros_like(plane)
+    up[..., 2] = 1
+    assert normal_angles(est, up, mask, oriented=False).max() < 1e-6
+    assert normal_angles(-up, up, mask, oriented=True).min() == pytest.approx(180)
