@@ -90,7 +90,8 @@ class ExistenceDistribution(TorchDistribution):
         out = self.patterns[pick.clamp_max(len(self.patterns) - 1)].clone()
         for i in (pick == len(self.patterns)).nonzero().flatten().tolist():
             while True:  # rejection: uniform over all patterns until an unseen one
-                cand = torch.rand(k, generator=generator) < 0.5
+                draw_on = generator.device if generator is not None else self.patterns.device
+                cand = (torch.rand(k, generator=generator, device=draw_on) < 0.5).to(out.device)
                 if not (cand == self.patterns).all(-1).any():
                     out[i] = cand
                     break

@@ -177,3 +177,24 @@ def test_bad_inputs_are_named(small, chairs):
         small.data(shapes("chairs", 2, points_per_part=4, dtype=F64))
     with pytest.raises(ValueError, match="latent_dim"):
         ShapeVAE.from_shapes(chairs, latent_dim=0)
+
+
+def test_points_only_model(chairs):
+    torch.manual_seed(0)
+    m = ShapeVAE.from_shapes(chairs, 4, normals=False, part_dim=8, hidden=16, embed=8).double()
+    x, mask = m.data(chairs[:8])
+    assert x.shape[-1] == 9 * 8 * 3 + 9 and m.to_points(x)["normals"] is None
+    torch.testing.assert_close(m.to_points(x)["points"], chairs.points[:8])
+    assert torch.isfinite(log_likelihood(m, x, mask, num_samples=4)).all()
+
+
+@pytest.mark.gpu
+def test_shapevae_trains_and_completes_on_cuda(chairs):
+    torch.manual_seed(0)
+    m = ShapeVAE.from_shapes(chairs, 4, part_dim=16, hidden=32, embed=16).to("cuda")
+    x, mask = m.data(chairs.to("cuda", torch.float32))
+    assert x.is_cuda and mask.is_cuda
+    fit(m, x, "elbo", mask=mask, epochs=2, batch_size=40, progress=False)
+    r = complete(m, x[:4], mask[:4], "mwg", chains=1, warmup=2, thin=1, num_samples=2, seed=0)
+    assert r.x.is_cuda
+    assert m.sample(3).is_cuda
