@@ -29,6 +29,7 @@ bench: install
 	$(PY) benchmarks/missing_fa.py
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/shapes.py
+	$(PY) benchmarks/shapevae.py
 
 lint: install
 	$(VENV)/bin/ruff check .
