@@ -15,7 +15,9 @@ Protocol, per latent size (8 and 64 by default):
    exact conditional; MSE per dimension on the dropped entries (Table 3.1);
 4. **normals from points**: every normal masked, completed by each model, against a local plane
    fit (PCA of the 10 nearest neighbours); mean angular error in degrees;
-5. **symmetry** of 1,000 samples per model (and of the training data), histogram;
+5. **symmetry** of 1,000 samples per model, of their means ``E[x | z, e]`` (the shapes without
+   per-coordinate observation noise; these go in the histogram and the comparison) and of
+   the training data;
 6. **latent activity** per unit (variance over the test set of the posterior mean, Burda et al.)
    and the number of units carrying 90% of it; a 2-D ShapeVAE's embedding coloured by style;
    interpolation strips; grids of samples; surfaces reconstructed from two ShapeVAE samples.
@@ -298,20 +300,29 @@ class _Run:
             "unoriented": float(normal_angles(est, test.normals, pm, oriented=False).mean()),
         }
 
-    def symmetry(self, name, rows, model) -> torch.Tensor:
-        parts = model.to_points(rows) if hasattr(model, "to_points") else rows
-        score = symmetry_score(parts["points"].double(), parts["point_mask"])
+    def symmetry(self, name, rows, model, means) -> torch.Tensor:
+        """Symmetry of samples (with observation noise) and of sampled means (without)."""
+        out = {}
+        for key, r in (("samples", rows), ("means", means)):
+            parts = model.to_points(r) if hasattr(model, "to_points") else r
+            out[key] = symmetry_score(parts["points"].double(), parts["point_mask"])
         self.results["symmetry"][name] = {
-            "mean": float(score.mean()),
-            "median": float(score.median()),
+            "mean": float(out["means"].mean()),
+            "median": float(out["means"].median()),
+            "samples mean": float(out["samples"].mean()),
         }
-        return score
+        return out["means"]
 
 
-def _fa_samples(model: ShapeFA, n: int, generator) -> dict:
-    """Samples of ShapeFA: existences from ``p(e)``, then the visible parts' points."""
+def _fa_samples(model: ShapeFA, n: int, generator, mean: bool = False) -> dict:
+    """Samples of ShapeFA: existences from ``p(e)``, then the visible parts' points (their
+    means ``W z + mu`` given ``z`` with ``mean=True``)."""
     e = model.existence_distribution().sample((n,), generator=generator).to(model.W.device)
-    x = model.sample(n, generator=generator)
+    if mean:
+        z = torch.randn(n, model.latent_dim, generator=generator, dtype=model.W.dtype)
+        x = z.to(model.W.device) @ model.W.detach().T + model.mu.detach()
+    else:
+        x = model.sample(n, generator=generator)
     points = x.reshape(n, -1, model.width)
     pm = e[:, model.part_of_entry[:: model.width]]
     return {
@@ -357,10 +368,15 @@ def run_shapes(
     run.results["symmetry"]["training data"] = {
         "mean": float(train_sym.mean()),
         "median": float(train_sym.median()),
+        "samples mean": float(train_sym.mean()),
     }
+    n = s["samples"]
     sym = {
         "Diagonal": run.symmetry(
-            "Diagonal", pattern.sample(s["samples"], generator=run.gen(2)), pattern
+            "Diagonal",
+            pattern.sample(n, generator=run.gen(2)),
+            pattern,
+            pattern.sample(n, generator=run.gen(2), mean=True),
         )
     }
     vaes, timing = {}, {}
@@ -377,10 +393,14 @@ def run_shapes(
             )
             run.normals(name, model, normal_test)
         sym[f"ShapeVAE-{k}"] = run.symmetry(
-            f"ShapeVAE-{k}", vae.sample(s["samples"], generator=run.gen(3)), vae
+            f"ShapeVAE-{k}",
+            vae.sample(n, generator=run.gen(3)),
+            vae,
+            vae.sample(n, generator=run.gen(3), mean=True),
         )
-        fa_rows = _fa_samples(fa, s["samples"], run.gen(4))
-        sym[f"ShapeFA-{k}"] = run.symmetry(f"ShapeFA-{k}", fa_rows, None)
+        fa_rows = _fa_samples(fa, n, run.gen(4))
+        fa_means = _fa_samples(fa, n, run.gen(4), mean=True)
+        sym[f"ShapeFA-{k}"] = run.symmetry(f"ShapeFA-{k}", fa_rows, None, fa_means)
         x, mask = vae.data(run.test)
         act = active_units(vae, x, mask).activity.cpu()
         xf, mf = fa.data(run.test.to(dtype=torch.float64))
@@ -393,7 +413,7 @@ def run_shapes(
             "activity": fa_act.tolist(),
             "units_for_90%": _units_for(fa_act),
         }
-        run.models[k] = (vae, fa, fa_rows)
+        run.models[k] = (vae, fa, fa_means)
     embed = run.fit_vae(2, s["embed_epochs"])
     metrics = _metrics(family, s, seed, run, timing, start)
     if out is not None:
@@ -472,8 +492,15 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
             ],
             ("model", "error"),
         ),
-        "\n## Symmetry score of samples (mean distance to the mirrored shape)\n\n",
-        _table([(k, f"{v['mean']:.4f}") for k, v in r["symmetry"].items()], ("model", "mean")),
+        "\n## Symmetry score (mean distance to the mirrored shape) of sampled means "
+        "E[x | z, e], and of samples with observation noise\n\n",
+        _table(
+            [
+                (k, f"{v['mean']:.4f} (samples {v['samples mean']:.4f})")
+                for k, v in r["symmetry"].items()
+            ],
+            ("model", "means (samples)"),
+        ),
         "\n## Latent activity: units carrying 90% of the activity\n\n",
         _table(
             [(k, str(v["units_for_90%"])) for k, v in r["activity"].items()], ("model", "units")
@@ -511,14 +538,14 @@ def _figures(
     pop = run.train.part_of_point
     # samples of every model
     for k, (vae, _, fa_rows) in run.models.items():
-        v = vae.to_points(vae.sample(16, generator=run.gen(5)))
+        v = vae.to_points(vae.sample(16, generator=run.gen(5), mean=True))
         render_shapes(
             v["points"],
             out / f"samples_shapevae_{k}.png",
             normals=v["normals"],
             part_of_point=pop,
             masks=v["point_mask"],
-            title=f"ShapeVAE-{k} samples",
+            title=f"ShapeVAE-{k} samples (means E[x | z, e])",
         )
         render_shapes(
             fa_rows["points"][:16],
@@ -526,16 +553,16 @@ def _figures(
             normals=fa_rows["normals"][:16],
             part_of_point=pop,
             masks=fa_rows["point_mask"][:16],
-            title=f"ShapeFA-{k} samples",
+            title=f"ShapeFA-{k} samples (means W z + mu)",
         )
-    d = pattern.to_points(pattern.sample(16, generator=run.gen(6)))
+    d = pattern.to_points(pattern.sample(16, generator=run.gen(6), mean=True))
     render_shapes(
         d["points"],
         out / "samples_diagonal.png",
         normals=d["normals"],
         part_of_point=pop,
         masks=d["point_mask"],
-        title="Per-pattern diagonal Gaussian samples",
+        title="Per-pattern diagonal Gaussian (pattern means)",
     )
     # symmetry histogram
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -594,7 +621,7 @@ def _figures(
         title=f"ShapeVAE-{k}: interpolation between two test shapes",
     )
     # surfaces of two samples
-    sample = vae.to_points(vae.sample(2, generator=run.gen(7)))
+    sample = vae.to_points(vae.sample(2, generator=run.gen(7), mean=True))
     for i in range(2):
         keep = sample["point_mask"][i]
         try:

@@ -99,8 +99,11 @@ class PatternGaussian(PartRows, nn.Module):
         log_n = -0.5 * ((points - loc) ** 2 / var + var.log() + math.log(2 * math.pi))
         return prior.log_prob(e) + torch.where(keep, log_n, 0.0).sum(-1)
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` rows ``[x, e]`` from the model; absent parts' entries are 0."""
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, mean: bool = False
+    ) -> torch.Tensor:
+        """``n`` rows ``[x, e]`` from the model (the pattern means with ``mean=True``); absent
+        parts' entries are 0."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         e = self.existence_distribution().sample((n,), generator=generator).to(self.loc)
@@ -113,5 +116,6 @@ class PatternGaussian(PartRows, nn.Module):
         noise = torch.randn(n, self.point_dim, generator=generator, dtype=self.loc.dtype).to(
             self.loc.device
         )
-        x = torch.where(self.entry_mask(e), self.loc[idx] + self.variance[idx].sqrt() * noise, 0.0)
+        spread = 0.0 if mean else self.variance[idx].sqrt() * noise
+        x = torch.where(self.entry_mask(e), self.loc[idx] + spread, 0.0)
         return torch.cat([x, e], -1)

@@ -157,9 +157,16 @@ class ShapeVAE(PartRows, PyroModule):
             return pyro.sample("z", self.encode(x, mask))
 
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, return_latents: bool = False
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        return_latents: bool = False,
+        mean: bool = False,
     ):
-        """``n`` rows ``[x, e]`` from ``p(e) p(z) p(x | z, e)``; absent parts' entries are 0."""
+        """``n`` rows ``[x, e]`` from ``p(e) p(z) p(x | z, e)``; absent parts' entries are 0.
+        With ``mean=True`` the points are the decoder means ``E[x | z, e]`` (shapes without the
+        per-coordinate observation noise, as usually shown)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         p = next(self.parameters())
@@ -168,6 +175,6 @@ class ShapeVAE(PartRows, PyroModule):
             z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
             loc, scale = self.decode(z, e)
             noise = torch.randn(loc.shape, generator=generator, dtype=p.dtype, device=p.device)
-            x = torch.where(self.entry_mask(e), loc + scale * noise, 0.0)
+            x = torch.where(self.entry_mask(e), loc if mean else loc + scale * noise, 0.0)
         x = torch.cat([x, e], -1)
         return (x, z) if return_latents else x
