@@ -62,7 +62,7 @@ def bench_step(quick: bool) -> None:
         "pgm3d": lambda: step(lambda: objective(xb, mb, scale=2.0)),
         "plain": lambda: step(lambda: plain_loss(model, xb, mb, 2.0)),
     }
-    t = interleaved(fns, rounds=3 if quick else 7, inner=2 if quick else 5)
+    t = interleaved(fns, rounds=3 if quick else 5, inner=2 if quick else 3)
     r = median_ratio(t["pgm3d"], t["plain"])
     print(
         f"## 1. one training step, batch 100, {data.num_points} points with normals "
