@@ -536,34 +536,24 @@ def _figures(
     import matplotlib.pyplot as plt
 
     pop = run.train.part_of_point
+
+    def draw(parts, path, title, n=16, fn=render_shapes):
+        fn(
+            parts["points"][:n],
+            out / path,
+            normals=parts["normals"][:n],
+            part_of_point=pop,
+            masks=parts["point_mask"][:n],
+            title=title,
+        )
+
     # samples of every model
     for k, (vae, _, fa_rows) in run.models.items():
         v = vae.to_points(vae.sample(16, generator=run.gen(5), mean=True))
-        render_shapes(
-            v["points"],
-            out / f"samples_shapevae_{k}.png",
-            normals=v["normals"],
-            part_of_point=pop,
-            masks=v["point_mask"],
-            title=f"ShapeVAE-{k} samples (means E[x | z, e])",
-        )
-        render_shapes(
-            fa_rows["points"][:16],
-            out / f"samples_shapefa_{k}.png",
-            normals=fa_rows["normals"][:16],
-            part_of_point=pop,
-            masks=fa_rows["point_mask"][:16],
-            title=f"ShapeFA-{k} samples (means W z + mu)",
-        )
+        draw(v, f"samples_shapevae_{k}.png", f"ShapeVAE-{k} samples (means E[x | z, e])")
+        draw(fa_rows, f"samples_shapefa_{k}.png", f"ShapeFA-{k} samples (means W z + mu)")
     d = pattern.to_points(pattern.sample(16, generator=run.gen(6), mean=True))
-    render_shapes(
-        d["points"],
-        out / "samples_diagonal.png",
-        normals=d["normals"],
-        part_of_point=pop,
-        masks=d["point_mask"],
-        title="Per-pattern diagonal Gaussian (pattern means)",
-    )
+    draw(d, "samples_diagonal.png", "Per-pattern diagonal Gaussian (pattern means)")
     # symmetry histogram
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, score in sym.items():
@@ -612,14 +602,8 @@ def _figures(
         e = torch.where(t < 0.5, x[0, vae.point_dim :], x[1, vae.point_dim :])
         loc, _ = vae.decode(zs, e)
     frames = vae.to_points(torch.cat([loc, e], -1))
-    interpolation_strip(
-        frames["points"],
-        out / "interpolation.png",
-        normals=frames["normals"],
-        part_of_point=pop,
-        masks=frames["point_mask"],
-        title=f"ShapeVAE-{k}: interpolation between two test shapes",
-    )
+    title = f"ShapeVAE-{k}: interpolation between two test shapes"
+    draw(frames, "interpolation.png", title, fn=interpolation_strip)
     # surfaces of two samples
     sample = vae.to_points(vae.sample(2, generator=run.gen(7), mean=True))
     for i in range(2):
