@@ -133,13 +133,14 @@ class ShapeSet:
 
     def to(self, *args, **kwargs) -> ShapeSet:
         """Move or cast the floating-point fields (``shape_set.to("cuda", torch.float64)``)."""
+        points = self.points.to(*args, **kwargs)
         return replace(
             self,
-            points=self.points.to(*args, **kwargs),
+            points=points,
             normals=None if self.normals is None else self.normals.to(*args, **kwargs),
-            existence=self.existence.to(self.points.to(*args, **kwargs).device),
-            part_of_point=self.part_of_point.to(self.points.to(*args, **kwargs).device),
-            style=self.style.to(self.points.to(*args, **kwargs).device),
+            existence=self.existence.to(points.device),
+            part_of_point=self.part_of_point.to(points.device),
+            style=self.style.to(points.device),
         )
 
     def mesh(self, i: int) -> Mesh:

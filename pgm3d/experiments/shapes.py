@@ -460,8 +460,6 @@ def _table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
 
 
 def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
-    from pgm3d.viz import interpolation_strip, render_mesh, render_shapes
-
     out.mkdir(parents=True, exist_ok=True)
     r = run.results
     comp = r["completion"]
@@ -515,25 +513,13 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
     (out / "table.md").write_text("".join(md))
     (out / "results.json").write_text(json.dumps(r, indent=2))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _figures(
-        out,
-        family,
-        s,
-        run,
-        vaes,
-        embed,
-        sym,
-        pattern,
-        render_shapes,
-        interpolation_strip,
-        render_mesh,
-    )
+    _figures(out, family, run, vaes, embed, sym, pattern)
 
 
-def _figures(
-    out, family, s, run, vaes, embed, sym, pattern, render_shapes, interpolation_strip, render_mesh
-):
+def _figures(out, family, run, vaes, embed, sym, pattern):
     import matplotlib.pyplot as plt
+
+    from pgm3d.viz import interpolation_strip, render_mesh, render_shapes
 
     pop = run.train.part_of_point
 

@@ -13,10 +13,38 @@ from torch import nn
 from pgm3d._validation import check_inputs
 from pgm3d.models.existence import ExistenceDistribution, existence_patterns
 
-__all__ = ["PartRows"]
+__all__ = ["ExistencePrior", "PartRows"]
 
 
-class PartRows:
+class ExistencePrior:
+    """Mixin for ``nn.Module`` shape models: ``p(e)`` over the training existence patterns
+    (buffers ``patterns``, ``pattern_counts``) and the part of every point entry
+    (buffer ``part_of_entry``)."""
+
+    def init_existence(self, existence, part_sizes, smoothing: float) -> None:
+        patterns, counts = existence_patterns(existence)
+        if patterns.shape[-1] != len(part_sizes):
+            raise ValueError(
+                f"existence has {patterns.shape[-1]} parts, expected {len(part_sizes)}"
+            )
+        self.existence_smoothing = smoothing
+        self.register_buffer("patterns", patterns)
+        self.register_buffer("pattern_counts", counts)
+        sizes = torch.tensor(list(part_sizes))
+        self.register_buffer(
+            "part_of_entry", torch.repeat_interleave(torch.arange(len(sizes)), sizes)
+        )
+
+    def existence_distribution(self) -> ExistenceDistribution:
+        """``p(e)``: the (smoothed) empirical distribution of the training patterns."""
+        return ExistenceDistribution(self.patterns, self.pattern_counts, self.existence_smoothing)
+
+    def entry_mask(self, e: torch.Tensor) -> torch.Tensor:
+        """``(..., D)`` bool: the entry's part is present."""
+        return e.bool()[..., self.part_of_entry]
+
+
+class PartRows(ExistencePrior):
     """Mixin for ``nn.Module`` models whose data are part rows; call :meth:`init_layout` in
     ``__init__`` (after ``nn.Module.__init__``)."""
 
@@ -26,23 +54,12 @@ class PartRows:
         part_points = [int(m) for m in part_points]
         if not part_points or min(part_points) < 1:
             raise ValueError(f"part_points must be positive counts, got {part_points}")
-        patterns, counts = existence_patterns(existence)
-        if patterns.shape[-1] != len(part_points):
-            raise ValueError(
-                f"existence has {patterns.shape[-1]} parts, part_points {len(part_points)}"
-            )
         self.width = 6 if normals else 3
         self.part_points, self.num_parts = part_points, len(part_points)
         self.part_sizes = [m * self.width for m in part_points]
         self.point_dim = sum(self.part_sizes)
         self.data_dim = self.point_dim + self.num_parts
-        self.existence_smoothing = existence_smoothing
-        self.register_buffer("patterns", patterns)
-        self.register_buffer("pattern_counts", counts)
-        sizes = torch.tensor(self.part_sizes)
-        self.register_buffer(
-            "part_of_entry", torch.repeat_interleave(torch.arange(self.num_parts), sizes)
-        )
+        self.init_existence(existence, self.part_sizes, existence_smoothing)
 
     @classmethod
     def from_shapes(cls, shapes, *args, normals: bool = True, **kwargs):
@@ -74,14 +91,6 @@ class PartRows:
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(..., D + K)`` rows into points ``(..., D)`` and existences ``(..., K)``."""
         return x[..., : self.point_dim], x[..., self.point_dim :]
-
-    def entry_mask(self, e: torch.Tensor) -> torch.Tensor:
-        """``(..., D)`` bool: the entry's part is present."""
-        return e.bool()[..., self.part_of_entry]
-
-    def existence_distribution(self) -> ExistenceDistribution:
-        """``p(e)``: the (smoothed) empirical distribution of the training patterns."""
-        return ExistenceDistribution(self.patterns, self.pattern_counts, self.existence_smoothing)
 
     def check_rows(self, x: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Shape, dtype, device and NaN checks, plus: existences observed, binary, not all zero,

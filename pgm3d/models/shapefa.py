@@ -35,13 +35,13 @@ from __future__ import annotations
 import torch
 
 from pgm3d._progress import progress_bar
-from pgm3d.models.existence import ExistenceDistribution, existence_patterns
 from pgm3d.models.factor_analysis import FactorAnalysis
+from pgm3d.models.part_rows import ExistencePrior
 
 __all__ = ["ShapeFA"]
 
 
-class ShapeFA(FactorAnalysis):
+class ShapeFA(ExistencePrior, FactorAnalysis):
     """ShapeFA as the composed factor analyser; build it with :meth:`fit_shapes`.
 
     :ivar int top_dim: size of ``z``. :ivar int part_dim: size of each ``u_p``.
@@ -56,15 +56,8 @@ class ShapeFA(FactorAnalysis):
         super().__init__(W, mu, psi)
         self.top_dim, self.part_dim, self.width = top_dim, part_dim, width
         self.part_points = list(part_points)
-        patterns, counts = existence_patterns(existence)
-        self.register_buffer("patterns", patterns)
-        self.register_buffer("pattern_counts", counts)
-        self.existence_smoothing = smoothing
+        self.init_existence(existence, [m * width for m in self.part_points], smoothing)
         self.layers: dict | None = None
-        sizes = torch.tensor([m * width for m in self.part_points])
-        self.register_buffer(
-            "part_of_entry", torch.repeat_interleave(torch.arange(len(sizes)), sizes)
-        )
 
     @classmethod
     def fit_shapes(
@@ -140,14 +133,11 @@ class ShapeFA(FactorAnalysis):
         observed = shapes.flat_mask(normals=self.width == 6).to(x.device)
         return x, observed if mask is None else observed & mask.to(x.device)
 
-    def existence_distribution(self) -> ExistenceDistribution:
-        return ExistenceDistribution(self.patterns, self.pattern_counts, self.existence_smoothing)
-
     def log_joint(
         self, x: torch.Tensor, mask: torch.Tensor, existence: torch.Tensor
     ) -> torch.Tensor:
         """``log p(e) + log p(x_v | e)`` per row: the existence prior plus the exact marginal of
         the observed entries of present parts."""
         e = existence.to(x.device)
-        keep = mask & e.bool()[:, self.part_of_entry]
+        keep = mask & self.entry_mask(e)
         return self.existence_distribution().log_prob(e.to(x.dtype)) + self.log_likelihood(x, keep)
