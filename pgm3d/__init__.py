@@ -7,6 +7,7 @@ Layers, in the direction data flows: :mod:`pgm3d.data` -> :mod:`pgm3d.models` ->
 
 from pgm3d.inference import COMPLETION_METHODS, Completion, DenoisingEncoder, complete
 from pgm3d.models import MODELS, PPCA, FactorAnalysis
+from pgm3d.saving import load, save
 
 __version__ = "0.1.0"
 
@@ -19,4 +20,6 @@ __all__ = [
     "FactorAnalysis",
     "__version__",
     "complete",
+    "load",
+    "save",
 ]

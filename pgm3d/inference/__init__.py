@@ -12,6 +12,7 @@ from pgm3d.inference.elbo import ELBO, MeanFieldELBO
 from pgm3d.inference.graph import check_guide, model_graph
 from pgm3d.inference.iwae import IWAE, DReG
 from pgm3d.inference.likelihood import log_likelihood
+from pgm3d.inference.logs import CSVLog, EpochSummary, TensorBoardLog
 from pgm3d.inference.objectives import OBJECTIVES, Objective
 from pgm3d.inference.rws import RWS
 from pgm3d.inference.samples import SampleCompletion
@@ -23,13 +24,16 @@ __all__ = [
     "IWAE",
     "OBJECTIVES",
     "RWS",
+    "CSVLog",
     "Completion",
     "DReG",
     "DenoisingEncoder",
+    "EpochSummary",
     "FitHistory",
     "MeanFieldELBO",
     "Objective",
     "SampleCompletion",
+    "TensorBoardLog",
     "check_guide",
     "complete",
     "fit",

@@ -56,8 +56,10 @@ def _sample_sites(trace):
 
 
 def plate_nesting(model, guide, x, mask) -> int:
-    """Deepest plate nesting of the model and guide (run once, with nothing recorded)."""
-    with poutine.block():
+    """Deepest plate nesting of the model and guide (run once, with nothing recorded and no
+    random numbers consumed, so a resumed training run draws what an uninterrupted one does)."""
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), poutine.block():
         guide_tr = poutine.trace(guide).get_trace(x, mask)
         model_tr = poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(x, mask)
     nesting = 0

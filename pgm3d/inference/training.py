@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pyro
+import pyro.util
 import torch
 
 from pgm3d._progress import progress_bar
 from pgm3d._validation import as_data, check_mask, check_model_matches, check_observed_finite
 from pgm3d.inference.objectives import OBJECTIVES, Objective
+from pgm3d.saving import read_checkpoint, write_checkpoint
 
 __all__ = ["FitHistory", "fit"]
 
@@ -59,6 +62,10 @@ def fit(
     callbacks: Iterable[Callable] = (),
     seed: int = 0,
     progress: bool | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
+    config: dict | None = None,
 ) -> FitHistory:
     """Train a model/guide pair by stochastic optimisation of an objective.
 
@@ -83,7 +90,18 @@ def fit(
         True stops training.
     :param int seed: seeds Pyro's and torch's global generators and the shuffling.
     :param progress: progress bar over epochs (``None``: only on a terminal).
+    :param checkpoint: file to which the parameters, optimiser state, random number generator
+        states, data order and history are written every ``checkpoint_every`` steps and at the
+        end, atomically (write, then rename), so a run killed at any moment leaves the last
+        checkpoint intact.
+    :param int checkpoint_every: optimiser steps between checkpoints.
+    :param bool resume: continue from ``checkpoint``; the run then ends with the same parameters,
+        bit for bit, as one that was never interrupted. Its settings must match the
+        checkpoint's, except ``epochs``, which may grow.
+    :param dict config: stored in the checkpoint (e.g. the command line's effective config).
     :returns: a :class:`FitHistory`.
+    :raises pgm3d.saving.CheckpointError: ``resume`` with a corrupt or foreign checkpoint
+        (nothing is written then).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -92,6 +110,10 @@ def fit(
         raise ValueError(f"kl_warmup must be >= 0, got {kl_warmup}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs the checkpoint file to resume from")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     if device is not None:
         model.to(device)
         if isinstance(guide, torch.nn.Module):
@@ -112,17 +134,56 @@ def fit(
         raise ValueError("nothing to optimise: the model and guide have no parameters")
     # the multi-tensor update is several times faster on the CPU for models of many tensors
     optimizer = torch.optim.Adam(params, lr=lr, foreach=True)
-    pyro.set_rng_seed(seed)
-    shuffle = torch.Generator().manual_seed(seed)
     N = x.shape[0]
     B = min(batch_size, N)
+    settings = {
+        "objective": loss_fn.__class__.__name__,
+        "num_particles": loss_fn.num_particles,
+        "kl_weight": kl_weight,
+        "kl_warmup": kl_warmup,
+        "batch_size": B,
+        "lr": lr,
+        "seed": seed,
+        "data_shape": list(x.shape),
+    }
+    pyro.set_rng_seed(seed)
+    shuffle = torch.Generator().manual_seed(seed)
     history = FitHistory()
-    start = time.perf_counter()
-    bar = progress_bar(range(epochs), desc=f"fit ({loss_fn.__class__.__name__})", progress=progress)
+    loop = {"epoch": 0, "position": 0, "order": None, "total": 0.0}
+    if resume:
+        history, loop = _restore(checkpoint, settings, model, guide, optimizer, shuffle, x.device)
+    start = time.perf_counter() - history.seconds
+
+    def save() -> None:
+        if checkpoint is not None:
+            history.seconds = time.perf_counter() - start
+            write_checkpoint(
+                checkpoint,
+                model=model,
+                guide=guide if isinstance(guide, torch.nn.Module) else None,
+                optimizer=optimizer.state_dict(),
+                rng=pyro.util.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+                shuffle=shuffle.get_state(),
+                loop={**loop, "order": None if loop["order"] is None else loop["order"].cpu()},
+                history=asdict(history),
+                settings=settings,
+                steps=history.steps,
+                config=config,
+            )
+
+    bar = progress_bar(
+        range(loop["epoch"], epochs),
+        desc=f"fit ({loss_fn.__class__.__name__})",
+        progress=progress,
+        initial=loop["epoch"],
+        total=epochs,
+    )
     for epoch in bar:
-        order = torch.randperm(N, generator=shuffle).to(x.device)
-        total, alpha = 0.0, kl_weight
-        for i in range(0, N, B):
+        if loop["order"] is None:
+            loop.update(order=torch.randperm(N, generator=shuffle).to(x.device), total=0.0)
+        order, alpha = loop["order"], kl_weight
+        for i in range(loop["position"], N, B):
             rows = order[i : i + B]
             alpha = (
                 kl_weight * min(1.0, (history.steps + 1) / kl_warmup) if kl_warmup else kl_weight
@@ -139,14 +200,44 @@ def fit(
             loss.backward()
             optimizer.step()
             history.steps += 1
-            total += loss_fn.last_bound * len(rows)
-        history.bound.append(total / N)
+            loop["total"] += loss_fn.last_bound * len(rows)
+            loop["position"] = i + B
+            if history.steps % checkpoint_every == 0:
+                save()
+        history.bound.append(loop["total"] / N)
         history.kl_weight.append(alpha)
+        loop.update(epoch=epoch + 1, position=0, order=None, total=0.0)
         bar.set_postfix(bound=f"{history.bound[-1]:.3f}")
         if any(cb(epoch, history) for cb in callbacks):
             history.stopped_early = True
             break
+    save()
     history.seconds = time.perf_counter() - start
-    if math.isnan(history.bound[-1]):
+    if history.bound and math.isnan(history.bound[-1]):
         raise RuntimeError("training produced a NaN bound")
     return history
+
+
+def _restore(path, settings, model, guide, optimizer, shuffle, device):
+    """Load a checkpoint written by :func:`fit` into the live objects; returns the history and
+    the loop position."""
+    record = read_checkpoint(path, map_location=device)
+    differ = [
+        f"{k}: {record['settings'].get(k)!r} in the checkpoint, {v!r} now"
+        for k, v in settings.items()
+        if record["settings"].get(k) != v
+    ]
+    if differ:
+        raise ValueError(f"cannot resume from {path}: settings differ ({'; '.join(differ)})")
+    model.load_state_dict(record["model"].state_dict())
+    if isinstance(guide, torch.nn.Module):
+        guide.load_state_dict(record["guide"].state_dict())
+    optimizer.load_state_dict(record["optimizer"])
+    pyro.util.set_rng_state(record["rng"])
+    if record["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(record["cuda_rng"])
+    shuffle.set_state(record["shuffle"])
+    loop = dict(record["loop"])
+    if loop["order"] is not None:
+        loop["order"] = loop["order"].to(device)
+    return FitHistory(**record["history"]), loop
