@@ -27,11 +27,11 @@ class CheckpointError(ValueError):
     """A model or checkpoint file that cannot be read (truncated, corrupt, or not pgm3d's)."""
 
 
-def save(model, path: str | Path, **info) -> Path:
+def save(model, path: str | Path, info: dict | None = None) -> Path:
     """Save ``model`` to ``path`` (atomically: a crash leaves the previous file intact).
 
     :param model: a pgm3d model (any picklable ``torch.nn.Module``).
-    :param info: JSON-like facts stored beside it (training settings, data name, ...), returned
+    :param dict info: JSON-like facts stored beside it (training settings, data name, ...), returned
         by :func:`load` with ``with_info=True``.
     """
     from pgm3d import __version__
@@ -43,7 +43,7 @@ def save(model, path: str | Path, **info) -> Path:
         "pgm3d": __version__,
         "class": f"{cls.__module__}.{cls.__qualname__}",
         "model": model,
-        "info": info,
+        "info": dict(info or {}),
     }
     return atomic_save(record, path)
 

@@ -75,3 +75,23 @@ def test_validation_rejects_bad_factors():
         PrecisionMultivariateNormal(torch.zeros(3, dtype=F64), L[0].mT, validate_args=True)
     with pytest.raises(ValueError, match="does not match"):
         PrecisionMultivariateNormal(torch.zeros(2, dtype=F64), L[0])
+
+
+def test_samples_and_log_densities_are_the_same_for_shared_expanded_and_per_row_factors():
+    """Sample dims (and rows sharing one factor) are solved as columns of one triangular
+    system; the draws and densities must equal the row-by-row computation."""
+    loc, P = random_case(4, B=1, K=4)
+    L = torch.linalg.cholesky(P[0])
+    shared = PrecisionMultivariateNormal(loc[0], L).expand((3, 6))
+    per_row = PrecisionMultivariateNormal(loc[0].expand(3, 6, 4), L.expand(3, 6, 4, 4))
+    z = torch.randn(5, 3, 6, 4, dtype=F64)
+    torch.testing.assert_close(shared.log_prob(z), per_row.log_prob(z))
+    torch.testing.assert_close(shared.log_prob(z[0, 0]), per_row.log_prob(z[0, 0]))
+    for d in (shared, per_row):
+        torch.manual_seed(0)
+        eps = torch.randn(5, 3, 6, 4, dtype=F64)
+        expected = loc[0] + torch.linalg.solve_triangular(
+            L.mT.expand(5, 3, 6, 4, 4), eps.unsqueeze(-1), upper=True
+        ).squeeze(-1)
+        torch.manual_seed(0)
+        torch.testing.assert_close(d.rsample((5,)), expected)

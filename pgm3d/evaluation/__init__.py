@@ -12,6 +12,7 @@ from pgm3d.evaluation.diagnostics import (
 )
 from pgm3d.evaluation.geometry import chamfer_distance, symmetry_score, voxel_iou
 from pgm3d.evaluation.imputation import ImputationError, imputation_mse
+from pgm3d.evaluation.likelihood import log_likelihood_per_dim
 from pgm3d.evaluation.reconstruction import reconstruct_surface
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "guide_from",
     "imputation_mse",
     "kl_to_exact",
+    "log_likelihood_per_dim",
     "psis_khat",
     "reconstruct_surface",
     "sbc",

@@ -58,6 +58,7 @@ def evaluate_posteriors(
     x_true: torch.Tensor | None = None,
     num_khat_samples: int = 500,
     options: dict | None = None,
+    scored: torch.Tensor | None = None,
 ) -> PosteriorComparison:
     """Run each completion method and measure it.
 
@@ -69,12 +70,14 @@ def evaluate_posteriors(
 
     :param methods: names or method objects, as :func:`~pgm3d.inference.complete` takes them.
     :param options: per-method options, ``{name: {...}}``.
+    :param scored: bool ``(B, D)``, the hidden entries whose completion is scored (default:
+        every missing entry); leave out entries that were never observed (absent parts).
     """
     with torch.no_grad():
-        return _evaluate(model, x, mask, methods, x_true, num_khat_samples, options or {})
+        return _evaluate(model, x, mask, methods, x_true, num_khat_samples, options or {}, scored)
 
 
-def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options):
+def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options, scored):
     from pgm3d.inference import complete
 
     exact = None
@@ -86,9 +89,9 @@ def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options):
         start = time.perf_counter()
         result = complete(model, x, mask, method, **options.get(name, {}))
         row = {"seconds": time.perf_counter() - start}
-        missing = ~mask
+        missing = ~mask if scored is None else scored.to(mask.device)
         if x_true is not None and bool(missing.any()):
-            row["mse"] = imputation_mse(x_true, result.x, mask).mean
+            row["mse"] = imputation_mse(x_true, result.x, ~missing).mean
         if exact is not None and bool(missing.any()):
             row["mse_to_exact"] = float((result.x - exact)[missing].pow(2).mean())
         if exact is not None:

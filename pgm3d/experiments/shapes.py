@@ -33,9 +33,16 @@ import numpy as np
 import torch
 
 from pgm3d.data import drop_parts, shapes
-from pgm3d.evaluation import active_units, imputation_mse, reconstruct_surface, symmetry_score
-from pgm3d.inference import complete, fit, log_likelihood
-from pgm3d.models import PatternGaussian, ShapeFA, ShapeVAE
+from pgm3d.evaluation import (
+    active_units,
+    imputation_mse,
+    log_likelihood_per_dim,
+    reconstruct_surface,
+    symmetry_score,
+)
+from pgm3d.inference import complete, fit
+from pgm3d.models import PatternGaussian, ShapeFA, ShapeVAE, model_rows
+from pgm3d.saving import save
 
 __all__ = ["THESIS_SETTINGS", "normal_angles", "pca_normals", "run_shapes"]
 
@@ -121,10 +128,6 @@ def _settings(quick: bool, overrides: dict) -> dict:
     return s
 
 
-def _per_dim(total: torch.Tensor, mask: torch.Tensor) -> float:
-    return float((total / mask.sum(-1)).mean())
-
-
 def _units_for(activity: torch.Tensor, fraction: float = 0.9) -> int:
     a = activity.sort(descending=True).values
     share = a.cumsum(0) / a.sum().clamp_min(1e-30)
@@ -189,21 +192,12 @@ class _Run:
     # -- evaluations --------------------------------------------------------------------------
     def log_likelihoods(self, name, model):
         test = self.test[: self.s["ll_shapes"]]
-        if isinstance(model, ShapeVAE):
-            x, mask = model.data(test)
-            torch.manual_seed(self.seed)
-            with torch.no_grad():
-                ll = log_likelihood(model, x, mask, num_samples=self.s["iwae_samples"])
-            obs = mask[:, : model.point_dim]
-        elif isinstance(model, ShapeFA):
-            x, mask = model.data(test.to(dtype=torch.float64))
-            ll = model.log_joint(x, mask, test.existence)
-            obs = mask
-        else:
-            x, mask = model.data(test.to(dtype=torch.float64))
-            ll = model.log_likelihood(x, mask)
-            obs = mask[:, : model.point_dim]
-        self.results["log_likelihood"][name] = _per_dim(ll.detach().cpu().double(), obs.cpu())
+        x, mask = model_rows(model, test)
+        torch.manual_seed(self.seed)
+        ll, _ = log_likelihood_per_dim(
+            model, x, mask, existence=test.existence, num_samples=self.s["iwae_samples"]
+        )
+        self.results["log_likelihood"][name] = float(ll.mean())
 
     def completion_rows(self):
         """Test shapes drawn with replacement and the parts dropped from each."""
@@ -314,25 +308,6 @@ class _Run:
         return out["means"]
 
 
-def _fa_samples(model: ShapeFA, n: int, generator, mean: bool = False) -> dict:
-    """Samples of ShapeFA: existences from ``p(e)``, then the visible parts' points (their
-    means ``W z + mu`` given ``z`` with ``mean=True``)."""
-    e = model.existence_distribution().sample((n,), generator=generator).to(model.W.device)
-    if mean:
-        z = torch.randn(n, model.latent_dim, generator=generator, dtype=model.W.dtype)
-        x = z.to(model.W.device) @ model.W.detach().T + model.mu.detach()
-    else:
-        x = model.sample(n, generator=generator)
-    points = x.reshape(n, -1, model.width)
-    pm = e[:, model.part_of_entry[:: model.width]]
-    return {
-        "points": points[..., :3],
-        "normals": points[..., 3:] if model.width == 6 else None,
-        "point_mask": pm,
-        "existence": e,
-    }
-
-
 def run_shapes(
     family: str = "chairs",
     out: str | Path | None = None,
@@ -398,8 +373,8 @@ def run_shapes(
             vae,
             vae.sample(n, generator=run.gen(3), mean=True),
         )
-        fa_rows = _fa_samples(fa, n, run.gen(4))
-        fa_means = _fa_samples(fa, n, run.gen(4), mean=True)
+        fa_rows = fa.sample_points(n, generator=run.gen(4))
+        fa_means = fa.sample_points(n, generator=run.gen(4), mean=True)
         sym[f"ShapeFA-{k}"] = run.symmetry(f"ShapeFA-{k}", fa_rows, None, fa_means)
         x, mask = vae.data(run.test)
         act = active_units(vae, x, mask).activity.cpu()
@@ -461,6 +436,17 @@ def _table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
 
 def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
     out.mkdir(parents=True, exist_ok=True)
+    # the fitted models, reloadable with pgm3d.load and usable by `pgm3d complete --run FILE`
+    data = {
+        "data": family,
+        "n_train": s["n_train"],
+        "n_test": s["n_test"],
+        "points_per_part": s["points_per_part"],
+        "seed": run.seed,
+    }
+    for k, (vae, fa, _) in run.models.items():
+        save(vae, out / f"shapevae-{k}.pt", {"model": "shapevae", "latent_dim": k, **data})
+        save(fa, out / f"shapefa-{k}.pt", {"model": "shapefa", "latent_dim": k, **data})
     r = run.results
     comp = r["completion"]
     md = [

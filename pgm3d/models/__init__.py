@@ -18,10 +18,15 @@ MODELS.register("fa")(FactorAnalysis)
 MODELS.register("ppca")(PPCA)
 MODELS.register("vae")(VAE)
 MODELS.register("shapevae")(ShapeVAE)
+MODELS.register("shapefa")(ShapeFA)
+MODELS.register("pattern-gaussian")(PatternGaussian)
+
+from pgm3d.models.build import SHAPE_MODELS, build_model, model_rows, trained_by_sgd  # noqa: E402
 
 __all__ = [
     "MODELS",
     "PPCA",
+    "SHAPE_MODELS",
     "VAE",
     "EMInfo",
     "FactorAnalysis",
@@ -30,4 +35,7 @@ __all__ = [
     "PatternGaussian",
     "ShapeFA",
     "ShapeVAE",
+    "build_model",
+    "model_rows",
+    "trained_by_sgd",
 ]

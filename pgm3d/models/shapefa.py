@@ -141,3 +141,23 @@ class ShapeFA(ExistencePrior, FactorAnalysis):
         e = existence.to(x.device)
         keep = mask & self.entry_mask(e)
         return self.existence_distribution().log_prob(e.to(x.dtype)) + self.log_likelihood(x, keep)
+
+    def sample_points(
+        self, n: int, *, generator: torch.Generator | None = None, mean: bool = False
+    ) -> dict:
+        """``n`` shapes: existences from ``p(e)``, then the present parts' points and normals
+        (their means ``W z + mu`` given ``z`` with ``mean=True``), as ``points (n, P, 3)``,
+        ``normals`` (None without), ``point_mask (n, P)`` and ``existence (n, K)``."""
+        e = self.existence_distribution().sample((n,), generator=generator).to(self.W.device)
+        if mean:
+            z = torch.randn(n, self.latent_dim, generator=generator, dtype=self.W.dtype)
+            x = z.to(self.W.device) @ self.W.detach().T + self.mu.detach()
+        else:
+            x = self.sample(n, generator=generator)
+        points = x.reshape(n, -1, self.width)
+        return {
+            "points": points[..., :3],
+            "normals": points[..., 3:] if self.width == 6 else None,
+            "point_mask": e[:, self.part_of_entry[:: self.width]],
+            "existence": e,
+        }

@@ -127,7 +127,7 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 def test_save_and_load_round_trip_a_model_and_the_model_of_a_checkpoint(tmp_path):
     model, _ = _train(tmp_path / "c.pt", epochs=1)
-    pgm3d.save(model, tmp_path / "model.pt", data="noise")
+    pgm3d.save(model, tmp_path / "model.pt", {"data": "noise"})
     x = torch.randn(4, 10)
     for path in (tmp_path / "model.pt", tmp_path / "c.pt", tmp_path):
         loaded = pgm3d.load(path)

@@ -1,0 +1,100 @@
+"""Options shared by the ``pgm3d`` subcommands, and config files merged under the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pgm3d.config import read_config
+
+__all__ = ["CONFIG_EXCLUDE", "add_common", "add_data", "apply_config", "effective_config", "pick"]
+
+#: namespace entries that are plumbing, not configuration
+CONFIG_EXCLUDE = frozenset({"func", "_leaf", "config", "command", "experiment"})
+
+
+def add_common(p: argparse.ArgumentParser, default_out: str, *, quick: bool = False) -> None:
+    """``--out --seed --device --quiet --config --overwrite`` (and ``--quick``)."""
+    g = p.add_argument_group("common options")
+    g.add_argument(
+        "--out", type=Path, default=Path(default_out), help="output folder (%(default)s)"
+    )
+    g.add_argument("--seed", type=int, default=0, help="random seed (%(default)s)")
+    g.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 (%(default)s)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars or tables on stdout")
+    g.add_argument(
+        "--config", type=Path, default=None, help="YAML/TOML/JSON file of options (flags win)"
+    )
+    g.add_argument(
+        "--overwrite", action="store_true", help="reuse an --out folder that holds another run"
+    )
+    if quick:
+        g.add_argument("--quick", action="store_true", help="small settings (about a minute)")
+    p.set_defaults(_leaf=p)
+
+
+def add_data(p: argparse.ArgumentParser, *, default: str | None = None, from_run=False) -> None:
+    """Where the data come from; see :func:`pgm3d.data.datasets.open_data`."""
+    from pgm3d.data.datasets import data_names
+
+    g = p.add_argument_group("data")
+    origin = "the run's" if from_run else (default or "chairs")
+    g.add_argument(
+        "--data",
+        default=default,
+        help=f"{', '.join(data_names())}, or a shapes .npz / .npy / .csv file ({origin})",
+    )
+    g.add_argument("--data-path", type=Path, default=None, help="frey_rawface.mat location")
+    g.add_argument("--n-train", type=int, default=None, help="shapes drawn for training (1000)")
+    g.add_argument("--n-test", type=int, default=None, help="shapes drawn for testing (250)")
+    g.add_argument("--points-per-part", type=int, default=None, help="(16)")
+    g.add_argument("--test-fraction", type=float, default=None, help="held-out rows (0.2)")
+
+
+def _section(args) -> str:
+    return f"experiment.{args.experiment}" if args.command == "experiment" else args.command
+
+
+def apply_config(parser: argparse.ArgumentParser, args, argv: list[str]):
+    """Re-parse ``argv`` with the options of ``args.config`` as defaults (the command line
+    wins); a config's unknown option names the valid ones."""
+    leaf = args._leaf
+    config = read_config(args.config, _section(args))
+    for key in ("command", "experiment"):
+        config.pop(key, None)
+    actions = {a.dest: a for a in leaf._actions if a.dest not in ("help", "config", "_leaf")}
+    unknown = sorted(set(config) - set(actions))
+    if unknown:
+        raise ValueError(
+            f"{args.config}: unknown options {unknown} for `pgm3d {_section(args)}`; "
+            f"it takes: {', '.join(sorted(actions))}"
+        )
+    for key, value in config.items():
+        action = actions[key]
+        if action.nargs in ("+", "*") and not isinstance(value, list):
+            value = [value]
+        if action.type is not None and value is not None:
+            value = (
+                [action.type(v) for v in value] if isinstance(value, list) else action.type(value)
+            )
+        if action.choices is not None and value not in action.choices:
+            raise ValueError(
+                f"{args.config}: {key} = {value!r}; choose one of: "
+                f"{', '.join(map(str, action.choices))}"
+            )
+        config[key] = value
+    leaf.set_defaults(**config)
+    args = parser.parse_args(argv)
+    return args
+
+
+def effective_config(args) -> dict:
+    """The run's configuration: the command and every option's final value."""
+    config = {"command": _section(args).replace(".", " ")}
+    config.update({k: v for k, v in vars(args).items() if k not in CONFIG_EXCLUDE})
+    return config
+
+
+def pick(args, defaults: dict) -> dict:
+    """The options of ``args`` that are settings in ``defaults`` (None = the default)."""
+    return {k: getattr(args, k) for k in defaults if hasattr(args, k)}

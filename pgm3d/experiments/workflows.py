@@ -1,0 +1,650 @@
+"""The steps a user runs on their own data and models: fit, complete, evaluate, sample, bench.
+
+Each is a function that writes its results to an output folder (``metrics.json`` with the
+headline numbers, a ``table.md``, PNG figures) and returns the metrics; the ``pgm3d`` command's
+subcommands of the same names call them, and ``pgm3d demo`` chains them. Settings are keyword
+arguments with defaults in ``*_DEFAULTS``; a model comes back with :func:`pgm3d.load`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pgm3d._io import atomic_write_json, atomic_write_text
+from pgm3d._progress import progress_bar
+from pgm3d.config import CONFIG_FILE, read_config
+from pgm3d.data.datasets import DataSplit, open_data
+from pgm3d.data.masks import drop_parts, quarter_mask, random_mask
+from pgm3d.data.shapes import ShapeSet
+from pgm3d.evaluation import evaluate_posteriors, imputation_mse, log_likelihood_per_dim
+from pgm3d.inference import COMPLETION_METHODS, OBJECTIVES, EpochSummary, complete, fit
+from pgm3d.inference.logs import training_log
+from pgm3d.models import LinearGaussian, build_model, model_rows, trained_by_sgd
+from pgm3d.saving import CHECKPOINT_FILE, MODEL_FILE, load, save
+
+__all__ = [
+    "BENCH_DEFAULTS",
+    "COMPLETE_DEFAULTS",
+    "DATA_DEFAULTS",
+    "FIT_DEFAULTS",
+    "SAMPLE_DEFAULTS",
+    "run_bench",
+    "run_complete",
+    "run_evaluate",
+    "run_fit",
+    "run_sample",
+]
+
+#: where the data come from (see :func:`pgm3d.data.datasets.open_data`)
+DATA_DEFAULTS = {
+    "data": "chairs",
+    "data_path": None,
+    "n_train": 1000,
+    "n_test": 250,
+    "points_per_part": 16,
+    "test_fraction": 0.2,
+}
+FIT_DEFAULTS = {
+    **DATA_DEFAULTS,
+    "model": "shapevae",
+    "latent_dim": 8,
+    "hidden": None,  # the model's own default
+    "part_dim": None,
+    "likelihood": "gaussian",
+    "objective": None,  # "elbo" for the models trained by SGD
+    "epochs": 50,
+    "batch_size": 100,
+    "lr": 1e-3,
+    "kl_weight": 1.0,
+    "kl_warmup": 0,
+    "num_particles": 1,
+    "iwae_samples": 500,
+    "ll_rows": 100,
+    "checkpoint_every": 100,
+    "log": "csv",
+}
+COMPLETE_DEFAULTS = {
+    **DATA_DEFAULTS,
+    "methods": None,  # every method that applies to the model
+    "drop": None,  # "parts" for shapes, "random" for rows
+    "p_missing": None,  # 0.25 of the parts, 0.5 of the entries
+    "rows": 100,
+    "chains": 4,
+    "warmup": 100,
+    "thin": 10,
+    "num_samples": 25,
+    "num_proposals": 1000,
+    "iwae_samples": 500,
+    "figure_rows": 4,
+}
+SAMPLE_DEFAULTS = {"num": 16, "mean": True}
+BENCH_DEFAULTS = {
+    **DATA_DEFAULTS,
+    "model": "vae",
+    "data": "digits",
+    "latent_dim": 8,
+    "batch_size": 100,
+    "steps": 50,
+    "rows": 100,
+    "num_particles": 8,
+}
+
+_SAMPLERS = ("pseudo_gibbs", "mwg", "importance", "nuts")
+_LINEAR = ("exact", "fca", "sca", "mean")
+
+
+def _settings(defaults: dict, given: dict) -> dict:
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}; valid: {sorted(defaults)}")
+    return {**defaults, **{k: v for k, v in given.items() if v is not None}}
+
+
+def _data(s: dict) -> DataSplit:
+    return open_data(
+        s["data"],
+        n_train=s["n_train"],
+        n_test=s["n_test"],
+        points_per_part=s["points_per_part"],
+        test_fraction=s["test_fraction"],
+        seed=s["seed"],
+        data_path=s["data_path"],
+    )
+
+
+def _write(out: Path, metrics: dict, table: str) -> None:
+    atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_text(out / "table.md", table)
+
+
+def _table(title: str, rows: list[tuple[str, str]]) -> str:
+    lines = [f"# {title}\n", "| | |", "|---|---:|"] + [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _curve(history, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    ax.plot(np.arange(1, len(history.bound) + 1), history.bound, color="#2c4a75")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("bound per data point (nats)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_fit(
+    out: str | Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool | None = None,
+    summary: bool = False,
+    config: dict | None = None,
+    **settings,
+) -> dict:
+    """Build a model by name, fit it to a dataset, save it and measure its test log-likelihood.
+
+    Writes ``model.pt`` (:func:`pgm3d.load`), for models trained by SGD ``checkpoint.pt`` every
+    ``checkpoint_every`` steps and ``train_log.csv`` / ``training_curve.png``, ``metrics.json``
+    and ``table.md``.
+
+    :param settings: see :data:`FIT_DEFAULTS` (``model``, ``data``, ``objective``, ``epochs`` ...).
+    :param bool resume: continue from ``out/checkpoint.pt`` (bit-exact, see
+        :func:`~pgm3d.inference.fit`).
+    :param bool summary: print one line per epoch.
+    :param dict config: the effective configuration, stored in the checkpoint and model file.
+    """
+    s = _settings(FIT_DEFAULTS, settings)
+    s["seed"] = seed
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    split = _data(s)
+    torch.manual_seed(seed)
+    options = {k: s[k] for k in ("latent_dim", "part_dim", "likelihood") if s[k] is not None}
+    if s["hidden"] is not None:
+        options["hidden"] = s["hidden"]
+    model = build_model(s["model"], split.train, progress=progress, **options).to(device)
+    metrics = {"model": s["model"], "data": s["data"], "seed": seed, "device": str(device)}
+    if trained_by_sgd(model):
+        objective = s["objective"] or "elbo"
+        OBJECTIVES[objective]
+        x, mask = model_rows(model, split.train)
+        log = training_log(s["log"], out)
+        callbacks = [c for c in (log, EpochSummary(s["epochs"]) if summary else None) if c]
+        history = fit(
+            model,
+            x,
+            objective,
+            mask=mask,
+            num_particles=s["num_particles"],
+            kl_weight=s["kl_weight"],
+            kl_warmup=s["kl_warmup"],
+            epochs=s["epochs"],
+            batch_size=s["batch_size"],
+            lr=s["lr"],
+            seed=seed,
+            progress=progress,
+            callbacks=callbacks,
+            checkpoint=out / CHECKPOINT_FILE,
+            checkpoint_every=s["checkpoint_every"],
+            resume=resume,
+            config=config,
+        )
+        model.eval()
+        _curve(history, out / "training_curve.png", f"{s['model']} on {s['data']}: {objective}")
+        metrics.update(
+            objective=objective,
+            final_bound=history.bound[-1] if history.bound else None,
+            steps=history.steps,
+            training_seconds=history.seconds,
+        )
+    elif s["objective"] is not None:
+        raise ValueError(
+            f"{s['model']} is fitted in closed form or by EM when built; --objective applies to "
+            "the models trained by SGD (vae, shapevae)"
+        )
+    save(model, out / MODEL_FILE, config)
+    test = split.test[: s["ll_rows"]]
+    xt, mt = model_rows(model, test)
+    existence = test.existence if isinstance(test, ShapeSet) else None
+    torch.manual_seed(seed)
+    ll, exact = log_likelihood_per_dim(
+        model, xt, mt, existence=existence, num_samples=s["iwae_samples"]
+    )
+    metrics.update(
+        parameters=sum(p.numel() for p in model.parameters()),
+        test_log_likelihood_nats_per_dim=float(ll.mean()),
+        log_likelihood="exact" if exact else f"IWAE bound, K={s['iwae_samples']}",
+        seconds=time.perf_counter() - start,
+    )
+    rows = [
+        (k.replace("_", " "), f"{v:.6g}" if isinstance(v, float) else str(v))
+        for k, v in metrics.items()
+    ]
+    _write(out, metrics, _table(f"{s['model']} fitted to {s['data']}", rows))
+    return metrics
+
+
+def _run_info(run: str | Path, device) -> tuple[object, dict]:
+    """A saved model and the data settings it was fitted with (from its file or folder)."""
+    model, info = load(run, device=device, with_info=True)
+    run = Path(run)
+    saved = run / CONFIG_FILE if run.is_dir() else run.parent / CONFIG_FILE
+    if not info and saved.is_file():
+        info = read_config(saved)
+    return model, {k: v for k, v in (info or {}).items() if k in (*DATA_DEFAULTS, "seed")}
+
+
+def _hide(model, test, s: dict, x: torch.Tensor, mask: torch.Tensor, image_shape, seed: int):
+    """The mask with entries hidden for completion, and the hidden (scored) entries."""
+    g = torch.Generator().manual_seed(seed * 1000 + 7)
+    drop = s["drop"] or ("parts" if isinstance(test, ShapeSet) else "random")
+    D = x.shape[-1]
+    if drop == "parts":
+        if not isinstance(test, ShapeSet):
+            raise ValueError("--drop parts needs shape data; use random or quarters for rows")
+        p = 0.25 if s["p_missing"] is None else s["p_missing"]
+        dropped = drop_parts(test.existence.cpu(), p, generator=g).to(x.device)
+        part_of_entry = getattr(model, "part_of_entry", None)
+        if part_of_entry is None:  # a row model on flattened shapes: 6 (or 3) entries per point
+            width = x.shape[-1] // test.points.shape[1]
+            part_of_entry = test.part_of_point.to(x.device).repeat_interleave(width)
+        hidden = torch.zeros_like(mask)
+        hidden[:, : part_of_entry.numel()] = dropped[:, part_of_entry]
+    elif drop == "random":
+        p = 0.5 if s["p_missing"] is None else s["p_missing"]
+        point_dim = getattr(model, "point_dim", D)
+        hidden = torch.zeros_like(mask)
+        hidden[:, :point_dim] = ~random_mask((x.shape[0], point_dim), p, generator=g).to(x.device)
+    elif drop == "quarters":
+        if image_shape is None:
+            raise ValueError("--drop quarters needs image data (digits, frey)")
+        hidden = ~quarter_mask(x.shape, image_shape, generator=g).to(x.device)
+    else:
+        raise ValueError(f"unknown --drop {drop!r}; choose one of: parts, random, quarters")
+    return mask & ~hidden, hidden & mask
+
+
+def _methods(model, given) -> list[str]:
+    if given:
+        for m in given:
+            COMPLETION_METHODS[m]
+        return list(given)
+    linear = isinstance(model, LinearGaussian)
+    return [*(_LINEAR if linear else ()), "pseudo_gibbs", "mwg", "importance"]
+
+
+def _options(method: str, s: dict, seed: int, progress) -> dict:
+    allowed = inspect.signature(COMPLETION_METHODS[method]).parameters
+    given = {k: s[k] for k in ("chains", "warmup", "thin", "num_samples", "num_proposals")}
+    given.update(seed=seed, progress=progress)
+    return {k: v for k, v in given.items() if k in allowed}
+
+
+def _prepare(run, s, seed, device):
+    model, info = _run_info(run, device)
+    if not hasattr(model, "model"):
+        raise ValueError(
+            f"{type(model).__name__} has no latent variables to infer; complete and evaluate "
+            "take fa, ppca, vae, shapevae or shapefa models"
+        )
+    s = {**s, **{k: v for k, v in info.items() if s.get(f"_given_{k}") is None}}
+    s["seed"] = info.get("seed", seed)
+    split = _data(s)
+    test = split.test[: s["rows"]]
+    x, mask = model_rows(model, test)
+    kept, hidden = _hide(model, test, s, x, mask, split.image_shape, seed)
+    return s, model, split, test, x, kept, hidden
+
+
+def _resolve(settings: dict, defaults: dict) -> dict:
+    """Settings with the data keys the user gave marked, so a run's own data settings fill
+    only the others."""
+    s = _settings(defaults, settings)
+    for k in DATA_DEFAULTS:
+        s[f"_given_{k}"] = settings.get(k)
+    return s
+
+
+def run_complete(
+    out: str | Path,
+    run: str | Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool | None = None,
+    **settings,
+) -> dict:
+    """Hide parts (shapes) or entries (rows) of test data and fill them in with each method.
+
+    Writes ``completions.npz`` (truth, mask, one completion per method), ``metrics.json``
+    (imputation MSE on the hidden entries, its standard error and the wall time per method),
+    ``table.md`` and ``completion.png``.
+
+    :param run: a model file or a ``pgm3d fit`` folder; its data settings are the defaults.
+    :param settings: see :data:`COMPLETE_DEFAULTS`.
+    """
+    s = _resolve(settings, COMPLETE_DEFAULTS)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    s, model, split, test, x, kept, scored = _prepare(run, s, seed, device)
+    results, filled = {}, {}
+    for method in progress_bar(_methods(model, s["methods"]), desc="complete", progress=progress):
+        t = time.perf_counter()
+        with torch.no_grad():
+            done = complete(model, x, kept, method, **_options(method, s, seed, progress))
+        err = imputation_mse(x.double(), done.x.double(), ~scored)
+        filled[method] = done.x.detach()
+        results[method] = {
+            "mse": err.mean,
+            "se": err.stderr,
+            "seconds": time.perf_counter() - t,
+        }
+    np.savez_compressed(
+        out / "completions.npz",
+        x=x.cpu().numpy(),
+        mask=kept.cpu().numpy(),
+        **{m: v.cpu().numpy() for m, v in filled.items()},
+    )
+    _completion_figure(out / "completion.png", model, split, test, x, kept, filled, s)
+    metrics = {
+        "model": type(model).__name__,
+        "data": s["data"],
+        "rows": int(x.shape[0]),
+        "hidden_entries": int(scored.sum()),
+        "completion_mse": {m: r["mse"] for m, r in results.items()},
+        "completion": results,
+    }
+    lines = [
+        f"# Completion of hidden entries: {type(model).__name__} on {s['data']}\n",
+        "| method | imputation MSE | ± s.e. | seconds |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {m} | {r['mse']:.4g} | {r['se']:.2g} | {r['seconds']:.2f} |" for m, r in results.items()
+    ]
+    _write(out, metrics, "\n".join(lines) + "\n")
+    return metrics
+
+
+def _points(model, rows: torch.Tensor, test: ShapeSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points and normals ``(N, P, 3)`` of data rows, for figures."""
+    P = test.points.shape[1]
+    flat = rows[:, : P * 6] if rows.shape[-1] >= P * 6 else rows[:, : P * 3]
+    per_point = flat.reshape(rows.shape[0], P, -1).detach().cpu().float()
+    normals = per_point[..., 3:] if per_point.shape[-1] == 6 else None
+    return per_point[..., :3], normals
+
+
+def _completion_figure(path, model, split, test, x, kept, filled, s) -> None:
+    from pgm3d.viz import completion_grid, render_shapes
+
+    n = min(s["figure_rows"], x.shape[0])
+    if split.image_shape is not None:
+        completion_grid(
+            x[:n].cpu(),
+            kept[:n].cpu(),
+            {m: v[:n].cpu() for m, v in filled.items()},
+            split.image_shape,
+            path,
+        )
+        return
+    if not isinstance(test, ShapeSet):
+        return  # plain rows have no picture
+    present = test.point_mask()[:n].cpu()
+    P = present.shape[1]
+    observed = kept[:n, : P * 6 : 6].cpu() if kept.shape[-1] >= P * 6 else present
+    columns = [("truth", x[:n], present), ("observed", x[:n], observed & present)]
+    columns += [(m, v[:n], present) for m, v in filled.items()]
+    points, normals, masks, titles = [], [], [], []
+    for i in range(n):
+        for name, rows, m in columns:
+            p, nrm = _points(model, rows[i : i + 1], test)
+            points.append(p[0])
+            normals.append(nrm[0] if nrm is not None else torch.zeros_like(p[0]))
+            masks.append(m[i])
+            titles.append(name if i == 0 else "")
+    render_shapes(
+        torch.stack(points),
+        path,
+        ncols=len(columns),
+        normals=torch.stack(normals),
+        masks=torch.stack(masks),
+        part_of_point=test.part_of_point.cpu(),
+        titles=titles,
+        title="completion of dropped parts (each row one test shape)",
+    )
+
+
+def run_evaluate(
+    out: str | Path,
+    run: str | Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool | None = None,
+    **settings,
+) -> dict:
+    """Test log-likelihood and the posterior comparison table of the inference layer
+    (:func:`~pgm3d.evaluation.evaluate_posteriors`: imputation error, distance to the exact
+    posterior where there is one, PSIS k-hat, R-hat and ESS) on test data with hidden parts or
+    entries. Writes ``metrics.json`` and ``table.md``.
+
+    :param settings: see :data:`COMPLETE_DEFAULTS`.
+    """
+    s = _resolve(settings, COMPLETE_DEFAULTS)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    s, model, _split, test, x, kept, scored = _prepare(run, s, seed, device)
+    full = model_rows(model, test)[1]
+    existence = test.existence if isinstance(test, ShapeSet) else None
+    torch.manual_seed(seed)
+    ll, exact = log_likelihood_per_dim(
+        model, x, full, existence=existence, num_samples=s["iwae_samples"]
+    )
+    methods = _methods(model, s["methods"])
+    options = {m: _options(m, s, seed, progress) for m in methods}
+    table = evaluate_posteriors(model, x, kept, methods, x_true=x, options=options, scored=scored)
+    metrics = {
+        "model": type(model).__name__,
+        "data": s["data"],
+        "rows": int(x.shape[0]),
+        "test_log_likelihood_nats_per_dim": float(ll.mean()),
+        "log_likelihood": "exact" if exact else f"IWAE bound, K={s['iwae_samples']}",
+        "posteriors": table.rows,
+        "seconds": time.perf_counter() - start,
+    }
+    text = (
+        f"# Posterior approximations of {type(model).__name__} on {s['data']}\n\n"
+        f"Test log-likelihood: {metrics['test_log_likelihood_nats_per_dim']:.4f} nats per "
+        f"observed dimension ({metrics['log_likelihood']}), {x.shape[0]} rows. Below, each "
+        f"method infers the latents of the same rows with {int(scored.sum())} entries hidden.\n\n"
+        + table.to_markdown()
+    )
+    _write(out, metrics, text)
+    return metrics
+
+
+def run_sample(
+    out: str | Path,
+    run: str | Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool | None = None,
+    **settings,
+) -> dict:
+    """Draw ``num`` samples from a saved model; writes ``samples.npz``, ``samples.png`` (shape
+    and image data) and ``metrics.json``.
+
+    :param settings: see :data:`SAMPLE_DEFAULTS` (``mean=True`` draws decoder means, without
+        observation noise).
+    """
+    s = _settings(SAMPLE_DEFAULTS, settings)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, info = _run_info(run, device)
+    n = s["num"]
+    g = torch.Generator(device=device).manual_seed(seed)
+    with torch.no_grad():
+        if hasattr(model, "sample_points"):  # ShapeFA
+            shapes = model.sample_points(n, generator=g, mean=s["mean"])
+            rows = torch.cat([shapes["points"], shapes["normals"]], -1).reshape(n, -1)
+        elif hasattr(model, "to_points"):  # ShapeVAE, per-pattern Gaussian
+            rows = model.sample(n, generator=g, mean=s["mean"])
+            shapes = model.to_points(rows)
+        elif isinstance(model, LinearGaussian):
+            rows, shapes = model.sample(n, generator=g), None
+        else:  # VAE
+            z = torch.randn(n, model.latent_dim, generator=g, device=device)
+            px = model.decode(z).base_dist
+            rows, shapes = (px.mean if s["mean"] else px.sample()), None
+    np.savez_compressed(out / "samples.npz", x=rows.cpu().numpy())
+    if shapes is not None:
+        from pgm3d.viz import render_shapes
+
+        part_of_point = model.part_of_entry[:: model.width].cpu()
+        render_shapes(
+            shapes["points"].cpu(),
+            out / "samples.png",
+            normals=None if shapes["normals"] is None else shapes["normals"].cpu(),
+            masks=shapes["point_mask"].cpu(),
+            part_of_point=part_of_point,
+            title=f"{type(model).__name__}: {n} samples",
+        )
+    elif info.get("data") in ("digits", "frey"):
+        _image_grid(rows.cpu(), (8, 8) if info["data"] == "digits" else (28, 20), out)
+    metrics = {"model": type(model).__name__, "samples": n, "mean": s["mean"], "seed": seed}
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _image_grid(rows: torch.Tensor, shape, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = rows.shape[0]
+    cols = min(8, n)
+    fig, axes = plt.subplots(
+        -(-n // cols), cols, figsize=(cols * 0.9, -(-n // cols) * 0.9), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, r in zip(axes.flat, rows, strict=False):
+        ax.imshow(r.reshape(shape).clamp(-1, 1).numpy(), cmap="gray", vmin=-1, vmax=1)
+    fig.savefig(out / "samples.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_bench(
+    out: str | Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool | None = None,
+    quick: bool = False,
+    **settings,
+) -> dict:
+    """Throughput of training (steps/s per objective) and completion (rows/s per method) of one
+    model on one device. Writes ``metrics.json`` and ``table.md``.
+
+    :param settings: see :data:`BENCH_DEFAULTS`.
+    """
+    s = _settings(BENCH_DEFAULTS, settings)
+    s["seed"] = seed
+    if quick:
+        s.update(steps=min(s["steps"], 10), rows=min(s["rows"], 20))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    split = _data(s)
+    torch.manual_seed(seed)
+    model = build_model(s["model"], split.train, latent_dim=s["latent_dim"]).to(device)
+    x, mask = model_rows(model, split.train)
+    rows = {}
+    if trained_by_sgd(model):
+        for name in progress_bar(OBJECTIVES.names(), desc="bench objectives", progress=progress):
+            fit(
+                model,
+                x,
+                name,
+                mask=mask,
+                epochs=1,
+                batch_size=s["batch_size"],
+                num_particles=s["num_particles"],
+                progress=False,
+            )  # warm-up
+            n = min(s["steps"] * s["batch_size"], x.shape[0])
+            _sync(device)
+            t = time.perf_counter()
+            history = fit(
+                model,
+                x[:n],
+                name,
+                mask=mask[:n],
+                epochs=1,
+                batch_size=s["batch_size"],
+                num_particles=s["num_particles"],
+                progress=False,
+            )
+            _sync(device)
+            dt = time.perf_counter() - t
+            rows[f"train {name} (K={s['num_particles']})"] = history.steps / dt
+    xt, mt = model_rows(model, split.test[: s["rows"]])
+    kept = mt & random_mask(mt.shape, 0.5, generator=torch.Generator().manual_seed(seed)).to(
+        mt.device
+    )
+    small = {"chains": 1, "warmup": 10, "thin": 1, "num_samples": 10, "num_proposals": 100}
+    for method in progress_bar(_methods(model, None), desc="bench completion", progress=progress):
+        opts = {
+            k: v
+            for k, v in {**small, "seed": seed, "progress": False}.items()
+            if k in inspect.signature(COMPLETION_METHODS[method]).parameters
+        }
+        with torch.no_grad():
+            complete(model, xt, kept, method, **opts)  # warm-up
+            _sync(device)
+            t = time.perf_counter()
+            complete(model, xt, kept, method, **opts)
+            _sync(device)
+        rows[f"complete {method}"] = xt.shape[0] / (time.perf_counter() - t)
+    metrics = {
+        "model": s["model"],
+        "data": s["data"],
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "throughput": rows,
+    }
+    lines = [
+        f"# Throughput of {s['model']} on {s['data']} "
+        f"({device}, {torch.get_num_threads()} threads)\n",
+        "| what | per second | unit |",
+        "|---|---:|---|",
+    ]
+    for k, v in rows.items():
+        unit = "steps" if k.startswith("train") else "rows (10 draws each, after 10 warm-up)"
+        lines.append(f"| {k} | {v:.1f} | {unit} |")
+    _write(out, metrics, "\n".join(lines) + "\n")
+    return metrics

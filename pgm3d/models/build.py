@@ -1,0 +1,121 @@
+"""Build any registered model from data by name, and turn data into a model's rows.
+
+``build_model("shapevae", train_shapes, latent_dim=16)`` sizes a ShapeVAE for the shapes (its
+parameters still to be trained with :func:`~pgm3d.inference.fit`);
+``build_model("fa", rows, latent_dim=8)`` fits factor analysis by EM. :func:`trained_by_sgd` says
+which kind a model is. This is what ``pgm3d fit`` runs.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from pgm3d.data.shapes import ShapeSet
+from pgm3d.models.factor_analysis import FactorAnalysis
+from pgm3d.models.pattern_gaussian import PatternGaussian
+from pgm3d.models.ppca import PPCA
+from pgm3d.models.shapefa import ShapeFA
+from pgm3d.models.shapevae import ShapeVAE
+from pgm3d.models.vae import VAE
+
+__all__ = ["SHAPE_MODELS", "build_model", "model_rows", "trained_by_sgd"]
+
+#: models that need part-segmented shapes (a ShapeSet), not plain rows
+SHAPE_MODELS = ("shapevae", "shapefa", "pattern-gaussian")
+_SGD = (VAE, ShapeVAE)
+
+
+def trained_by_sgd(model) -> bool:
+    """True for models whose parameters :func:`~pgm3d.inference.fit` trains (the VAEs); the
+    others are fitted in closed form or by EM when built."""
+    return isinstance(model, _SGD)
+
+
+def _rows(data) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, ShapeSet):
+        return data.flat(), data.flat_mask()
+    x = torch.as_tensor(data)
+    return x, torch.isfinite(x)
+
+
+def model_rows(model, data) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``x`` and observation mask of ``data`` for ``model``, on its device and dtype.
+
+    :param data: a :class:`~pgm3d.data.ShapeSet` (shape models take their own layout, others
+        the flattened points and normals with absent parts masked) or ``(N, D)`` rows (NaN =
+        missing).
+    """
+    ref = next(t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point())
+    if isinstance(data, ShapeSet) and hasattr(model, "data"):
+        return model.data(data.to(dtype=ref.dtype, device=ref.device))
+    x, mask = _rows(data)
+    x, mask = x.to(ref), mask.to(ref.device)
+    if x.shape[-1] != model.data_dim:
+        raise ValueError(f"the data have {x.shape[-1]} columns, the model takes {model.data_dim}")
+    return x, mask
+
+
+def build_model(
+    name: str,
+    train,
+    *,
+    latent_dim: int = 8,
+    hidden: int = 128,
+    part_dim: int | None = None,
+    likelihood: str = "gaussian",
+    progress: bool | None = None,
+):
+    """A model named in :data:`~pgm3d.models.MODELS`, sized for (and, unless it is trained by
+    SGD, fitted to) ``train``.
+
+    :param str name: ``"fa"``, ``"ppca"``, ``"vae"``, ``"shapevae"``, ``"shapefa"`` or
+        ``"pattern-gaussian"``.
+    :param train: a :class:`~pgm3d.data.ShapeSet` or ``(N, D)`` rows.
+    :param int latent_dim: size of ``z``.
+    :param int hidden: hidden width of the VAE's MLPs; ShapeVAE's joint layer (thesis: 512).
+    :param part_dim: ShapeVAE's ``u_p`` (default 256) or ShapeFA's per-part factors (16).
+    :param str likelihood: the VAE's, ``"gaussian"`` or ``"bernoulli"``.
+    :raises ValueError: an unknown name (listing the valid ones), or data of the wrong kind.
+    """
+    from pgm3d.models import MODELS
+
+    MODELS[name]
+    if name in SHAPE_MODELS and not isinstance(train, ShapeSet):
+        raise ValueError(
+            f"{name} models part-segmented shapes: give a shape family (e.g. chairs) or a shapes "
+            ".npz as data, not rows"
+        )
+    if latent_dim < 1:
+        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+    if name == "shapevae":
+        kwargs = {"hidden": hidden} if hidden != 128 else {}
+        return ShapeVAE.from_shapes(train, latent_dim, part_dim=part_dim or 256, **kwargs)
+    if name == "shapefa":
+        return _quiet_em(
+            ShapeFA.fit_shapes,
+            train.to(dtype=torch.float64),
+            latent_dim,
+            part_dim or 16,
+            progress=progress,
+        )
+    if name == "pattern-gaussian":
+        return PatternGaussian.fit_shapes(train.to(dtype=torch.float64))
+    x, mask = _rows(train)
+    if name == "vae":
+        return VAE(x.shape[-1], latent_dim, hidden=(hidden,), likelihood=likelihood)
+    x = x.to(torch.float64)
+    if name == "ppca":
+        if not bool(mask.all()):
+            raise ValueError("ppca is fitted in closed form from complete rows; use fa instead")
+        return PPCA.fit(x, latent_dim)
+    if bool(mask.all()):
+        return _quiet_em(FactorAnalysis.fit, x, latent_dim, progress=progress)
+    return _quiet_em(FactorAnalysis.fit_missing, x, mask, latent_dim, progress=progress)
+
+
+def _quiet_em(fn, *args, **kwargs):
+    with warnings.catch_warnings():  # EM's slow-convergence warnings are not errors here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(*args, **kwargs)

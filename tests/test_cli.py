@@ -1,0 +1,374 @@
+"""The ``pgm3d`` command: every subcommand, configs, run folders, bad input, kill and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import pgm3d
+from pgm3d.cli import build_parser, main
+from pgm3d.saving import read_checkpoint
+
+COMMANDS = ["demo", "fit", "complete", "evaluate", "sample", "bench", "report", "experiment"]
+SMALL_VAE = ["--model", "vae", "--data", "digits", "--latent-dim", "2", "--hidden", "16"]
+
+
+def run(*argv) -> int:
+    return main([str(a) for a in argv])
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS), ["experiment", "shapes"]])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--help"])
+    assert e.value.code == 0
+    assert "usage: pgm3d" in capsys.readouterr().out
+
+
+def test_the_parser_names_the_commands_of_the_issue():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(COMMANDS) <= set(sub.choices)
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    """A small VAE fitted to digits (3 epochs), shared by the commands that read a run."""
+    out = tmp_path_factory.mktemp("fit")
+    assert (
+        run(
+            "fit",
+            *SMALL_VAE,
+            "--epochs",
+            "3",
+            "--iwae-samples",
+            "20",
+            "--out",
+            out,
+            "--quiet",
+            "--overwrite",
+        )
+        == 0
+    )
+    return out
+
+
+def test_fit_writes_the_model_checkpoint_config_log_and_metrics(vae_run):
+    names = {p.name for p in vae_run.iterdir()}
+    assert {"model.pt", "checkpoint.pt", "config.toml", "metrics.json", "table.md"} <= names
+    assert {"train_log.csv", "training_curve.png"} <= names
+    metrics = json.loads((vae_run / "metrics.json").read_text())
+    assert metrics["objective"] == "elbo" and metrics["steps"] == 3 * 15
+    assert metrics["log_likelihood"] == "IWAE bound, K=20"
+    assert len((vae_run / "train_log.csv").read_text().splitlines()) == 4
+    model = pgm3d.load(vae_run)
+    assert isinstance(model, pgm3d.models.VAE) and model.latent_dim == 2
+    config = (vae_run / "config.toml").read_text()
+    assert 'command = "fit"' in config and 'model = "vae"' in config and "quiet" not in config
+
+
+def test_a_closed_form_model_is_fitted_without_an_objective(tmp_path, capsys):
+    assert (
+        run(
+            "fit",
+            "--model",
+            "ppca",
+            "--data",
+            "digits",
+            "--latent-dim",
+            "5",
+            "--out",
+            tmp_path / "a",
+        )
+        == 0
+    )
+    assert "test log likelihood nats per dim" in capsys.readouterr().out
+    assert isinstance(pgm3d.load(tmp_path / "a"), pgm3d.PPCA)
+    assert (
+        run(
+            "fit",
+            "--model",
+            "ppca",
+            "--data",
+            "digits",
+            "--objective",
+            "iwae",
+            "--out",
+            tmp_path / "b",
+        )
+        == 2
+    )
+    assert "--objective applies to the models trained by SGD" in capsys.readouterr().err
+
+
+def test_complete_evaluate_and_sample_read_a_fitted_run(vae_run, tmp_path):
+    common = ["--run", vae_run, "--rows", "10", "--quiet"]
+    samplers = ["--chains", "2", "--warmup", "4", "--thin", "1", "--num-samples", "4"]
+    assert run("complete", *common, *samplers, "--out", tmp_path / "c") == 0
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert set(metrics["completion_mse"]) == {"pseudo_gibbs", "mwg", "importance"}
+    assert metrics["hidden_entries"] > 0 and metrics["data"] == "digits"  # from the run
+    assert (tmp_path / "c" / "completion.png").stat().st_size > 0
+    assert (
+        run(
+            "evaluate",
+            *common,
+            *samplers,
+            "--methods",
+            "mwg",
+            "importance",
+            "--iwae-samples",
+            "10",
+            "--out",
+            tmp_path / "e",
+        )
+        == 0
+    )
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert set(metrics["posteriors"]) == {"mwg", "importance"}
+    assert "max_rhat" in metrics["posteriors"]["mwg"]
+    assert (
+        run("sample", "--run", vae_run / "model.pt", "-n", "5", "--quiet", "--out", tmp_path / "s")
+        == 0
+    )
+    assert (tmp_path / "s" / "samples.png").is_file()
+
+
+def test_complete_on_shapes_drops_parts_and_draws_them(tmp_path):
+    assert (
+        run(
+            "fit",
+            "--model",
+            "shapefa",
+            "--data",
+            "chairs",
+            "--n-train",
+            "80",
+            "--n-test",
+            "10",
+            "--points-per-part",
+            "4",
+            "--latent-dim",
+            "3",
+            "--part-dim",
+            "2",
+            "--out",
+            tmp_path / "fa",
+            "--quiet",
+        )
+        == 0
+    )
+    assert (
+        run(
+            "complete",
+            "--run",
+            tmp_path / "fa",
+            "--methods",
+            "exact",
+            "fca",
+            "--out",
+            tmp_path / "c",
+            "--quiet",
+        )
+        == 0
+    )
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert metrics["completion_mse"]["exact"] < metrics["completion_mse"]["fca"]
+    assert metrics["rows"] == 10  # the run's --n-test
+    assert (tmp_path / "c" / "completion.png").is_file()
+
+
+def test_bench_measures_every_objective_and_back_end(tmp_path):
+    assert run("bench", "--quick", "--latent-dim", "2", "--out", tmp_path, "--quiet") == 0
+    throughput = json.loads((tmp_path / "metrics.json").read_text())["throughput"]
+    assert {"train elbo (K=8)", "train rws (K=8)", "complete mwg"} <= set(throughput)
+    assert all(v > 0 for v in throughput.values())
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "--model", "nope"], "unknown model 'nope'; choose one of: fa, ppca, vae"),
+        (["fit", *SMALL_VAE, "--objective", "nope"], "unknown objective 'nope'; choose one of"),
+        (["fit", "--data", "nope"], "unknown data 'nope'; choose one of: airplanes, chairs"),
+        (["fit", "--data", "missing.npy"], "data file missing.npy does not exist"),
+        (["fit", "--model", "shapevae", "--data", "digits"], "models part-segmented shapes"),
+        (["complete", "--run", "no/such/run"], "no such file"),
+        (["fit", "--config", "no.toml"], "config file no.toml does not exist"),
+    ],
+)
+def test_bad_input_fails_with_a_clear_message(argv, message, tmp_path, capsys):
+    assert run(*argv, "--out", tmp_path / "out", "--quiet") == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unknown_completion_method_lists_the_valid_ones(vae_run, tmp_path, capsys):
+    assert run("complete", "--run", vae_run, "--methods", "magic", "--out", tmp_path) == 2
+    assert "unknown completion method 'magic'; choose one of: exact" in capsys.readouterr().err
+
+
+def test_an_out_folder_holding_another_run_is_refused_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    fit = ["fit", "--model", "ppca", "--data", "digits", "--quiet", "--out", out]
+    assert run(*fit, "--latent-dim", "3") == 0
+    assert run(*fit, "--latent-dim", "3") == 0  # the same run again is fine
+    assert run(*fit, "--latent-dim", "4") == 2
+    assert "holds a different run (latent_dim: 3 there, 4 now)" in capsys.readouterr().err
+    assert run(*fit, "--latent-dim", "4", "--overwrite") == 0
+    assert pgm3d.load(out).latent_dim == 4
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert run("fit", "--model", "ppca", "--data", "digits", "--out", foreign) == 2
+    assert "holds no pgm3d run" in capsys.readouterr().err
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".yaml", ".json"])
+def test_a_config_file_sets_options_and_the_command_line_wins(tmp_path, suffix):
+    texts = {
+        ".toml": 'model = "ppca"\ndata = "digits"\n[fit]\nlatent-dim = 3\nll_rows = 50\n',
+        ".yaml": "model: ppca\ndata: digits\nfit:\n  latent-dim: 3\n  ll_rows: 50\n",
+        ".json": '{"model": "ppca", "data": "digits", "fit": {"latent-dim": 3, "ll_rows": 50}}',
+    }
+    config = tmp_path / f"c{suffix}"
+    config.write_text(texts[suffix])
+    assert run("fit", "--config", config, "--out", tmp_path / "a", "--quiet") == 0
+    assert pgm3d.load(tmp_path / "a").latent_dim == 3
+    saved = (tmp_path / "a" / "config.toml").read_text()
+    assert "latent_dim = 3" in saved and "ll_rows = 50" in saved
+    assert (
+        run("fit", "--config", config, "--latent-dim", "2", "--out", tmp_path / "b", "--quiet") == 0
+    )
+    assert pgm3d.load(tmp_path / "b").latent_dim == 2
+    # the saved effective config reproduces the run
+    assert (
+        run("fit", "--config", tmp_path / "a" / "config.toml", "--out", tmp_path / "a", "--quiet")
+        == 0
+    )
+
+
+def test_a_config_with_an_unknown_or_invalid_option_is_refused(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epoch = 3\n")
+    assert run("fit", "--config", bad, "--out", tmp_path / "o") == 2
+    assert "unknown options ['epoch'] for `pgm3d fit`; it takes:" in capsys.readouterr().err
+    bad.write_text('log = "paper"\n')
+    assert run("fit", "--config", bad, "--out", tmp_path / "o") == 2
+    assert "log = 'paper'; choose one of: csv, tensorboard, none" in capsys.readouterr().err
+
+
+def test_resume_with_a_corrupt_checkpoint_fails_and_overwrites_nothing(vae_run, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("config.toml", "checkpoint.pt"):
+        (out / name).write_bytes((vae_run / name).read_bytes())
+    text = (out / "config.toml").read_text().replace(str(vae_run), str(out))
+    (out / "config.toml").write_text(text)
+    torn = (out / "checkpoint.pt").read_bytes()[:1000]
+    (out / "checkpoint.pt").write_bytes(torn)
+    argv = ["fit", *SMALL_VAE, "--epochs", "3", "--iwae-samples", "20", "--out", out]
+    assert run(*argv, "--resume", "--quiet") == 2
+    assert "checkpoint.pt is not a readable pgm3d file" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == torn
+    assert not (out / "model.pt").exists()
+
+
+def test_resume_needs_a_run_to_resume(tmp_path, capsys):
+    assert run("fit", *SMALL_VAE, "--resume", "--out", tmp_path / "new") == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_report_rebuilds_a_self_contained_page(vae_run, tmp_path, capsys):
+    assert run("report", vae_run) == 0
+    page = (vae_run / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 1  # the training curve, embedded
+    assert "<table>" in page and 'src="http' not in page
+    assert run("report", tmp_path / "none") == 2
+    assert "no such run folder" in capsys.readouterr().err
+
+
+# -- the main job and its checkpoints, in real processes ---------------------------------------
+
+LONG_FIT = [
+    *SMALL_VAE,
+    "--epochs",
+    "12",
+    "--batch-size",
+    "8",
+    "--checkpoint-every",
+    "40",
+    "--iwae-samples",
+    "10",
+    "--ll-rows",
+    "10",
+    "--quiet",
+]
+
+
+def _pgm3d(*argv, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "pgm3d", *map(str, argv)]
+    return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _wait_for_checkpoint(path: Path, proc: subprocess.Popen, min_steps: int = 200) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        # atomic writes: the file is either absent or whole, never half-written
+        if path.is_file() and (steps := read_checkpoint(path)["steps"]) >= min_steps:
+            return steps
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+def _state(path):
+    return pgm3d.load(path).state_dict()
+
+
+def test_a_killed_fit_resumes_to_the_parameters_of_an_uninterrupted_one(tmp_path):
+    reference = _pgm3d("fit", *LONG_FIT, "--out", tmp_path / "ref")
+    killed = _pgm3d("fit", *LONG_FIT, "--out", tmp_path / "run")
+    steps = _wait_for_checkpoint(tmp_path / "run" / "checkpoint.pt", killed)
+    killed.send_signal(signal.SIGKILL)  # no chance to clean up
+    killed.wait()
+    total = 12 * 180  # 1,438 training digits in batches of 8
+    assert steps < total and not (tmp_path / "run" / "model.pt").exists()
+    resumed = _pgm3d("fit", *LONG_FIT, "--out", tmp_path / "run", "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    a, b = _state(tmp_path / "ref" / "model.pt"), _state(tmp_path / "run" / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read_checkpoint(tmp_path / "run" / "checkpoint.pt")["steps"] == total
+    log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+    assert log == (tmp_path / "ref" / "train_log.csv").read_text().splitlines()
+
+
+def test_ctrl_c_during_training_leaves_the_last_checkpoint_intact(tmp_path):
+    proc = _pgm3d("fit", *LONG_FIT, "--out", tmp_path)
+    _wait_for_checkpoint(tmp_path / "checkpoint.pt", proc, min_steps=40)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert "rerun the same command with --resume" in proc.stderr.read()
+    record = read_checkpoint(tmp_path / "checkpoint.pt")
+    assert record["steps"] % 40 == 0 and record["steps"] > 0
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_the_quick_demo_writes_the_report_metrics_and_figures(tmp_path):
+    assert run("demo", "--quick", "--out", tmp_path, "--quiet") == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(metrics["completion_mse"]) >= 4  # at least four back ends
+    assert set(metrics["posteriors"]) == {"shapevae", "shapefa"}
+    assert metrics["missing_fa"]["test_mse_x100"]["random"]["exact"] > 0
+    page = (tmp_path / "report.html").read_text()
+    pngs = list(tmp_path.rglob("*.png"))
+    assert len(pngs) >= 8 and page.count("data:image/png;base64,") == len(pngs)
+    for heading in ("Summary", "Chairs", "ShapeFA, where the exact posterior", "digits"):
+        assert heading in page
