@@ -1,14 +1,14 @@
-# Two commands a new user needs: `make run` (install, then the main job) and `make test`.
+# Two commands a new user needs: `make demo` (install, then the main job) and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 # CPU-only pins for this kind of machine (see constraints/cpu.txt); set CONSTRAINTS= on a GPU box.
 CONSTRAINTS ?= constraints/cpu.txt
-OUT ?= runs/missing-fa
-DATASET ?= digits
+OUT ?= runs/demo
+QUICK ?=
 PY := $(VENV)/bin/python
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 
-.PHONY: install test test-slow run bench lint clean
+.PHONY: install test test-slow demo run bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,18 @@ test: install
 test-slow: install
 	$(PY) -m pytest -m slow
 
-run: install
-	$(VENV)/bin/pgm3d experiment missing-fa --dataset $(DATASET) --out $(OUT)
+# the end-to-end demo: runs/demo/report.html (QUICK=1: a one-minute smoke run)
+demo: install
+	$(VENV)/bin/pgm3d demo --out $(OUT) --overwrite $(if $(QUICK),--quick,)
+
+run: demo
 
 bench: install
 	$(PY) benchmarks/missing_fa.py
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/shapes.py
 	$(PY) benchmarks/shapevae.py
+	$(VENV)/bin/pgm3d bench --out runs/bench --overwrite
 
 lint: install
 	$(VENV)/bin/ruff check .

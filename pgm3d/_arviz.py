@@ -46,7 +46,14 @@ def psislw(log_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def rhat_ess(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rank-normalised split R-hat and bulk ESS (Vehtari et al. 2021) of ``(chain, draw, ...)``
-    samples, each shaped like one draw."""
+    samples, each shaped like one draw. A chain that never moves has no within-chain variance:
+    its R-hat is inf or NaN, which is the answer, so numpy's warning about it is silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _rhat_ess(samples)
+
+
+def _rhat_ess(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     az = _arviz()
     if _major(az) >= 1:
         from arviz_stats.base import array_stats

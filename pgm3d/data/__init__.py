@@ -2,6 +2,7 @@
 dense correspondences, voxel grids, and readers for the real formats."""
 
 import pgm3d.data.families  # noqa: F401  (registers the shape families)
+from pgm3d.data.datasets import DataSplit, open_data
 from pgm3d.data.loaders import (
     PointCloudSet,
     load_mesh,
@@ -18,6 +19,7 @@ __all__ = [
     "FAMILIES",
     "QUARTERS",
     "VOXEL_CLASSES",
+    "DataSplit",
     "Mesh",
     "PointCloudSet",
     "ShapeSet",
@@ -27,6 +29,7 @@ __all__ = [
     "load_point_clouds",
     "load_shapes",
     "load_voxels",
+    "open_data",
     "quarter_mask",
     "random_mask",
     "save_voxels",

@@ -16,8 +16,8 @@ __all__ = ["PosteriorComparison", "evaluate_posteriors"]
 COLUMNS = {
     "seconds": "time (s)",
     "mse": "imputation MSE",
-    "mse_to_exact": "MSE to exact E[x_m|x_v]",
-    "kl_to_exact": "KL(q || exact)",
+    "mse_to_exact": "MSE to exact E[x_m ∣ x_v]",
+    "kl_to_exact": "KL(q ‖ exact)",
     "khat": "PSIS k-hat (mean)",
     "max_rhat": "max R-hat",
     "min_ess": "min ESS",

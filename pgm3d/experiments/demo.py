@@ -24,7 +24,7 @@ import torch
 from pgm3d._io import atomic_write_json, atomic_write_text
 from pgm3d.experiments.missing_fa import run_missing_fa
 from pgm3d.experiments.shapes import run_shapes
-from pgm3d.experiments.workflows import run_evaluate
+from pgm3d.experiments.workflows import run_complete, run_evaluate
 from pgm3d.viz.report import LAYOUT_FILE, build_report
 
 __all__ = ["DEMO", "DEMO_QUICK", "run_demo"]
@@ -94,6 +94,13 @@ def _posterior_methods(kind: str) -> list[str]:
     if kind == "shapefa":
         return ["exact", "fca", "sca", "mean", "pseudo_gibbs", "mwg", "importance"]
     return ["pseudo_gibbs", "mwg", "importance"]
+
+
+#: the back ends drawn in each model's completion figure
+_FIGURE_METHODS = {
+    "shapevae": ["mwg", "pseudo_gibbs", "importance"],
+    "shapefa": ["exact", "sca", "fca"],
+}
 
 
 def _summary(shapes: dict, post: dict, mfa: dict, k: int) -> tuple[dict, str]:
@@ -186,6 +193,17 @@ def run_demo(
             **settings["posteriors"],
         )
         stages[f"posteriors of {kind}"] = time.perf_counter() - t
+        t = time.perf_counter()
+        run_complete(
+            out / f"completion-{kind}",
+            out / "shapes" / f"{kind}-{k}.pt",
+            seed=seed,
+            device=device,
+            progress=progress,
+            methods=_FIGURE_METHODS[kind],
+            **{**settings["posteriors"], "rows": 4},
+        )
+        stages[f"completion figure of {kind}"] = time.perf_counter() - t
 
     t = time.perf_counter()
     mfa = run_missing_fa(
@@ -257,12 +275,22 @@ def _layout(out: Path, k: int, quick: bool, shapes: dict, seconds: float, headli
                 "heading": "How good is each posterior approximation? ShapeVAE",
                 "caption": "No exact posterior exists: compare imputation error, PSIS k-hat of "
                 "the guide and the samplers' R-hat and ESS.",
+                "figures": ["completion-shapevae/completion.png"],
+                "captions": {
+                    "completion-shapevae/completion.png": "Four test chairs with parts dropped "
+                    "(second column), completed by three ShapeVAE back ends (posterior means)"
+                },
             },
             {
                 "folder": "posteriors-shapefa",
                 "heading": "… and ShapeFA, where the exact posterior is known",
                 "caption": "The closed forms and the samplers against the exact Gaussian "
                 "posterior: distance of the completion to the exact conditional mean, KL.",
+                "figures": ["completion-shapefa/completion.png"],
+                "captions": {
+                    "completion-shapefa/completion.png": "The same chairs completed by ShapeFA's "
+                    "exact conditional and the SCA and FCA approximations"
+                },
             },
             {
                 "folder": "missing-fa",

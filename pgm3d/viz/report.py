@@ -2,7 +2,8 @@
 
 Images are embedded as base64 ``data:`` URIs, so ``report.html`` can be mailed or archived alone.
 The layout comes from an optional ``report.json`` in the folder (title, introduction, and an
-ordered list of sections, each a sub-folder with a heading and a caption); without one, the
+ordered list of sections, each a sub-folder with a heading, a caption, captions of its PNGs
+and extra ``figures`` by path from the run folder); without one, the
 folder itself and each sub-folder holding results become sections in name order.
 """
 
@@ -129,7 +130,9 @@ def _headline(metrics: dict, keys: list[str] | None) -> str:
     return f'<div class="headline">{"".join(cards)}</div>' if cards else ""
 
 
-def _section(folder: Path, heading: str, caption: str, headline, captions: dict) -> str:
+def _section(
+    root: Path, folder: Path, heading: str, caption: str, headline, captions: dict, figures
+) -> str:
     parts = [f"<h2>{_inline(heading)}</h2>"]
     if caption:
         parts.append(f"<p>{_inline(caption)}</p>")
@@ -137,9 +140,11 @@ def _section(folder: Path, heading: str, caption: str, headline, captions: dict)
         parts.append(_headline(json.loads((folder / "metrics.json").read_text()), headline))
     for md in sorted(folder.glob("*.md")):
         parts.append(markdown_to_html(md.read_text()))
-    for png in sorted(folder.glob("*.png")):
+    extra = [root / f for f in figures or []]
+    for png in [*sorted(folder.glob("*.png")), *extra]:
         default = png.stem.replace("_", " ").replace("-", " ")
-        parts.append(_image(png, captions.get(png.name, default)))
+        key = str(png.relative_to(root)) if png in extra else png.name
+        parts.append(_image(png, captions.get(key, default)))
     return "\n".join(parts)
 
 
@@ -176,11 +181,13 @@ def build_report(folder: str | Path, *, title: str | None = None) -> Path:
     for s in sections:
         body.append(
             _section(
+                folder,
                 folder / s["folder"],
                 s.get("heading", s["folder"]),
                 s.get("caption", ""),
                 s.get("headline"),
                 s.get("captions", {}),
+                s.get("figures"),
             )
         )
     if layout.get("footer"):

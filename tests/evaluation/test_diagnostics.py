@@ -118,7 +118,9 @@ def test_evaluate_posteriors_table(fa):
     assert "max_rhat" in rows["mwg"] and "kl_to_exact" not in rows["mwg"]
     assert rows["exact"]["khat"] < 0.5
     text = table.to_markdown()
-    assert "| mwg |" in text and "KL(q || exact)" in text
+    assert "| mwg |" in text and "KL(q ‖ exact)" in text
+    header, _, first = text.splitlines()[:3]
+    assert header.count("|") == first.count("|")  # no stray pipes in the column names
 
 
 def test_bad_inputs(fa):
