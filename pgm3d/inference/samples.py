@@ -14,7 +14,8 @@ import pyro.poutine as poutine
 import torch
 from pyro.poutine.util import prune_subsample_sites
 
-from pgm3d._arviz import from_posterior, rhat_ess
+from pgm3d._arviz import from_posterior
+from pgm3d._convergence import rhat_ess
 from pgm3d._validation import fill_where_missing
 from pgm3d.inference._tracing import DATA_PLATE, PARTICLES
 from pgm3d.inference.base import Completion
@@ -41,9 +42,9 @@ class SampleCompletion(Completion):
     ess: torch.Tensor | None = None
 
     def diagnostics(self, site: str | None = None) -> dict[str, torch.Tensor]:
-        """Rank-normalised split R-hat and bulk effective sample size (Vehtari et al. 2021,
-        computed by ArviZ) per element of a latent site, each shaped like one draw
-        ``(B, ...)``; needs at least 2 chains of 4 draws."""
+        """Rank-normalised split R-hat and bulk effective sample size (Vehtari et al. 2021; the
+        estimators of ArviZ, vectorised over elements) per element of a latent site, each
+        shaped like one draw ``(B, ...)``; needs at least 2 chains of 4 draws."""
         name = site or _main_latent(self.samples)
         s = self.samples[name]
         if s.shape[0] < 2 or s.shape[1] < 4:
