@@ -186,8 +186,20 @@ def test_complete_on_shapes_drops_parts_and_draws_them(tmp_path):
 def test_bench_measures_every_objective_and_back_end(tmp_path):
     assert run("bench", "--quick", "--latent-dim", "2", "--out", tmp_path, "--quiet") == 0
     throughput = json.loads((tmp_path / "metrics.json").read_text())["throughput"]
-    assert {"train elbo (K=8)", "train rws (K=8)", "complete mwg"} <= set(throughput)
+    names = {k.split(" (")[0] for k in throughput}
+    assert names == {f"train {o}" for o in ("elbo", "meanfield", "iwae", "dreg", "rws")} | {
+        f"complete {m}" for m in ("pseudo_gibbs", "mwg", "importance")
+    }
     assert all(v > 0 for v in throughput.values())
+
+
+def test_bench_hides_parts_of_shapes_not_their_existence_flags(tmp_path):
+    argv = ["--model", "shapevae", "--data", "chairs", "--n-train", "20", "--n-test", "4"]
+    assert (
+        run("bench", *argv, "--points-per-part", "2", "--steps", "1", "--out", tmp_path, "--quiet")
+        == 0
+    )
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["throughput"]) == 8
 
 
 @pytest.mark.parametrize(

@@ -558,6 +558,14 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def _unit(method: str, small: dict) -> str:
+    if method == "importance":
+        return f"{small['num_proposals']} proposals, {small['num_samples']} draws"
+    if method in _SAMPLERS:
+        return f"{small['warmup']} warm-up + {small['num_samples']} draws"
+    return "closed form"
+
+
 def run_bench(
     out: str | Path,
     *,
@@ -583,52 +591,36 @@ def run_bench(
     model = build_model(s["model"], split.train, latent_dim=s["latent_dim"]).to(device)
     x, mask = model_rows(model, split.train)
     rows = {}
+    B = min(s["batch_size"], x.shape[0])
+    epochs = max(1, -(-s["steps"] * B // x.shape[0]))  # at least ``steps`` steps
+    train = {"mask": mask, "batch_size": B, "num_particles": s["num_particles"], "progress": False}
     if trained_by_sgd(model):
         for name in progress_bar(OBJECTIVES.names(), desc="bench objectives", progress=progress):
-            fit(
-                model,
-                x,
-                name,
-                mask=mask,
-                epochs=1,
-                batch_size=s["batch_size"],
-                num_particles=s["num_particles"],
-                progress=False,
-            )  # warm-up
-            n = min(s["steps"] * s["batch_size"], x.shape[0])
+            fit(model, x[:B], name, epochs=1, **{**train, "mask": mask[:B]})  # warm-up
             _sync(device)
             t = time.perf_counter()
-            history = fit(
-                model,
-                x[:n],
-                name,
-                mask=mask[:n],
-                epochs=1,
-                batch_size=s["batch_size"],
-                num_particles=s["num_particles"],
-                progress=False,
-            )
+            history = fit(model, x, name, epochs=epochs, **train)
             _sync(device)
-            dt = time.perf_counter() - t
-            rows[f"train {name} (K={s['num_particles']})"] = history.steps / dt
-    xt, mt = model_rows(model, split.test[: s["rows"]])
-    kept = mt & random_mask(mt.shape, 0.5, generator=torch.Generator().manual_seed(seed)).to(
-        mt.device
-    )
+            rows[f"train {name} (K={s['num_particles']}, {B} rows per step)"] = history.steps / (
+                time.perf_counter() - t
+            )
+    test = split.test[: s["rows"]]
+    xt, mt = model_rows(model, test)
+    hide = {"drop": None, "p_missing": None}  # parts of shapes, half the entries of rows
+    kept, _ = _hide(model, test, hide, xt, mt, split.image_shape, seed)
     small = {"chains": 1, "warmup": 10, "thin": 1, "num_samples": 10, "num_proposals": 100}
     for method in progress_bar(_methods(model, None), desc="bench completion", progress=progress):
-        opts = {
-            k: v
-            for k, v in {**small, "seed": seed, "progress": False}.items()
-            if k in inspect.signature(COMPLETION_METHODS[method]).parameters
-        }
+        allowed = inspect.signature(COMPLETION_METHODS[method]).parameters
+        opts = {k: v for k, v in {**small, "seed": seed, "progress": False}.items() if k in allowed}
         with torch.no_grad():
             complete(model, xt, kept, method, **opts)  # warm-up
             _sync(device)
             t = time.perf_counter()
             complete(model, xt, kept, method, **opts)
             _sync(device)
-        rows[f"complete {method}"] = xt.shape[0] / (time.perf_counter() - t)
+        rows[f"complete {method} ({_unit(method, small)})"] = xt.shape[0] / (
+            time.perf_counter() - t
+        )
     metrics = {
         "model": s["model"],
         "data": s["data"],
@@ -644,7 +636,6 @@ def run_bench(
         "|---|---:|---|",
     ]
     for k, v in rows.items():
-        unit = "steps" if k.startswith("train") else "rows (10 draws each, after 10 warm-up)"
-        lines.append(f"| {k} | {v:.1f} | {unit} |")
+        lines.append(f"| {k} | {v:.1f} | {'steps' if k.startswith('train') else 'rows'} |")
     _write(out, metrics, "\n".join(lines) + "\n")
     return metrics
