@@ -19,8 +19,12 @@ COMMANDS = ["demo", "fit", "complete", "evaluate", "sample", "bench", "report", 
 SMALL_VAE = ["--model", "vae", "--data", "digits", "--latent-dim", "2", "--hidden", "16"]
 
 
-def run(*argv) -> int:
-    return main([str(a) for a in argv])
+def run(*parts) -> int:
+    """``main`` on a command line: strings are split at spaces, paths are kept whole."""
+    argv = []
+    for part in parts:
+        argv += part.split() if isinstance(part, str) else [str(part)]
+    return main(argv)
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS), ["experiment", "shapes"]])
@@ -40,21 +44,7 @@ def test_the_parser_names_the_commands_of_the_issue():
 def vae_run(tmp_path_factory):
     """A small VAE fitted to digits (3 epochs), shared by the commands that read a run."""
     out = tmp_path_factory.mktemp("fit")
-    assert (
-        run(
-            "fit",
-            *SMALL_VAE,
-            "--epochs",
-            "3",
-            "--iwae-samples",
-            "20",
-            "--out",
-            out,
-            "--quiet",
-            "--overwrite",
-        )
-        == 0
-    )
+    assert run("fit", *SMALL_VAE, "--epochs 3 --iwae-samples 20 --quiet --out", out) == 0
     return out
 
 
@@ -73,110 +63,38 @@ def test_fit_writes_the_model_checkpoint_config_log_and_metrics(vae_run):
 
 
 def test_a_closed_form_model_is_fitted_without_an_objective(tmp_path, capsys):
-    assert (
-        run(
-            "fit",
-            "--model",
-            "ppca",
-            "--data",
-            "digits",
-            "--latent-dim",
-            "5",
-            "--out",
-            tmp_path / "a",
-        )
-        == 0
-    )
+    assert run("fit --model ppca --data digits --latent-dim 5 --out", tmp_path / "a") == 0
     assert "test log likelihood nats per dim" in capsys.readouterr().out
     assert isinstance(pgm3d.load(tmp_path / "a"), pgm3d.PPCA)
-    assert (
-        run(
-            "fit",
-            "--model",
-            "ppca",
-            "--data",
-            "digits",
-            "--objective",
-            "iwae",
-            "--out",
-            tmp_path / "b",
-        )
-        == 2
-    )
+    assert run("fit --model ppca --data digits --objective iwae --out", tmp_path / "b") == 2
     assert "--objective applies to the models trained by SGD" in capsys.readouterr().err
 
 
 def test_complete_evaluate_and_sample_read_a_fitted_run(vae_run, tmp_path):
-    common = ["--run", vae_run, "--rows", "10", "--quiet"]
-    samplers = ["--chains", "2", "--warmup", "4", "--thin", "1", "--num-samples", "4"]
-    assert run("complete", *common, *samplers, "--out", tmp_path / "c") == 0
+    common = ["--run", vae_run, "--rows 10 --quiet"]
+    samplers = "--chains 2 --warmup 4 --thin 1 --num-samples 4"
+    assert run("complete", *common, samplers, "--out", tmp_path / "c") == 0
     metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert set(metrics["completion_mse"]) == {"pseudo_gibbs", "mwg", "importance"}
     assert metrics["hidden_entries"] > 0 and metrics["data"] == "digits"  # from the run
     assert (tmp_path / "c" / "completion.png").stat().st_size > 0
-    assert (
-        run(
-            "evaluate",
-            *common,
-            *samplers,
-            "--methods",
-            "mwg",
-            "importance",
-            "--iwae-samples",
-            "10",
-            "--out",
-            tmp_path / "e",
-        )
-        == 0
-    )
+    methods = "--methods mwg importance --iwae-samples 10 --out"
+    assert run("evaluate", *common, samplers, methods, tmp_path / "e") == 0
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert set(metrics["posteriors"]) == {"mwg", "importance"}
     assert "max_rhat" in metrics["posteriors"]["mwg"]
-    assert (
-        run("sample", "--run", vae_run / "model.pt", "-n", "5", "--quiet", "--out", tmp_path / "s")
-        == 0
-    )
+    assert run("sample --run", vae_run / "model.pt", "-n 5 --quiet --out", tmp_path / "s") == 0
     assert (tmp_path / "s" / "samples.png").is_file()
 
 
 def test_complete_on_shapes_drops_parts_and_draws_them(tmp_path):
-    assert (
-        run(
-            "fit",
-            "--model",
-            "shapefa",
-            "--data",
-            "chairs",
-            "--n-train",
-            "80",
-            "--n-test",
-            "10",
-            "--points-per-part",
-            "4",
-            "--latent-dim",
-            "3",
-            "--part-dim",
-            "2",
-            "--out",
-            tmp_path / "fa",
-            "--quiet",
-        )
-        == 0
+    data = "--data chairs --n-train 80 --n-test 10 --points-per-part 4"
+    fa = "fit --model shapefa --latent-dim 3 --part-dim 2 --quiet"
+    assert run(fa, data, "--out", tmp_path / "fa") == 0
+    done = run(
+        "complete --methods exact fca --quiet --run", tmp_path / "fa", "--out", tmp_path / "c"
     )
-    assert (
-        run(
-            "complete",
-            "--run",
-            tmp_path / "fa",
-            "--methods",
-            "exact",
-            "fca",
-            "--out",
-            tmp_path / "c",
-            "--quiet",
-        )
-        == 0
-    )
+    assert done == 0
     metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert metrics["completion_mse"]["exact"] < metrics["completion_mse"]["fca"]
     assert metrics["rows"] == 10  # the run's --n-test
@@ -194,11 +112,8 @@ def test_bench_measures_every_objective_and_back_end(tmp_path):
 
 
 def test_bench_hides_parts_of_shapes_not_their_existence_flags(tmp_path):
-    argv = ["--model", "shapevae", "--data", "chairs", "--n-train", "20", "--n-test", "4"]
-    assert (
-        run("bench", *argv, "--points-per-part", "2", "--steps", "1", "--out", tmp_path, "--quiet")
-        == 0
-    )
+    argv = "bench --model shapevae --data chairs --n-train 20 --n-test 4 --points-per-part 2"
+    assert run(argv, "--steps 1 --quiet --out", tmp_path) == 0
     assert len(json.loads((tmp_path / "metrics.json").read_text())["throughput"]) == 8
 
 
@@ -254,15 +169,11 @@ def test_a_config_file_sets_options_and_the_command_line_wins(tmp_path, suffix):
     assert pgm3d.load(tmp_path / "a").latent_dim == 3
     saved = (tmp_path / "a" / "config.toml").read_text()
     assert "latent_dim = 3" in saved and "ll_rows = 50" in saved
-    assert (
-        run("fit", "--config", config, "--latent-dim", "2", "--out", tmp_path / "b", "--quiet") == 0
-    )
+    assert run("fit --latent-dim 2 --quiet --config", config, "--out", tmp_path / "b") == 0
     assert pgm3d.load(tmp_path / "b").latent_dim == 2
     # the saved effective config reproduces the run
-    assert (
-        run("fit", "--config", tmp_path / "a" / "config.toml", "--out", tmp_path / "a", "--quiet")
-        == 0
-    )
+    again = tmp_path / "a" / "config.toml"
+    assert run("fit --quiet --config", again, "--out", tmp_path / "a") == 0
 
 
 def test_a_config_with_an_unknown_or_invalid_option_is_refused(tmp_path, capsys):
