@@ -216,6 +216,19 @@ def test_report_rebuilds_a_self_contained_page(vae_run, tmp_path, capsys):
     assert "no such run folder" in capsys.readouterr().err
 
 
+@pytest.mark.gpu
+def test_fit_resume_complete_and_evaluate_on_cuda(tmp_path):
+    fit = ["fit", *SMALL_VAE, "--epochs 2 --checkpoint-every 7 --iwae-samples 10 --quiet"]
+    assert run(*fit, "--device cuda --out", tmp_path / "ref") == 0
+    assert run(*fit, "--device cuda --out", tmp_path / "run") == 0
+    assert run(*fit, "--epochs 3 --resume --device cuda --out", tmp_path / "run") == 0
+    model = pgm3d.load(tmp_path / "run", device="cuda")
+    assert next(model.parameters()).is_cuda
+    common = ["--run", tmp_path / "run", "--rows 8 --chains 2 --warmup 4 --num-samples 4 --quiet"]
+    assert run("complete --device cuda", *common, "--out", tmp_path / "c") == 0
+    assert run("evaluate --device cuda", *common, "--out", tmp_path / "e") == 0
+
+
 # -- the main job and its checkpoints, in real processes ---------------------------------------
 
 LONG_FIT = [

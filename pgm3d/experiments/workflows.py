@@ -123,7 +123,8 @@ def _write(out: Path, metrics: dict, table: str) -> None:
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> str:
-    lines = [f"# {title}\n", "| | |", "|---|---:|"] + [f"| {a} | {b} |" for a, b in rows]
+    lines = [f"# {title}\n", "| what | value |", "|---|---:|"]
+    lines += [f"| {a} | {b} |" for a, b in rows]
     return "\n".join(lines) + "\n"
 
 
