@@ -11,6 +11,7 @@ from pgm3d.models.ppca import PPCA
 from pgm3d.models.shapefa import ShapeFA
 from pgm3d.models.shapevae import ShapeVAE
 from pgm3d.models.vae import VAE
+from pgm3d.models.vsl import VSL
 from pgm3d.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -20,6 +21,7 @@ MODELS.register("vae")(VAE)
 MODELS.register("shapevae")(ShapeVAE)
 MODELS.register("shapefa")(ShapeFA)
 MODELS.register("pattern-gaussian")(PatternGaussian)
+MODELS.register("vsl")(VSL)
 
 from pgm3d.models.build import SHAPE_MODELS, build_model, model_rows, trained_by_sgd  # noqa: E402
 
@@ -28,6 +30,7 @@ __all__ = [
     "PPCA",
     "SHAPE_MODELS",
     "VAE",
+    "VSL",
     "EMInfo",
     "FactorAnalysis",
     "GaussianEncoderGuide",
