@@ -27,7 +27,9 @@ def run(*parts) -> int:
     return main(argv)
 
 
-@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS), ["experiment", "shapes"]])
+@pytest.mark.parametrize(
+    "command", [[], *([c] for c in COMMANDS), ["experiment", "shapes"], ["experiment", "classify"]]
+)
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([*command, "--help"])

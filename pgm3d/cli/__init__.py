@@ -71,6 +71,33 @@ def _experiments(sub) -> None:
     add_common(shp, "runs/shapes", quick=True)
     shp.set_defaults(func=commands.shapes)
 
+    cls = names.add_parser(
+        "classify",
+        help="VSL / 3D-GAN features + SVM: unsupervised shape classification",
+        description="Train VSL or 3D-GAN on voxel grids without labels, classify the test "
+        "grids with an SVM on the learned features, and compare with a supervised 3D CNN "
+        "(Liu et al. 2017; Wu et al. 2016).",
+    )
+    cls.add_argument("--model", choices=["vsl", "gan"], default="vsl")
+    cls.add_argument(
+        "--data",
+        default="voxel-classes",
+        help="voxel-classes (procedural, 10 classes), a voxel file (.mat/.npy/.npz), or a "
+        "ModelNet-style folder root/<class>/{train,test}/ (%(default)s)",
+    )
+    cls.add_argument("--n-per-class", type=int, default=None, help="procedural grids per class")
+    cls.add_argument("--resolution", type=int, default=None, help="VSL 30|32, GAN 32|64")
+    cls.add_argument("--epochs", type=int, default=None)
+    cls.add_argument("--batch-size", type=int, default=None)
+    cls.add_argument("--lr", type=float, default=None, help="VSL's Adam rate")
+    cls.add_argument("--kl-beta", type=float, default=None, help="VSL's beta (seed: 1e-3)")
+    cls.add_argument("--gan-width", type=float, default=None, help="GAN channel multiplier")
+    cls.add_argument("--lr-g", type=float, default=None, help="GAN generator rate (0.0025)")
+    cls.add_argument("--lr-d", type=float, default=None, help="GAN discriminator rate (1e-5)")
+    cls.add_argument("--cnn-epochs", type=int, default=None, help="supervised VoxNet epochs")
+    add_common(cls, "runs/classify", quick=True)
+    cls.set_defaults(func=commands.classify)
+
 
 def _fit(sub) -> None:
     from pgm3d.inference import OBJECTIVES

@@ -9,6 +9,7 @@ from pgm3d.config import claim_run_folder, plain
 
 __all__ = [
     "bench",
+    "classify",
     "complete",
     "demo",
     "evaluate",
@@ -176,5 +177,23 @@ def shapes(args) -> int:
         quick=args.quick,
         progress=_progress(args),
         **overrides,
+    )
+    return _done(args, out, metrics["seconds"])
+
+
+def classify(args) -> int:
+    from pgm3d.experiments import run_classify
+    from pgm3d.experiments.classify import FULL
+
+    out = _claim(args)
+    metrics = run_classify(
+        args.model,
+        args.data,
+        out,
+        seed=args.seed,
+        device=args.device,
+        quick=args.quick,
+        progress=_progress(args),
+        **pick(args, FULL),
     )
     return _done(args, out, metrics["seconds"])

@@ -6,6 +6,7 @@
 
 # importing the back ends registers them
 from pgm3d.inference import exact, fca, importance, mean, mwg, nuts, pseudo_gibbs, sca  # noqa: F401
+from pgm3d.inference.adversarial import GANHistory, d_should_update, fit_gan
 from pgm3d.inference.base import COMPLETION_METHODS, Completion, complete
 from pgm3d.inference.denoising import DenoisingEncoder
 from pgm3d.inference.elbo import ELBO, MeanFieldELBO
@@ -30,13 +31,16 @@ __all__ = [
     "DenoisingEncoder",
     "EpochSummary",
     "FitHistory",
+    "GANHistory",
     "MeanFieldELBO",
     "Objective",
     "SampleCompletion",
     "TensorBoardLog",
     "check_guide",
     "complete",
+    "d_should_update",
     "fit",
+    "fit_gan",
     "log_likelihood",
     "model_graph",
 ]

@@ -4,6 +4,7 @@
 """
 
 from pgm3d.models.factor_analysis import EMInfo, FactorAnalysis
+from pgm3d.models.gan3d import GAN3D
 from pgm3d.models.guides import GaussianEncoderGuide
 from pgm3d.models.linear_gaussian import LinearGaussian
 from pgm3d.models.pattern_gaussian import PatternGaussian
@@ -22,10 +23,12 @@ MODELS.register("shapevae")(ShapeVAE)
 MODELS.register("shapefa")(ShapeFA)
 MODELS.register("pattern-gaussian")(PatternGaussian)
 MODELS.register("vsl")(VSL)
+MODELS.register("gan")(GAN3D)
 
 from pgm3d.models.build import SHAPE_MODELS, build_model, model_rows, trained_by_sgd  # noqa: E402
 
 __all__ = [
+    "GAN3D",
     "MODELS",
     "PPCA",
     "SHAPE_MODELS",

@@ -1,0 +1,62 @@
+"""The classification protocol: SVM with C by cross-validation, VoxNet, the experiment."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pgm3d.data import save_voxels, voxel_classes
+from pgm3d.experiments import run_classify
+from pgm3d.experiments.classify import _fit_to, svm_accuracy
+
+
+def test_svm_chooses_c_on_training_data_and_reports_a_confusion_matrix():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 5)) * 4
+    y = np.repeat(np.arange(3), 20)
+    x = centres[y] + rng.normal(size=(60, 5))
+    result = svm_accuracy(x[::2], y[::2], x[1::2], y[1::2], "rbf")
+    assert result["accuracy"] > 0.9 and result["C"] in np.logspace(-3, 3, 7)
+    assert np.asarray(result["confusion"]).sum() == 30
+    assert np.trace(np.asarray(result["confusion"])) == round(30 * result["accuracy"])
+
+
+def test_grids_are_padded_or_cropped_to_the_models_resolution():
+    v = torch.zeros(2, 30, 30, 30, dtype=torch.bool)
+    v[:, 0, 0, 0] = True
+    padded = _fit_to(v, 32)
+    assert padded.shape == (2, 32, 32, 32) and padded[:, 1, 1, 1].all()
+    assert torch.equal(_fit_to(padded, 30), v)
+
+
+@pytest.mark.parametrize("model", ["vsl", "gan"])
+def test_quick_run_writes_accuracy_reference_and_figures(tmp_path, model):
+    m = run_classify(
+        model,
+        out=tmp_path,
+        quick=True,
+        n_per_class=4,
+        epochs=1,
+        cnn_epochs=1,
+        gan_width=1 / 16,
+        completion_rows=1,
+    )
+    assert 0 <= m["accuracy"] <= 1 and 0 <= m["supervised_voxnet_accuracy"] <= 1
+    assert m["n_train"] + m["n_test"] == 40
+    assert np.asarray(m["svm"]["confusion"]).shape == (10, 10)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["accuracy"] == m["accuracy"]
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"confusion.png", "samples.png", "completion.png", "table.md", f"{model}.pt"} <= names
+
+
+def test_a_voxel_file_with_a_split_is_accepted_and_bad_data_refused(tmp_path):
+    data = voxel_classes(4, resolution=30, seed=1, classes=["sphere", "box"])
+    save_voxels(tmp_path / "v.npz", data)
+    m = run_classify("vsl", str(tmp_path / "v.npz"), quick=True, epochs=1, cnn_epochs=1)
+    assert m["classes"] == ["sphere", "box"] and m["resolution"] == 30
+    with pytest.raises(FileNotFoundError, match="no voxel data"):
+        run_classify("vsl", str(tmp_path / "none.npz"), quick=True)
+    with pytest.raises(ValueError, match="choose one of: vsl, gan"):
+        run_classify("pointnet")
