@@ -33,6 +33,7 @@ bench: install
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/shapes.py
 	$(PY) benchmarks/shapevae.py
+	$(PY) benchmarks/vsl.py
 	$(VENV)/bin/pgm3d bench --out runs/bench --overwrite
 
 lint: install

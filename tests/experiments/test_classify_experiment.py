@@ -60,3 +60,14 @@ def test_a_voxel_file_with_a_split_is_accepted_and_bad_data_refused(tmp_path):
         run_classify("vsl", str(tmp_path / "none.npz"), quick=True)
     with pytest.raises(ValueError, match="choose one of: vsl, gan"):
         run_classify("pointnet")
+
+
+def test_a_modelnet_style_folder_is_accepted(tmp_path):
+    data = voxel_classes(3, resolution=30, seed=2, classes=["torus", "cone"])
+    for i, (grid, label) in enumerate(zip(data.voxels, data.labels, strict=True)):
+        folder = tmp_path / data.class_names[label] / data.split[i]
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / f"{i}.npy", grid.numpy())
+    m = run_classify("vsl", str(tmp_path), quick=True, epochs=1, cnn_epochs=1)
+    assert m["classes"] == ["cone", "torus"]  # sorted folder names
+    assert (m["n_train"], m["n_test"]) == (4, 2)
