@@ -26,6 +26,7 @@ from torch import nn
 from pgm3d._io import atomic_write_json, atomic_write_text
 from pgm3d._progress import progress_bar
 from pgm3d.data import VoxelSet, load_voxels, voxel_classes
+from pgm3d.experiments._settings import merge_settings
 from pgm3d.inference import complete, fit, fit_gan
 from pgm3d.models import GAN3D, VSL
 from pgm3d.saving import save
@@ -227,12 +228,7 @@ def run_classify(
     """
     if model not in ("vsl", "gan"):
         raise ValueError(f"unknown model {model!r} for classification; choose one of: vsl, gan")
-    s = dict(QUICK if quick else FULL)
-    for key, value in settings.items():
-        if key not in s:
-            raise ValueError(f"unknown setting {key!r}; choose from {sorted(s)}")
-        if value is not None:
-            s[key] = value
+    s = merge_settings(QUICK if quick else FULL, settings)
     R = s["resolution"] or (30 if model == "vsl" else 32)
     start = time.perf_counter()
     train, test = _data(data, s, R, seed, progress)

@@ -40,6 +40,7 @@ from pgm3d.evaluation import (
     reconstruct_surface,
     symmetry_score,
 )
+from pgm3d.experiments._settings import merge_settings
 from pgm3d.inference import complete, fit
 from pgm3d.models import PatternGaussian, ShapeFA, ShapeVAE, model_rows
 from pgm3d.saving import save
@@ -119,13 +120,7 @@ def normal_angles(estimate, truth, mask, *, oriented: bool) -> torch.Tensor:
 
 
 def _settings(quick: bool, overrides: dict) -> dict:
-    s = dict(QUICK if quick else FULL)
-    for key, value in overrides.items():
-        if key not in s:
-            raise ValueError(f"unknown setting {key!r}; choose from {sorted(s)}")
-        if value is not None:
-            s[key] = value
-    return s
+    return merge_settings(QUICK if quick else FULL, overrides)
 
 
 def _units_for(activity: torch.Tensor, fraction: float = 0.9) -> int:

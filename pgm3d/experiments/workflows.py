@@ -22,6 +22,7 @@ from pgm3d.data.datasets import DataSplit, open_data
 from pgm3d.data.masks import drop_parts, quarter_mask, random_mask
 from pgm3d.data.shapes import ShapeSet
 from pgm3d.evaluation import evaluate_posteriors, imputation_mse, log_likelihood_per_dim
+from pgm3d.experiments._settings import merge_settings
 from pgm3d.inference import COMPLETION_METHODS, OBJECTIVES, EpochSummary, complete, fit
 from pgm3d.inference.logs import training_log
 from pgm3d.models import LinearGaussian, build_model, model_rows, trained_by_sgd
@@ -98,13 +99,6 @@ _SAMPLERS = ("pseudo_gibbs", "mwg", "importance", "nuts")
 _LINEAR = ("exact", "fca", "sca", "mean")
 
 
-def _settings(defaults: dict, given: dict) -> dict:
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown settings {unknown}; valid: {sorted(defaults)}")
-    return {**defaults, **{k: v for k, v in given.items() if v is not None}}
-
-
 def _data(s: dict) -> DataSplit:
     return open_data(
         s["data"],
@@ -168,7 +162,7 @@ def run_fit(
     :param bool summary: print one line per epoch.
     :param dict config: the effective configuration, stored in the checkpoint and model file.
     """
-    s = _settings(FIT_DEFAULTS, settings)
+    s = merge_settings(FIT_DEFAULTS, settings)
     s["seed"] = seed
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -315,7 +309,7 @@ def _prepare(run, s, seed, device):
 def _resolve(settings: dict, defaults: dict) -> dict:
     """Settings with the data keys the user gave marked, so a run's own data settings fill
     only the others."""
-    s = _settings(defaults, settings)
+    s = merge_settings(defaults, settings)
     for k in DATA_DEFAULTS:
         s[f"_given_{k}"] = settings.get(k)
     return s
@@ -496,7 +490,7 @@ def run_sample(
     :param settings: see :data:`SAMPLE_DEFAULTS` (``mean=True`` draws decoder means, without
         observation noise).
     """
-    s = _settings(SAMPLE_DEFAULTS, settings)
+    s = merge_settings(SAMPLE_DEFAULTS, settings)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model, info = _run_info(run, device)
@@ -581,7 +575,7 @@ def run_bench(
 
     :param settings: see :data:`BENCH_DEFAULTS`.
     """
-    s = _settings(BENCH_DEFAULTS, settings)
+    s = merge_settings(BENCH_DEFAULTS, settings)
     s["seed"] = seed
     if quick:
         s.update(steps=min(s["steps"], 10), rows=min(s["rows"], 20))
