@@ -43,6 +43,7 @@ def test_quick_run_writes_accuracy_reference_and_figures(tmp_path, model):
         completion_rows=1,
     )
     assert 0 <= m["accuracy"] <= 1 and 0 <= m["supervised_voxnet_accuracy"] <= 1
+    assert 0 <= m["untrained_accuracy"] <= 1
     assert m["n_train"] + m["n_test"] == 40
     assert np.asarray(m["svm"]["confusion"]).shape == (10, 10)
     saved = json.loads((tmp_path / "metrics.json").read_text())
