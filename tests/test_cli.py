@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,6 +104,31 @@ def test_complete_on_shapes_drops_parts_and_draws_them(tmp_path):
     assert (tmp_path / "c" / "completion.png").is_file()
 
 
+def test_voxel_models_fit_and_complete_the_hidden_half_of_each_volume(tmp_path):
+    data = "--data voxel-classes --n-train 16 --n-test 4 --resolution 32 --epochs 1 --quiet"
+    vsl = run(
+        "fit --model vsl --batch-size 10 --iwae-samples 4 --ll-rows 2",
+        data,
+        "--out",
+        tmp_path / "vsl",
+    )
+    assert vsl == 0
+    metrics = json.loads((tmp_path / "vsl" / "metrics.json").read_text())
+    assert metrics["objective"] == "elbo" and metrics["log_likelihood"] == "IWAE bound, K=4"
+    argv = "complete --methods pseudo_gibbs --chains 1 --warmup 2 --num-samples 2 --quiet"
+    assert run(argv, "--run", tmp_path / "vsl", "--out", tmp_path / "c") == 0
+    done = np.load(tmp_path / "c" / "completions.npz")
+    hidden = ~done["mask"].reshape(-1, 32, 32, 32)
+    assert hidden[:, :16].all() and not hidden[:, 16:].any()  # the front half
+    assert (tmp_path / "c" / "completion.png").is_file()
+    gan = run(
+        "fit --model gan --batch-size 8 --iwae-samples 2 --ll-rows 1", data, "--out", tmp_path / "g"
+    )
+    assert gan == 0
+    log = (tmp_path / "g" / "train_log.csv").read_text().splitlines()
+    assert log[0] == "epoch,d_loss,g_loss,d_accuracy,d_updates" and len(log) == 2
+
+
 def test_bench_measures_every_objective_and_back_end(tmp_path):
     assert run("bench", "--quick", "--latent-dim", "2", "--out", tmp_path, "--quiet") == 0
     throughput = json.loads((tmp_path / "metrics.json").read_text())["throughput"]
@@ -127,6 +153,23 @@ def test_bench_hides_parts_of_shapes_not_their_existence_flags(tmp_path):
         (["fit", "--data", "nope"], "unknown data 'nope'; choose one of: airplanes, chairs"),
         (["fit", "--data", "missing.npy"], "data file missing.npy does not exist"),
         (["fit", "--model", "shapevae", "--data", "digits"], "models part-segmented shapes"),
+        (["fit", "--model", "vsl", "--data", "digits"], "vsl models voxel grids"),
+        (
+            [
+                "fit",
+                "--model",
+                "gan",
+                "--objective",
+                "elbo",
+                "--data",
+                "voxel-classes",
+                "--n-train",
+                "10",
+                "--n-test",
+                "0",
+            ],
+            "--objective does not apply",
+        ),
         (["complete", "--run", "no/such/run"], "no such file"),
         (["fit", "--config", "no.toml"], "config file no.toml does not exist"),
     ],

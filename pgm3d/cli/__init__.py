@@ -112,7 +112,7 @@ def _fit(sub) -> None:
     )
     p.add_argument("--model", default="shapevae", help=f"one of {', '.join(MODELS.names())}")
     add_data(p)
-    p.add_argument("--latent-dim", type=int, default=None, help="size of z (default 8)")
+    p.add_argument("--latent-dim", type=int, default=None, help="size of z (8; VSL z0 20; GAN 200)")
     p.add_argument("--hidden", type=int, default=None, help="hidden width (model default)")
     p.add_argument("--part-dim", type=int, default=None, help="ShapeVAE u_p / ShapeFA factors")
     p.add_argument("--likelihood", choices=["gaussian", "bernoulli"], default=None)
@@ -122,7 +122,9 @@ def _fit(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="(default 50)")
     p.add_argument("--batch-size", type=int, default=None, help="(default 100)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-3)")
-    p.add_argument("--kl-weight", type=float, default=None, help="KL weight alpha (1)")
+    p.add_argument(
+        "--kl-weight", type=float, default=None, help="KL weight (1; VSL: the seed's beta 1e-3)"
+    )
     p.add_argument("--kl-warmup", type=int, default=None, help="steps of linear KL warm-up (0)")
     p.add_argument("--num-particles", type=int, default=None, help="samples per data point (1)")
     p.add_argument("--iwae-samples", type=int, default=None, help="K of the test IWAE (500)")
@@ -140,7 +142,12 @@ def _inference_options(p, method_help: str) -> None:
     p.add_argument("--run", required=True, help="a model file or a `pgm3d fit` folder")
     add_data(p, from_run=True)
     p.add_argument("--methods", nargs="+", default=None, help=method_help)
-    p.add_argument("--drop", choices=["parts", "random", "quarters"], default=None)
+    p.add_argument(
+        "--drop",
+        choices=["parts", "random", "quarters", "half"],
+        default=None,
+        help="what to hide: parts (shapes), random (rows), quarters (images), half (voxels)",
+    )
     p.add_argument("--p-missing", type=float, default=None, help="parts 0.25, entries 0.5")
     p.add_argument("--rows", type=int, default=None, help="test rows (100)")
     p.add_argument("--chains", type=int, default=None, help="sampler chains (4)")

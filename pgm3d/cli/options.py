@@ -42,13 +42,15 @@ def add_data(p: argparse.ArgumentParser, *, default: str | None = None, from_run
     g.add_argument(
         "--data",
         default=default,
-        help=f"{', '.join(data_names())}, or a shapes .npz / .npy / .csv file ({origin})",
+        help=f"{', '.join(data_names())}, a shapes .npz / .npy / .csv file, or a voxel file or "
+        f"ModelNet-style folder ({origin})",
     )
     g.add_argument("--data-path", type=Path, default=None, help="frey_rawface.mat location")
     g.add_argument("--n-train", type=int, default=None, help="shapes drawn for training (1000)")
     g.add_argument("--n-test", type=int, default=None, help="shapes drawn for testing (250)")
     g.add_argument("--points-per-part", type=int, default=None, help="(16)")
     g.add_argument("--test-fraction", type=float, default=None, help="held-out rows (0.2)")
+    g.add_argument("--resolution", type=int, default=None, help="voxel grid size (32)")
 
 
 def _section(args) -> str:

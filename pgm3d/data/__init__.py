@@ -10,7 +10,7 @@ from pgm3d.data.loaders import (
     load_voxels,
     save_voxels,
 )
-from pgm3d.data.masks import QUARTERS, drop_parts, quarter_mask, random_mask
+from pgm3d.data.masks import QUARTERS, drop_parts, half_volume_mask, quarter_mask, random_mask
 from pgm3d.data.mesh import Mesh
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes, voxelize
@@ -25,6 +25,7 @@ __all__ = [
     "ShapeSet",
     "VoxelSet",
     "drop_parts",
+    "half_volume_mask",
     "load_mesh",
     "load_point_clouds",
     "load_shapes",

@@ -1,8 +1,10 @@
 """One entry point from a data *spec* (a name or a path) to a train/test split.
 
 ``open_data("chairs")`` draws procedural shapes; ``open_data("digits")`` loads images;
-``open_data("my_shapes.npz")`` reads a saved :class:`~pgm3d.data.ShapeSet`; ``.npy``, ``.csv``
-and other ``.npz`` files are read as data rows. The ``pgm3d`` command resolves ``--data`` here.
+``open_data("my_shapes.npz")`` reads a saved :class:`~pgm3d.data.ShapeSet`;
+``open_data("voxel-classes")`` draws procedural voxel grids and a ModelNet-style folder or a
+``.mat`` file is read as voxel grids (:class:`~pgm3d.data.VoxelSet`); ``.npy``, ``.csv`` and
+other ``.npz`` files are read as data rows. The ``pgm3d`` command resolves ``--data`` here.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import torch
 
 from pgm3d.data.images import DATASETS as IMAGE_DATASETS
 from pgm3d.data.images import train_test_split
+from pgm3d.data.loaders import MESH_SUFFIXES, load_voxels
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
+from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes
 
-__all__ = ["DataSplit", "data_names", "open_data"]
+__all__ = ["DataSplit", "data_names", "fit_resolution", "open_data", "open_voxels"]
 
 ROW_SUFFIXES = (".npy", ".npz", ".csv", ".txt")
+#: the name of the procedural voxel set (:func:`~pgm3d.data.voxel_classes`)
+VOXEL_SET = "voxel-classes"
 
 
 @dataclass
@@ -27,24 +33,100 @@ class DataSplit:
     """Training and test data of one spec.
 
     :ivar str name: the spec it came from.
-    :ivar train: a :class:`~pgm3d.data.ShapeSet`, or an ``(N, D)`` tensor of rows.
+    :ivar train: a :class:`~pgm3d.data.ShapeSet`, a :class:`~pgm3d.data.VoxelSet`, or an
+        ``(N, D)`` tensor of rows.
     :ivar test: the same kind as ``train``.
     :ivar image_shape: ``(H, W)`` when the rows are images, for figures.
     """
 
     name: str
-    train: ShapeSet | torch.Tensor
-    test: ShapeSet | torch.Tensor
+    train: ShapeSet | VoxelSet | torch.Tensor
+    test: ShapeSet | VoxelSet | torch.Tensor
     image_shape: tuple[int, int] | None = None
 
     @property
     def is_shapes(self) -> bool:
         return isinstance(self.train, ShapeSet)
 
+    @property
+    def is_voxels(self) -> bool:
+        return isinstance(self.train, VoxelSet)
+
 
 def data_names() -> list[str]:
-    """Names ``open_data`` knows besides paths: shape families, then image sets."""
-    return FAMILIES.names() + IMAGE_DATASETS.names()
+    """Names ``open_data`` knows besides paths: shape families, image sets, the voxel set."""
+    return FAMILIES.names() + IMAGE_DATASETS.names() + [VOXEL_SET]
+
+
+def fit_resolution(voxels: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Centre-pad or crop ``(N, r, r, r)`` grids to ``resolution³`` (e.g. 3D ShapeNets' 30³
+    grids for a 32³ GAN)."""
+    r, R = voxels.shape[-1], resolution
+    if r == R:
+        return voxels
+    if r < R:
+        lo = (R - r) // 2
+        return torch.nn.functional.pad(voxels, (lo, R - r - lo) * 3)
+    lo = (r - R) // 2
+    return voxels[:, lo : lo + R, lo : lo + R, lo : lo + R]
+
+
+def _is_voxel_file(path: Path) -> bool:
+    if path.is_dir() or path.suffix == ".mat" or path.name.endswith(".npy.gz"):
+        return True
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            return "voxels" in f
+    if path.suffix == ".npy":  # a grid (R, R, R) or a stack (N, R, R, R), not (N, D) rows
+        return np.load(path, mmap_mode="r", allow_pickle=False).ndim in (3, 4)
+    return False
+
+
+def open_voxels(
+    spec: str | Path,
+    *,
+    resolution: int = 32,
+    n_per_class: int = 100,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> DataSplit:
+    """Voxel grids at ``resolution³``, split into train and test.
+
+    :param spec: ``"voxel-classes"`` (:func:`~pgm3d.data.voxel_classes`, ``n_per_class`` per
+        class), a voxel file (``.mat``, ``.npy``, ``.npz``) or a ModelNet-style folder
+        ``root/<class>/{train,test}/`` (:func:`~pgm3d.data.load_voxels`). Grids of another size
+        are centre-padded or cropped; grids without a split are split at random
+        (``test_fraction``, ``seed``).
+    :returns: a :class:`DataSplit` of two :class:`~pgm3d.data.VoxelSet`.
+    """
+    name = str(spec)
+    if name == VOXEL_SET:
+        data = voxel_classes(n_per_class, resolution, seed=seed, progress=progress)
+    else:
+        path = Path(name)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no voxel data at {name!r}; give {VOXEL_SET!r} (procedural), a voxel file or a "
+                "ModelNet-style folder root/<class>/{train,test}/"
+            )
+        # meshes are voxelised at ``resolution``; voxel files keep theirs, padded or cropped below
+        meshes = path.is_dir() and any(f.suffix in MESH_SUFFIXES for f in path.rglob("*"))
+        data = load_voxels(path, resolution=resolution if meshes else None, progress=progress)
+    split = np.asarray(data.split)
+    if not ((split == "train").any() and (split == "test").any()):
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+        n = round(test_fraction * len(data))
+        if not 0 < n < len(data):
+            raise ValueError(f"cannot split {len(data)} voxel grids with {test_fraction=}")
+        split = np.full(len(data), "train")
+        split[order[:n].numpy()] = "test"
+    grids = fit_resolution(data.voxels, resolution)
+    parts = []
+    for part in ("train", "test"):
+        idx = torch.from_numpy(np.flatnonzero(split == part))
+        parts.append(VoxelSet(grids[idx], data.labels[idx], data.class_names, split[idx.numpy()]))
+    return DataSplit(name, *parts)
 
 
 def _split_rows(x: torch.Tensor, test_fraction: float, seed: int):
@@ -76,18 +158,23 @@ def open_data(
     test_fraction: float = 0.2,
     seed: int = 0,
     data_path: str | Path | None = None,
+    resolution: int = 32,
 ) -> DataSplit:
     """Resolve a data spec to a train/test split.
 
     :param spec: a shape family (``"chairs"``, ``"airplanes"``, ``"tables"``, ``"lamps"``: the
         training set is drawn with ``seed``, the test set with ``seed + 1``), an image set
         (``"digits"``, ``"frey"``), a shapes ``.npz`` written by :meth:`ShapeSet.save`, or a
-        ``.npy`` / ``.npz`` / ``.csv`` / ``.txt`` file of ``(N, D)`` rows (NaN = missing).
-    :param n_train: shapes to draw for training (families only).
+        ``.npy`` / ``.npz`` / ``.csv`` / ``.txt`` file of ``(N, D)`` rows (NaN = missing), or voxel
+        grids (see :func:`open_voxels`): ``"voxel-classes"``, a ``.mat`` file, an ``.npz`` with a
+        ``voxels`` array, or a ModelNet-style folder.
+    :param n_train: shapes to draw for training (families and ``"voxel-classes"``, which draws
+        ``ceil((n_train + n_test) / 10)`` grids per class).
     :param n_test: shapes to draw for testing (families only).
     :param points_per_part: points per part (families only).
     :param test_fraction: share of the rows held out (images and files; shuffled with ``seed``).
     :param data_path: the file of a named image set that needs one (``frey_rawface.mat``).
+    :param int resolution: voxel grid size (voxel data only).
     :raises ValueError: an unknown name (the valid ones are listed) or an unreadable file.
     :raises FileNotFoundError: a path that does not exist.
     """
@@ -101,6 +188,9 @@ def open_data(
         images = IMAGE_DATASETS[name](**kwargs)
         train, test = _split_rows(images.x, test_fraction, seed)
         return DataSplit(name, train, test, images.image_shape)
+    if name == VOXEL_SET:
+        n_per_class = -(-(n_train + n_test) // len(VOXEL_CLASSES))
+        return open_voxels(name, resolution=resolution, n_per_class=n_per_class, seed=seed)
     path = Path(name)
     if path.suffix not in ROW_SUFFIXES and not path.exists():
         raise ValueError(
@@ -109,11 +199,8 @@ def open_data(
         )
     if not path.exists():
         raise FileNotFoundError(f"data file {path} does not exist")
-    if path.is_dir():
-        raise ValueError(
-            f"{path} is a folder; the row and shape models take a shapes .npz or a file of rows "
-            "(convert meshes with pgm3d.data.load_point_clouds or load_voxels first)"
-        )
+    if _is_voxel_file(path):
+        return open_voxels(path, resolution=resolution, test_fraction=test_fraction, seed=seed)
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as f:
             is_shapes = "part_of_point" in f

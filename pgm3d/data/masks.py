@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["QUARTERS", "drop_parts", "quarter_mask", "random_mask"]
+__all__ = ["QUARTERS", "drop_parts", "half_volume_mask", "quarter_mask", "random_mask"]
 
 #: names of the four image quarters, in the index order used by :func:`quarter_mask`
 QUARTERS = ("top-left", "top-right", "bottom-left", "bottom-right")
@@ -85,6 +85,26 @@ def quarter_mask(
     in_right = (q % 2).bool()[:, None, None]
     hidden = (rows[None, :, None] == in_bottom) & (cols[None, None, :] == in_right)
     return ~hidden.reshape(N, D)
+
+
+def half_volume_mask(shape, resolution: int, *, axis: int = 0, device=None) -> torch.Tensor:
+    """The front half of each voxel grid missing (volume completion, Liu et al. 2017 §4.4):
+    the first ``R // 2`` slices along ``axis`` of grids flattened from ``(R, R, R)``.
+
+    :param shape: ``(N, R³)``.
+    :param int resolution: ``R``.
+    :param int axis: 0, 1 or 2, the grid axis that is cut.
+    :returns: bool ``(N, R³)``, True = observed.
+    """
+    N, D = _check_shape(shape)
+    R = int(resolution)
+    if R < 2 or R**3 != D:
+        raise ValueError(f"resolution {resolution} must be at least 2 with R³ = D = {D}")
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
+    front = torch.arange(R, device=device) < R // 2
+    hidden = front.view([R if a == axis else 1 for a in range(3)]).expand(R, R, R)
+    return (~hidden).reshape(1, D).expand(N, D).clone()
 
 
 def drop_parts(

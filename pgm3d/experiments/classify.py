@@ -27,7 +27,9 @@ from torch import nn
 
 from pgm3d._io import atomic_write_json, atomic_write_text
 from pgm3d._progress import progress_bar
-from pgm3d.data import VoxelSet, load_voxels, voxel_classes
+from pgm3d.data import VoxelSet
+from pgm3d.data.datasets import open_voxels
+from pgm3d.data.masks import half_volume_mask
 from pgm3d.experiments._settings import merge_settings
 from pgm3d.inference import complete, fit, fit_gan
 from pgm3d.models import GAN3D, VSL
@@ -129,40 +131,11 @@ def svm_accuracy(train_x, train_y, test_x, test_y, kernel: str, seed: int = 0) -
     }
 
 
-def _fit_to(voxels: torch.Tensor, R: int) -> torch.Tensor:
-    """Centre-pad or crop ``(N, r, r, r)`` grids to ``R³`` (e.g. 3D ShapeNets' 30³ for a 32³
-    GAN)."""
-    r = voxels.shape[-1]
-    if r == R:
-        return voxels
-    if r < R:
-        lo = (R - r) // 2
-        pad = (lo, R - r - lo) * 3
-        return nn.functional.pad(voxels, pad)
-    lo = (r - R) // 2
-    return voxels[:, lo : lo + R, lo : lo + R, lo : lo + R]
-
-
 def _data(spec: str, s: dict, R: int, seed: int, progress) -> tuple[VoxelSet, VoxelSet]:
-    if spec in ("voxel-classes", "procedural"):
-        data = voxel_classes(s["n_per_class"], R, seed=seed, progress=progress)
-    else:
-        path = Path(spec)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"no voxel data at {spec!r}; give 'voxel-classes' (procedural), a voxel file or a "
-                "ModelNet-style folder root/<class>/{train,test}/"
-            )
-        data = load_voxels(path, resolution=R, progress=progress)
-    split = np.asarray(data.split)
-    if not (split == "train").any() or not (split == "test").any():
-        raise ValueError(f"{spec}: the data need a train/test split (labels 'train' and 'test')")
-    grids = _fit_to(data.voxels, R)
-    parts = []
-    for name in ("train", "test"):
-        idx = torch.from_numpy(np.flatnonzero(split == name))
-        parts.append(VoxelSet(grids[idx], data.labels[idx], data.class_names, split[idx.numpy()]))
-    return parts[0], parts[1]
+    split = open_voxels(
+        spec, resolution=R, n_per_class=s["n_per_class"], seed=seed, progress=progress
+    )
+    return split.train, split.test
 
 
 def _build(model_name: str, R: int, s: dict, seed: int, device):
@@ -319,7 +292,7 @@ def _figures(out, net, model_name, train, test, result, s, seed, device, progres
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pgm3d.viz import interpolation_strip, render_shapes
+    from pgm3d.viz import interpolation_strip, render_shapes, voxel_completion_grid
 
     names = list(train.class_names)
     fig, ax = plt.subplots(figsize=(6, 5), dpi=110)
@@ -388,9 +361,8 @@ def _figures(out, net, model_name, train, test, result, s, seed, device, progres
         )
     rows = first[: s["completion_rows"]]
     x = VSL.rows(test.voxels[rows]).to(device)
-    mask = torch.ones_like(x, dtype=torch.bool)
     R = test.voxels.shape[-1]
-    mask.view(-1, R, R, R)[:, : R // 2] = False  # the front half of the volume is missing
+    mask = half_volume_mask(x.shape, R, device=device)
     methods = ["mwg", "pseudo_gibbs"] if isinstance(net, VSL) else ["mwg", "importance"]
     done = {}
     for m in methods:
@@ -401,13 +373,6 @@ def _figures(out, net, model_name, train, test, result, s, seed, device, progres
             opts.update(warmup=50, thin=2)
         with torch.no_grad():
             done[m] = complete(net, x, mask, m, **opts).x
-    panels = [test.voxels[rows], (x * mask).reshape(-1, R, R, R).bool().cpu()]
-    panels += [(v > 0.5).reshape(-1, R, R, R).cpu() for v in done.values()]
-    render_shapes(
-        torch.stack([grid for row in zip(*panels, strict=True) for grid in row]),
-        out / "completion.png",
-        kind="voxels",
-        ncols=len(panels),
-        titles=["truth", "observed half", *methods] + [""] * (len(panels) * (len(rows) - 1)),
-        title="completion with half of the volume missing",
+    voxel_completion_grid(
+        x, mask, done, out / "completion.png", title="completion with half of the volume missing"
     )

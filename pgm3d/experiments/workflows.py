@@ -19,13 +19,14 @@ from pgm3d._io import atomic_write_json, atomic_write_text
 from pgm3d._progress import progress_bar
 from pgm3d.config import CONFIG_FILE, read_config
 from pgm3d.data.datasets import DataSplit, open_data
-from pgm3d.data.masks import drop_parts, quarter_mask, random_mask
+from pgm3d.data.masks import drop_parts, half_volume_mask, quarter_mask, random_mask
 from pgm3d.data.shapes import ShapeSet
+from pgm3d.data.voxels import VoxelSet
 from pgm3d.evaluation import evaluate_posteriors, imputation_mse, log_likelihood_per_dim
 from pgm3d.experiments._settings import merge_settings
-from pgm3d.inference import COMPLETION_METHODS, OBJECTIVES, EpochSummary, complete, fit
+from pgm3d.inference import COMPLETION_METHODS, OBJECTIVES, EpochSummary, complete, fit, fit_gan
 from pgm3d.inference.logs import training_log
-from pgm3d.models import LinearGaussian, build_model, model_rows, trained_by_sgd
+from pgm3d.models import GAN3D, VSL, LinearGaussian, build_model, model_rows, trained_by_sgd
 from pgm3d.saving import CHECKPOINT_FILE, MODEL_FILE, load, save
 
 __all__ = [
@@ -49,11 +50,12 @@ DATA_DEFAULTS = {
     "n_test": 250,
     "points_per_part": 16,
     "test_fraction": 0.2,
+    "resolution": 32,  # voxel grids
 }
 FIT_DEFAULTS = {
     **DATA_DEFAULTS,
     "model": "shapevae",
-    "latent_dim": 8,
+    "latent_dim": None,  # the model's own default (8; VSL's z0 20; the GAN's 200)
     "hidden": None,  # the model's own default
     "part_dim": None,
     "likelihood": "gaussian",
@@ -61,7 +63,7 @@ FIT_DEFAULTS = {
     "epochs": 50,
     "batch_size": 100,
     "lr": 1e-3,
-    "kl_weight": 1.0,
+    "kl_weight": None,  # 1; VSL: the seed's beta = 1e-3 (VSL.kl_weight_for)
     "kl_warmup": 0,
     "num_particles": 1,
     "iwae_samples": 500,
@@ -108,6 +110,7 @@ def _data(s: dict) -> DataSplit:
         test_fraction=s["test_fraction"],
         seed=s["seed"],
         data_path=s["data_path"],
+        resolution=s["resolution"],
     )
 
 
@@ -137,6 +140,35 @@ def _curve(history, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _default_kl_weight(model) -> float:
+    """1, the ELBO; for VSL the weight equal to the seed's loss with beta = 1e-3."""
+    if isinstance(model, VSL):
+        return VSL.kl_weight_for(1e-3, model.resolution, model.num_local)
+    return 1.0
+
+
+def _fit_gan(model, train, s: dict, out: Path, seed: int, resume: bool, progress):
+    """Adversarial training with the paper's rates (:func:`~pgm3d.inference.fit_gan`)."""
+    if resume:
+        raise ValueError("GAN training keeps no checkpoints; run it again without --resume")
+    if s["objective"] is not None:
+        raise ValueError("the GAN is trained adversarially; --objective does not apply")
+    x = model_rows(model, train)[0]
+    history = fit_gan(
+        model, x, epochs=s["epochs"], batch_size=s["batch_size"], seed=seed, progress=progress
+    )
+    names = ("d_loss", "g_loss", "d_accuracy", "d_updates")
+    rows = zip(*(getattr(history, n) for n in names), strict=True)
+    lines = [",".join(("epoch", *names))]
+    lines += [",".join(map(str, (i, *r))) for i, r in enumerate(rows, 1)]
+    atomic_write_text(out / "train_log.csv", "\n".join(lines) + "\n")
+    return {
+        "objective": "gan (Wu et al. 2016)",
+        "final_d_accuracy": history.d_accuracy[-1] if history.d_accuracy else None,
+        "training_seconds": history.seconds,
+    }
 
 
 def run_fit(
@@ -178,6 +210,9 @@ def run_fit(
         objective = s["objective"] or "elbo"
         OBJECTIVES[objective]
         x, mask = model_rows(model, split.train)
+        kl_weight = s["kl_weight"]
+        if kl_weight is None:
+            kl_weight = _default_kl_weight(model)
         log = training_log(s["log"], out)
         callbacks = [c for c in (log, EpochSummary(s["epochs"]) if summary else None) if c]
         history = fit(
@@ -186,7 +221,7 @@ def run_fit(
             objective,
             mask=mask,
             num_particles=s["num_particles"],
-            kl_weight=s["kl_weight"],
+            kl_weight=kl_weight,
             kl_warmup=s["kl_warmup"],
             epochs=s["epochs"],
             batch_size=s["batch_size"],
@@ -207,10 +242,12 @@ def run_fit(
             steps=history.steps,
             training_seconds=history.seconds,
         )
+    elif isinstance(model, GAN3D):
+        metrics.update(_fit_gan(model, split.train, s, out, seed, resume, progress))
     elif s["objective"] is not None:
         raise ValueError(
             f"{s['model']} is fitted in closed form or by EM when built; --objective applies to "
-            "the models trained by SGD (vae, shapevae)"
+            "the models trained by SGD (vae, shapevae, vsl)"
         )
     save(model, out / MODEL_FILE, config)
     test = split.test[: s["ll_rows"]]
@@ -247,7 +284,10 @@ def _run_info(run: str | Path, device) -> tuple[object, dict]:
 def _hide(model, test, s: dict, x: torch.Tensor, mask: torch.Tensor, image_shape, seed: int):
     """The mask with entries hidden for completion, and the hidden (scored) entries."""
     g = torch.Generator().manual_seed(seed * 1000 + 7)
-    drop = s["drop"] or ("parts" if isinstance(test, ShapeSet) else "random")
+    default = (
+        "parts" if isinstance(test, ShapeSet) else "half" if isinstance(test, VoxelSet) else None
+    )
+    drop = s["drop"] or default or "random"
     D = x.shape[-1]
     if drop == "parts":
         if not isinstance(test, ShapeSet):
@@ -265,12 +305,16 @@ def _hide(model, test, s: dict, x: torch.Tensor, mask: torch.Tensor, image_shape
         point_dim = getattr(model, "point_dim", D)
         hidden = torch.zeros_like(mask)
         hidden[:, :point_dim] = ~random_mask((x.shape[0], point_dim), p, generator=g).to(x.device)
+    elif drop == "half":
+        if not isinstance(test, VoxelSet):
+            raise ValueError("--drop half needs voxel data (voxel-classes, a voxel file or folder)")
+        hidden = ~half_volume_mask(x.shape, test.resolution, device=x.device)
     elif drop == "quarters":
         if image_shape is None:
             raise ValueError("--drop quarters needs image data (digits, frey)")
         hidden = ~quarter_mask(x.shape, image_shape, generator=g).to(x.device)
     else:
-        raise ValueError(f"unknown --drop {drop!r}; choose one of: parts, random, quarters")
+        raise ValueError(f"unknown --drop {drop!r}; choose one of: parts, random, quarters, half")
     return mask & ~hidden, hidden & mask
 
 
@@ -386,7 +430,7 @@ def _points(model, rows: torch.Tensor, test: ShapeSet) -> tuple[torch.Tensor, to
 
 
 def _completion_figure(path, model, split, test, x, kept, filled, s) -> None:
-    from pgm3d.viz import completion_grid, render_shapes
+    from pgm3d.viz import completion_grid, render_shapes, voxel_completion_grid
 
     n = min(s["figure_rows"], x.shape[0])
     if split.image_shape is not None:
@@ -397,6 +441,9 @@ def _completion_figure(path, model, split, test, x, kept, filled, s) -> None:
             split.image_shape,
             path,
         )
+        return
+    if isinstance(test, VoxelSet):
+        voxel_completion_grid(x[:n], kept[:n], {m: v[:n] for m, v in filled.items()}, path)
         return
     if not isinstance(test, ShapeSet):
         return  # plain rows have no picture

@@ -2,8 +2,9 @@
 
 ``build_model("shapevae", train_shapes, latent_dim=16)`` sizes a ShapeVAE for the shapes (its
 parameters still to be trained with :func:`~pgm3d.inference.fit`);
-``build_model("fa", rows, latent_dim=8)`` fits factor analysis by EM. :func:`trained_by_sgd` says
-which kind a model is. This is what ``pgm3d fit`` runs.
+``build_model("fa", rows, latent_dim=8)`` fits factor analysis by EM; ``build_model("vsl",
+voxel_set)`` sizes a VSL for the grids' resolution. :func:`trained_by_sgd` says which kind a model
+is. This is what ``pgm3d fit`` runs.
 """
 
 from __future__ import annotations
@@ -13,29 +14,38 @@ import warnings
 import torch
 
 from pgm3d.data.shapes import ShapeSet
+from pgm3d.data.voxels import VoxelSet
 from pgm3d.models.factor_analysis import FactorAnalysis
+from pgm3d.models.gan3d import GAN3D
 from pgm3d.models.pattern_gaussian import PatternGaussian
 from pgm3d.models.ppca import PPCA
 from pgm3d.models.shapefa import ShapeFA
 from pgm3d.models.shapevae import ShapeVAE
 from pgm3d.models.vae import VAE
+from pgm3d.models.vsl import VSL
 
-__all__ = ["SHAPE_MODELS", "build_model", "model_rows", "trained_by_sgd"]
+__all__ = ["SHAPE_MODELS", "VOXEL_MODELS", "build_model", "model_rows", "trained_by_sgd"]
 
 #: models that need part-segmented shapes (a ShapeSet), not plain rows
 SHAPE_MODELS = ("shapevae", "shapefa", "pattern-gaussian")
-_SGD = (VAE, ShapeVAE)
+#: models of voxel grids (a VoxelSet)
+VOXEL_MODELS = ("vsl", "gan")
+_SGD = (VAE, ShapeVAE, VSL)
 
 
 def trained_by_sgd(model) -> bool:
-    """True for models whose parameters :func:`~pgm3d.inference.fit` trains (the VAEs); the
-    others are fitted in closed form or by EM when built."""
+    """True for models whose parameters :func:`~pgm3d.inference.fit` trains (the VAEs and VSL);
+    the GAN is trained by :func:`~pgm3d.inference.fit_gan`, the others are fitted in closed form
+    or by EM when built."""
     return isinstance(model, _SGD)
 
 
 def _rows(data) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(data, ShapeSet):
         return data.flat(), data.flat_mask()
+    if isinstance(data, VoxelSet):
+        x = VSL.rows(data.voxels)
+        return x, torch.ones_like(x, dtype=torch.bool)
     x = torch.as_tensor(data)
     return x, torch.isfinite(x)
 
@@ -44,8 +54,9 @@ def model_rows(model, data) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows ``x`` and observation mask of ``data`` for ``model``, on its device and dtype.
 
     :param data: a :class:`~pgm3d.data.ShapeSet` (shape models take their own layout, others
-        the flattened points and normals with absent parts masked) or ``(N, D)`` rows (NaN =
-        missing).
+        the flattened points and normals with absent parts masked), a
+        :class:`~pgm3d.data.VoxelSet` (flattened 0/1 occupancy, all observed) or ``(N, D)`` rows
+        (NaN = missing).
     """
     ref = next(t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point())
     if isinstance(data, ShapeSet) and hasattr(model, "data"):
@@ -61,8 +72,8 @@ def build_model(
     name: str,
     train,
     *,
-    latent_dim: int = 8,
-    hidden: int = 128,
+    latent_dim: int | None = None,
+    hidden: int | None = None,
     part_dim: int | None = None,
     likelihood: str = "gaussian",
     progress: bool | None = None,
@@ -70,11 +81,13 @@ def build_model(
     """A model named in :data:`~pgm3d.models.MODELS`, sized for (and, unless it is trained by
     SGD, fitted to) ``train``.
 
-    :param str name: ``"fa"``, ``"ppca"``, ``"vae"``, ``"shapevae"``, ``"shapefa"`` or
-        ``"pattern-gaussian"``.
-    :param train: a :class:`~pgm3d.data.ShapeSet` or ``(N, D)`` rows.
-    :param int latent_dim: size of ``z``.
-    :param int hidden: hidden width of the VAE's MLPs; ShapeVAE's joint layer (thesis: 512).
+    :param str name: ``"fa"``, ``"ppca"``, ``"vae"``, ``"shapevae"``, ``"shapefa"``,
+        ``"pattern-gaussian"``, ``"vsl"`` or ``"gan"``.
+    :param train: a :class:`~pgm3d.data.ShapeSet`, a :class:`~pgm3d.data.VoxelSet` (VSL, GAN,
+        at the grids' resolution) or ``(N, D)`` rows.
+    :param int latent_dim: size of ``z`` (default 8); VSL's ``z_0`` (20); the GAN's ``z`` (200).
+    :param int hidden: hidden width of the VAE's MLPs (128); ShapeVAE's joint layer (128;
+        thesis: 512); VSL's skip layers (100).
     :param part_dim: ShapeVAE's ``u_p`` (default 256) or ShapeFA's per-part factors (16).
     :param str likelihood: the VAE's, ``"gaussian"`` or ``"bernoulli"``.
     :raises ValueError: an unknown name (listing the valid ones), or data of the wrong kind.
@@ -87,8 +100,23 @@ def build_model(
             f"{name} models part-segmented shapes: give a shape family (e.g. chairs) or a shapes "
             ".npz as data, not rows"
         )
-    if latent_dim < 1:
+    if (name in VOXEL_MODELS) != isinstance(train, VoxelSet):
+        raise ValueError(
+            f"{name} models voxel grids: give voxel-classes, a voxel file or a ModelNet-style "
+            "folder as data"
+            if name in VOXEL_MODELS
+            else f"voxel grids are modelled by {' or '.join(VOXEL_MODELS)}, not {name}"
+        )
+    if latent_dim is not None and latent_dim < 1:
         raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+    if name == "vsl":
+        return VSL(train.resolution, latent_dim or 20, hidden=hidden or 100)
+    if name == "gan":
+        if hidden is not None:
+            raise ValueError("the GAN's widths are the paper's; hidden does not apply")
+        return GAN3D(train.resolution, latent_dim or 200)
+    latent_dim = latent_dim or 8
+    hidden = hidden or 128
     if name == "shapevae":
         kwargs = {"hidden": hidden} if hidden != 128 else {}
         return ShapeVAE.from_shapes(train, latent_dim, part_dim=part_dim or 256, **kwargs)

@@ -9,6 +9,7 @@ from pgm3d.viz.shapes import (
     render_point_cloud,
     render_shapes,
     render_voxels,
+    voxel_completion_grid,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "render_point_cloud",
     "render_shapes",
     "render_voxels",
+    "voxel_completion_grid",
 ]

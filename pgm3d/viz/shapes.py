@@ -287,3 +287,29 @@ def interpolation_strip(
     t = len(frames)
     labels = labels if labels is not None else [f"t={k / max(1, t - 1):.2f}" for k in range(t)]
     return render_shapes(frames, path, kind=kind, ncols=t, titles=labels, title=title, **kwargs)
+
+
+def voxel_completion_grid(
+    truth, observed, filled: dict, path, *, threshold: float = 0.5, title=None
+):
+    """Volume completion: one row per grid, columns truth, observed voxels, then each method's
+    completion thresholded at ``threshold``.
+
+    :param truth: ``(N, R³)`` rows of 0/1 (or ``(N, R, R, R)`` grids).
+    :param observed: bool ``(N, R³)``, True = observed.
+    :param dict filled: method name -> ``(N, R³)`` completed rows (occupancy probabilities).
+    """
+    truth = torch.as_tensor(truth).detach().cpu()
+    n = truth.shape[0]
+    R = round(truth[0].numel() ** (1 / 3))
+    grids = [truth > 0.5, (truth > 0.5) & torch.as_tensor(observed).cpu().reshape(truth.shape)]
+    grids += [torch.as_tensor(v).detach().cpu() > threshold for v in filled.values()]
+    names = ["truth", "observed", *filled]
+    return render_shapes(
+        torch.stack([g[i].reshape(R, R, R) for i in range(n) for g in grids]),
+        path,
+        kind="voxels",
+        ncols=len(grids),
+        titles=names + [""] * (len(grids) * (n - 1)),
+        title=title or "volume completion (each row one test grid)",
+    )

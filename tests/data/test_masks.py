@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pgm3d.data import quarter_mask, random_mask
+from pgm3d.data import half_volume_mask, quarter_mask, random_mask
 
 
 def test_random_mask_rate_and_determinism():
@@ -29,6 +29,15 @@ def test_quarter_mask_hides_exactly_one_quarter():
     assert len(torch.unique(drawn, dim=0)) == 4
 
 
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_half_volume_mask_hides_the_front_half_along_an_axis(axis):
+    R = 5
+    m = half_volume_mask((2, R**3), R, axis=axis)
+    grid = m.view(2, R, R, R).movedim(axis + 1, 1)  # the cut axis first
+    assert not grid[:, : R // 2].any() and grid[:, R // 2 :].all()
+    assert m.shape == (2, R**3) and m.dtype == torch.bool
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -36,6 +45,8 @@ def test_quarter_mask_hides_exactly_one_quarter():
         (lambda: random_mask((3, 4), 1.5), "p_missing"),
         (lambda: quarter_mask((3, 10), (3, 4)), "image_shape"),
         (lambda: quarter_mask((3, 12), (3, 4), quarter=4), "quarter"),
+        (lambda: half_volume_mask((3, 26), 3), "R³ = D = 26"),
+        (lambda: half_volume_mask((3, 27), 3, axis=3), "axis must be 0, 1 or 2"),
     ],
 )
 def test_bad_arguments(call, match):

@@ -4,11 +4,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from pgm3d.data import save_voxels, voxel_classes
 from pgm3d.experiments import run_classify
-from pgm3d.experiments.classify import _fit_to, svm_accuracy
+from pgm3d.experiments.classify import svm_accuracy
 
 
 def test_svm_chooses_c_on_training_data_and_reports_a_confusion_matrix():
@@ -20,14 +19,6 @@ def test_svm_chooses_c_on_training_data_and_reports_a_confusion_matrix():
     assert result["accuracy"] > 0.9 and result["C"] in np.logspace(-3, 3, 7)
     assert np.asarray(result["confusion"]).sum() == 30
     assert np.trace(np.asarray(result["confusion"])) == round(30 * result["accuracy"])
-
-
-def test_grids_are_padded_or_cropped_to_the_models_resolution():
-    v = torch.zeros(2, 30, 30, 30, dtype=torch.bool)
-    v[:, 0, 0, 0] = True
-    padded = _fit_to(v, 32)
-    assert padded.shape == (2, 32, 32, 32) and padded[:, 1, 1, 1].all()
-    assert torch.equal(_fit_to(padded, 30), v)
 
 
 @pytest.mark.parametrize("model", ["vsl", "gan"])

@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+from pyro import poutine
 
-from pgm3d.data import open_data
+from pgm3d.data import open_data, voxel_classes
 from pgm3d.models import (
     MODELS,
     VAE,
@@ -50,8 +51,13 @@ def test_row_models_on_incomplete_rows(chairs):
 
 def test_bad_requests(chairs):
     digits = open_data("digits").train
-    with pytest.raises(ValueError, match="unknown model 'gan'; choose one of: fa, ppca, vae"):
-        build_model("gan", digits)
+    with pytest.raises(ValueError, match="unknown model 'pointnet'; choose one of: fa, ppca, vae"):
+        build_model("pointnet", digits)
+    with pytest.raises(ValueError, match="vsl models voxel grids: give voxel-classes"):
+        build_model("vsl", digits)
+    grids = voxel_classes(2, 32, seed=0, classes=["box"])
+    with pytest.raises(ValueError, match="voxel grids are modelled by vsl or gan, not vae"):
+        build_model("vae", grids)
     with pytest.raises(ValueError, match="shapevae models part-segmented shapes"):
         build_model("shapevae", digits)
     with pytest.raises(ValueError, match="latent_dim must be >= 1"):
@@ -59,3 +65,17 @@ def test_bad_requests(chairs):
     vae = build_model("vae", digits, latent_dim=2)
     with pytest.raises(ValueError, match="the data have 162 columns, the model takes 64"):
         model_rows(vae, chairs.test)
+
+
+@pytest.mark.parametrize("name, latent, dims", [("vsl", 20, 20 + 5 * 10), ("gan", 200, 200)])
+def test_voxel_models_take_the_grids_resolution_and_papers_sizes(name, latent, dims):
+    grids = voxel_classes(2, 32, seed=0, classes=["box", "torus"])
+    model = build_model(name, grids)
+    assert model.resolution == 32 and trained_by_sgd(model) == (name == "vsl")
+    x, mask = model_rows(model, grids)
+    assert x.shape == (4, 32**3) and x.dtype == torch.float32 and mask.all()
+    torch.testing.assert_close(x, grids.voxels.reshape(4, -1).float())
+    z = poutine.trace(model.model).get_trace(x[:1]).nodes
+    assert sum(z[s]["value"].shape[-1] for s in z if s.startswith("z")) == dims
+    smaller = build_model(name, grids, latent_dim=7)
+    assert (smaller.global_dim if name == "vsl" else smaller.latent_dim) == 7
