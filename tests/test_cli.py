@@ -295,7 +295,12 @@ LONG_FIT = [
 def _pgm3d(*argv, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "pgm3d", *map(str, argv)]
-    return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, **kwargs)
+    # a shell that runs the tests in the background (`... &`) ignores SIGINT, and the child would
+    # inherit that; the command itself must see Ctrl-C as a user's terminal sends it
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    return subprocess.Popen(
+        cmd, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=restore, **kwargs
+    )
 
 
 def _wait_for_checkpoint(path: Path, proc: subprocess.Popen, min_steps: int = 200) -> int:
