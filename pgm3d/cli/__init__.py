@@ -93,7 +93,7 @@ def _experiments(sub) -> None:
     cls.add_argument("--kl-beta", type=float, default=None, help="VSL's beta (seed: 1e-3)")
     cls.add_argument("--gan-width", type=float, default=None, help="GAN channel multiplier")
     cls.add_argument("--lr-g", type=float, default=None, help="GAN generator rate (0.0025)")
-    cls.add_argument("--lr-d", type=float, default=None, help="GAN discriminator rate (1e-5)")
+    cls.add_argument("--lr-d", type=float, default=None, help="GAN D rate (1e-4; paper 1e-5)")
     cls.add_argument("--cnn-epochs", type=int, default=None, help="supervised VoxNet epochs")
     add_common(cls, "runs/classify", quick=True)
     cls.set_defaults(func=commands.classify)
