@@ -121,6 +121,9 @@ def test_voxel_models_fit_and_complete_the_hidden_half_of_each_volume(tmp_path):
     hidden = ~done["mask"].reshape(-1, 32, 32, 32)
     assert hidden[:, :16].all() and not hidden[:, 16:].any()  # the front half
     assert (tmp_path / "c" / "completion.png").is_file()
+    assert run("sample -n 3 --quiet --run", tmp_path / "vsl", "--out", tmp_path / "s") == 0
+    assert np.load(tmp_path / "s" / "samples.npz")["x"].shape == (3, 32**3)
+    assert (tmp_path / "s" / "samples.png").is_file()
     gan = run(
         "fit --model gan --batch-size 8 --iwae-samples 2 --ll-rows 1", data, "--out", tmp_path / "g"
     )

@@ -531,8 +531,8 @@ def run_sample(
     progress: bool | None = None,
     **settings,
 ) -> dict:
-    """Draw ``num`` samples from a saved model; writes ``samples.npz``, ``samples.png`` (shape
-    and image data) and ``metrics.json``.
+    """Draw ``num`` samples from a saved model; writes ``samples.npz``, ``samples.png`` (shape,
+    voxel and image data) and ``metrics.json``.
 
     :param settings: see :data:`SAMPLE_DEFAULTS` (``mean=True`` draws decoder means, without
         observation noise).
@@ -552,6 +552,9 @@ def run_sample(
             shapes = model.to_points(rows)
         elif isinstance(model, LinearGaussian):
             rows, shapes = model.sample(n, generator=g), None
+        elif isinstance(model, (VSL, GAN3D)):
+            grids = model.sample(n, generator=g, mean=s["mean"])
+            rows, shapes = grids.reshape(n, -1), None
         else:  # VAE
             z = torch.randn(n, model.latent_dim, generator=g, device=device)
             px = model.decode(z).base_dist
@@ -569,6 +572,11 @@ def run_sample(
             part_of_point=part_of_point,
             title=f"{type(model).__name__}: {n} samples",
         )
+    elif isinstance(model, (VSL, GAN3D)):
+        from pgm3d.viz import render_shapes
+
+        title = f"{type(model).__name__}: {n} samples (occupancy > 0.5)"
+        render_shapes((grids > 0.5).cpu(), out / "samples.png", kind="voxels", title=title)
     elif info.get("data") in ("digits", "frey"):
         _image_grid(rows.cpu(), (8, 8) if info["data"] == "digits" else (28, 20), out)
     metrics = {"model": type(model).__name__, "samples": n, "mean": s["mean"], "seed": seed}

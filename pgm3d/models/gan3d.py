@@ -161,12 +161,19 @@ class GAN3D(PyroModule):
         return torch.cat(out)
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` grids of occupancy probabilities ``(n, R, R, R)`` from ``z ~ p(z)``."""
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, mean: bool = True
+    ) -> torch.Tensor:
+        """``n`` grids ``(n, R, R, R)`` from ``z ~ p(z)``: occupancy probabilities ``G(z)`` with
+        ``mean=True``, Bernoulli draws otherwise."""
         p = next(self.parameters())
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
+        probs = self.decode(z)
+        if not mean:
+            u = torch.rand(probs.shape, generator=generator, dtype=probs.dtype, device=probs.device)
+            probs = (u < probs).to(probs.dtype)
         R = self.resolution
-        return self.decode(z).reshape(n, R, R, R)
+        return probs.reshape(n, R, R, R)
 
     # -- Pyro ----------------------------------------------------------------------------------
     def model(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -31,6 +31,15 @@ def test_shapes_at_both_resolutions():
     assert MODELS["gan"] is GAN3D
 
 
+def test_samples_are_probabilities_or_bernoulli_draws_of_them():
+    gan = GAN3D(32, width=1 / 16)
+    probs = gan.sample(3, generator=torch.Generator().manual_seed(0))
+    draws = gan.sample(3, generator=torch.Generator().manual_seed(0), mean=False)
+    assert ((probs > 0) & (probs < 1)).all() and set(draws.unique().tolist()) <= {0.0, 1.0}
+    # the same z: the draws' occupancy rate follows the probabilities
+    assert abs(draws.mean() - probs.mean()) < 0.01
+
+
 def test_the_papers_generator_and_discriminator():
     gan = GAN3D()  # 64^3, 200-d z, full width
     convs = [m for m in gan.generator.net if isinstance(m, torch.nn.ConvTranspose3d)]
