@@ -57,6 +57,7 @@ def fit(
     epochs: int = 10,
     batch_size: int = 128,
     lr: float = 1e-3,
+    lr_decay: float = 1.0,
     parameters: Iterable[torch.Tensor] | None = None,
     device: str | torch.device | None = None,
     callbacks: Iterable[Callable] = (),
@@ -83,6 +84,8 @@ def fit(
     :param float kl_weight: target KL weight :math:`\\alpha` (thesis eq. 3.5).
     :param int kl_warmup: steps over which the KL weight rises linearly from 0 to
         ``kl_weight`` (0 = no warm-up).
+    :param float lr_decay: the learning rate is multiplied by this after every epoch
+        (epoch ``e`` trains at ``lr * lr_decay**e``; 1 keeps it constant).
     :param parameters: what to optimise (default: every parameter of the model and guide);
         pass ``guide.parameters()`` to fit a guide to a fixed model.
     :param device: move the model, guide and data there first (default: leave them).
@@ -110,6 +113,8 @@ def fit(
         raise ValueError(f"kl_warmup must be >= 0, got {kl_warmup}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
+    if not 0 < lr_decay <= 1:
+        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs the checkpoint file to resume from")
     if checkpoint_every < 1:
@@ -146,6 +151,8 @@ def fit(
         "seed": seed,
         "data_shape": list(x.shape),
     }
+    if lr_decay != 1.0:  # only then, so checkpoints written before the option still resume
+        settings["lr_decay"] = lr_decay
     pyro.set_rng_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
     history = FitHistory()
@@ -207,6 +214,8 @@ def fit(
         history.bound.append(loop["total"] / N)
         history.kl_weight.append(alpha)
         loop.update(epoch=epoch + 1, position=0, order=None, total=0.0)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * lr_decay ** (epoch + 1)
         bar.set_postfix(bound=f"{history.bound[-1]:.3f}")
         if any(cb(epoch, history) for cb in callbacks):
             history.stopped_early = True

@@ -59,6 +59,20 @@ def test_kl_warmup_is_linear_and_callbacks_can_stop(data):
     assert h.kl_weight == pytest.approx([0.25, 0.5, 0.5])
 
 
+def test_the_learning_rate_decays_by_a_factor_per_epoch(data, monkeypatch):
+    vae = VAE(6, 2, hidden=(8,))
+    seen = []
+
+    class Spy(torch.optim.Adam):  # records the rate of every step
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", Spy)
+    fit(vae, data, epochs=3, batch_size=128, lr=0.01, lr_decay=0.5, progress=False)
+    assert seen == pytest.approx([0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025])
+
+
 def test_fit_accepts_a_mask_and_an_objective_object(data):
     vae = VAE(6, 2, hidden=(8,))
     mask = torch.rand(data.shape, generator=torch.Generator().manual_seed(2)) < 0.7
@@ -73,6 +87,7 @@ def test_fit_rejects_bad_arguments(data):
         ({"epochs": 0}, "epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"lr": 0.0}, "lr"),
+        ({"lr_decay": 1.5}, "lr_decay"),
         ({"kl_warmup": -1}, "kl_warmup"),
         ({"num_particles": 0}, "num_particles"),
         ({"objective": "vi"}, "unknown objective 'vi'.*elbo"),
