@@ -29,7 +29,8 @@ def run(*parts) -> int:
 
 
 @pytest.mark.parametrize(
-    "command", [[], *([c] for c in COMMANDS), ["experiment", "shapes"], ["experiment", "classify"]]
+    "command",
+    [[], *([c] for c in COMMANDS), *(["experiment", e] for e in ("shapes", "classify", "mvae"))],
 )
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:

@@ -15,6 +15,7 @@ __all__ = [
     "evaluate",
     "fit",
     "missing_fa",
+    "mvae",
     "report",
     "sample",
     "shapes",
@@ -189,6 +190,22 @@ def classify(args) -> int:
     metrics = run_classify(
         args.model,
         args.data,
+        out,
+        seed=args.seed,
+        device=args.device,
+        quick=args.quick,
+        progress=_progress(args),
+        **pick(args, FULL),
+    )
+    return _done(args, out, metrics["seconds"])
+
+
+def mvae(args) -> int:
+    from pgm3d.experiments import run_mvae
+    from pgm3d.experiments.mvae import FULL
+
+    out = _claim(args)
+    metrics = run_mvae(
         out,
         seed=args.seed,
         device=args.device,

@@ -1,5 +1,5 @@
 """Datasets and masks: images for the missing-data experiments, part-segmented 3D shapes with
-dense correspondences, voxel grids, and readers for the real formats."""
+dense correspondences, voxel grids, multi-sprite scenes, and readers for the real formats."""
 
 import pgm3d.data.families  # noqa: F401  (registers the shape families)
 from pgm3d.data.datasets import DataSplit, open_data
@@ -13,16 +13,19 @@ from pgm3d.data.loaders import (
 from pgm3d.data.masks import QUARTERS, drop_parts, half_volume_mask, quarter_mask, random_mask
 from pgm3d.data.mesh import Mesh
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
+from pgm3d.data.sprites import SPRITE_SHAPES, SpriteScenes, multi_sprites
 from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes, voxelize
 
 __all__ = [
     "FAMILIES",
     "QUARTERS",
+    "SPRITE_SHAPES",
     "VOXEL_CLASSES",
     "DataSplit",
     "Mesh",
     "PointCloudSet",
     "ShapeSet",
+    "SpriteScenes",
     "VoxelSet",
     "drop_parts",
     "half_volume_mask",
@@ -30,6 +33,7 @@ __all__ = [
     "load_point_clouds",
     "load_shapes",
     "load_voxels",
+    "multi_sprites",
     "open_data",
     "quarter_mask",
     "random_mask",

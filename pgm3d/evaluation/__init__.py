@@ -1,6 +1,7 @@
 """Metrics and diagnostics of models and posterior approximations."""
 
 from pgm3d.evaluation.compare import PosteriorComparison, evaluate_posteriors
+from pgm3d.evaluation.counting import count_accuracy, count_confusion, kl_count_threshold
 from pgm3d.evaluation.diagnostics import (
     ActiveUnits,
     SBCResult,
@@ -22,9 +23,12 @@ __all__ = [
     "SBCResult",
     "active_units",
     "chamfer_distance",
+    "count_accuracy",
+    "count_confusion",
     "evaluate_posteriors",
     "guide_from",
     "imputation_mse",
+    "kl_count_threshold",
     "kl_to_exact",
     "log_likelihood_per_dim",
     "psis_khat",

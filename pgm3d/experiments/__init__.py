@@ -2,6 +2,7 @@
 
 from pgm3d.experiments.classify import run_classify
 from pgm3d.experiments.missing_fa import run_missing_fa
+from pgm3d.experiments.mvae import run_mvae
 from pgm3d.experiments.shapes import run_shapes
 from pgm3d.registry import Registry
 
@@ -9,5 +10,6 @@ EXPERIMENTS: Registry = Registry("experiment")
 EXPERIMENTS.register("missing-fa")(run_missing_fa)
 EXPERIMENTS.register("shapes")(run_shapes)
 EXPERIMENTS.register("classify")(run_classify)
+EXPERIMENTS.register("mvae")(run_mvae)
 
-__all__ = ["EXPERIMENTS", "run_classify", "run_missing_fa", "run_shapes"]
+__all__ = ["EXPERIMENTS", "run_classify", "run_missing_fa", "run_mvae", "run_shapes"]

@@ -7,8 +7,10 @@ from pgm3d.models.factor_analysis import EMInfo, FactorAnalysis
 from pgm3d.models.gan3d import GAN3D
 from pgm3d.models.guides import GaussianEncoderGuide
 from pgm3d.models.linear_gaussian import LinearGaussian
+from pgm3d.models.mvae import MVAE
 from pgm3d.models.pattern_gaussian import PatternGaussian
 from pgm3d.models.ppca import PPCA
+from pgm3d.models.scene_vae import SceneVAE
 from pgm3d.models.shapefa import ShapeFA
 from pgm3d.models.shapevae import ShapeVAE
 from pgm3d.models.vae import VAE
@@ -24,12 +26,15 @@ MODELS.register("shapefa")(ShapeFA)
 MODELS.register("pattern-gaussian")(PatternGaussian)
 MODELS.register("vsl")(VSL)
 MODELS.register("gan")(GAN3D)
+MODELS.register("mvae")(MVAE)
+MODELS.register("scene-vae")(SceneVAE)
 
 from pgm3d.models.build import SHAPE_MODELS, build_model, model_rows, trained_by_sgd  # noqa: E402
 
 __all__ = [
     "GAN3D",
     "MODELS",
+    "MVAE",
     "PPCA",
     "SHAPE_MODELS",
     "VAE",
@@ -39,6 +44,7 @@ __all__ = [
     "GaussianEncoderGuide",
     "LinearGaussian",
     "PatternGaussian",
+    "SceneVAE",
     "ShapeFA",
     "ShapeVAE",
     "build_model",

@@ -1,6 +1,6 @@
 """Figures (matplotlib, headless Agg backend), written as PNG files."""
 
-from pgm3d.viz.images import completion_grid
+from pgm3d.viz.images import completion_grid, image_grid
 from pgm3d.viz.shapes import (
     interpolation_strip,
     plot_points,
@@ -14,6 +14,7 @@ from pgm3d.viz.shapes import (
 
 __all__ = [
     "completion_grid",
+    "image_grid",
     "interpolation_strip",
     "plot_points",
     "plot_voxels",
