@@ -133,6 +133,16 @@ def test_voxel_models_fit_and_complete_the_hidden_half_of_each_volume(tmp_path):
     assert log[0] == "epoch,d_loss,g_loss,d_accuracy,d_updates" and len(log) == 2
 
 
+def test_the_multi_entity_vae_fits_to_sprite_scenes_and_samples(tmp_path):
+    data = "--data sprites-3 --n-train 32 --n-test 8 --epochs 1 --batch-size 16 --quiet"
+    argv = "fit --model mvae --iwae-samples 2 --ll-rows 2"
+    assert run(argv, data, "--out", tmp_path / "m") == 0
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["objective"] == "elbo"
+    assert run("sample -n 8 --quiet --run", tmp_path / "m", "--out", tmp_path / "s") == 0
+    assert np.load(tmp_path / "s" / "samples.npz")["x"].shape == (8, 3 * 64 * 64)
+    assert (tmp_path / "s" / "samples.png").is_file()
+
+
 def test_bench_measures_every_objective_and_back_end(tmp_path):
     assert run("bench", "--quick", "--latent-dim", "2", "--out", tmp_path, "--quiet") == 0
     throughput = json.loads((tmp_path / "metrics.json").read_text())["throughput"]

@@ -19,6 +19,7 @@ from pgm3d.data.images import DATASETS as IMAGE_DATASETS
 from pgm3d.data.images import train_test_split
 from pgm3d.data.loaders import MESH_SUFFIXES, load_voxels
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
+from pgm3d.data.sprites import SpriteScenes, multi_sprites
 from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes
 
 __all__ = ["DataSplit", "data_names", "fit_resolution", "open_data", "open_voxels"]
@@ -26,6 +27,8 @@ __all__ = ["DataSplit", "data_names", "fit_resolution", "open_data", "open_voxel
 ROW_SUFFIXES = (".npy", ".npz", ".csv", ".txt")
 #: the name of the procedural voxel set (:func:`~pgm3d.data.voxel_classes`)
 VOXEL_SET = "voxel-classes"
+#: multi-sprite scene sets (:func:`~pgm3d.data.multi_sprites`) by name: their sprite slots
+SPRITE_SETS = {"sprites-3": 3, "sprites-8": 8}
 
 
 @dataclass
@@ -33,15 +36,15 @@ class DataSplit:
     """Training and test data of one spec.
 
     :ivar str name: the spec it came from.
-    :ivar train: a :class:`~pgm3d.data.ShapeSet`, a :class:`~pgm3d.data.VoxelSet`, or an
-        ``(N, D)`` tensor of rows.
+    :ivar train: a :class:`~pgm3d.data.ShapeSet`, a :class:`~pgm3d.data.VoxelSet`, a
+        :class:`~pgm3d.data.SpriteScenes`, or an ``(N, D)`` tensor of rows.
     :ivar test: the same kind as ``train``.
     :ivar image_shape: ``(H, W)`` when the rows are images, for figures.
     """
 
     name: str
-    train: ShapeSet | VoxelSet | torch.Tensor
-    test: ShapeSet | VoxelSet | torch.Tensor
+    train: ShapeSet | VoxelSet | SpriteScenes | torch.Tensor
+    test: ShapeSet | VoxelSet | SpriteScenes | torch.Tensor
     image_shape: tuple[int, int] | None = None
 
     @property
@@ -54,8 +57,9 @@ class DataSplit:
 
 
 def data_names() -> list[str]:
-    """Names ``open_data`` knows besides paths: shape families, image sets, the voxel set."""
-    return FAMILIES.names() + IMAGE_DATASETS.names() + [VOXEL_SET]
+    """Names ``open_data`` knows besides paths: shape families, image sets, the voxel set and
+    the sprite scenes."""
+    return FAMILIES.names() + IMAGE_DATASETS.names() + [VOXEL_SET, *SPRITE_SETS]
 
 
 def fit_resolution(voxels: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -168,7 +172,8 @@ def open_data(
         ``.npy`` / ``.npz`` / ``.csv`` / ``.txt`` file of ``(N, D)`` rows (NaN = missing), or voxel
         grids (see :func:`open_voxels`): ``"voxel-classes"``, a ``.mat`` file, an ``.npz`` with a
         ``voxels`` array, or a ModelNet-style folder.
-    :param n_train: shapes to draw for training (families and ``"voxel-classes"``, which draws
+    :param n_train: shapes to draw for training (families, ``"sprites-3"`` / ``"sprites-8"``
+        multi-sprite scenes, and ``"voxel-classes"``, which draws
         ``ceil((n_train + n_test) / 10)`` grids per class).
     :param n_test: shapes to draw for testing (families only).
     :param points_per_part: points per part (families only).
@@ -188,6 +193,9 @@ def open_data(
         images = IMAGE_DATASETS[name](**kwargs)
         train, test = _split_rows(images.x, test_fraction, seed)
         return DataSplit(name, train, test, images.image_shape)
+    if name in SPRITE_SETS:  # fresh test scenes from the next seed, as for shape families
+        train = multi_sprites(n_train, SPRITE_SETS[name], seed=seed)
+        return DataSplit(name, train, multi_sprites(n_test, SPRITE_SETS[name], seed=seed + 1))
     if name == VOXEL_SET:
         n_per_class = -(-(n_train + n_test) // len(VOXEL_CLASSES))
         return open_voxels(name, resolution=resolution, n_per_class=n_per_class, seed=seed)

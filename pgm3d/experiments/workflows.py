@@ -26,7 +26,16 @@ from pgm3d.evaluation import evaluate_posteriors, imputation_mse, log_likelihood
 from pgm3d.experiments._settings import merge_settings
 from pgm3d.inference import COMPLETION_METHODS, OBJECTIVES, EpochSummary, complete, fit, fit_gan
 from pgm3d.inference.logs import training_log
-from pgm3d.models import GAN3D, VSL, LinearGaussian, build_model, model_rows, trained_by_sgd
+from pgm3d.models import (
+    GAN3D,
+    MVAE,
+    VSL,
+    LinearGaussian,
+    SceneVAE,
+    build_model,
+    model_rows,
+    trained_by_sgd,
+)
 from pgm3d.saving import CHECKPOINT_FILE, MODEL_FILE, load, save
 
 __all__ = [
@@ -555,6 +564,10 @@ def run_sample(
         elif isinstance(model, (VSL, GAN3D)):
             grids = model.sample(n, generator=g, mean=s["mean"])
             rows, shapes = grids.reshape(n, -1), None
+        elif isinstance(model, (MVAE, SceneVAE)):  # pixel probabilities, or Bernoulli draws
+            rows, shapes = model.sample(n, generator=g), None
+            if not s["mean"]:
+                rows = torch.bernoulli(rows, generator=g)
         else:  # VAE
             z = torch.randn(n, model.latent_dim, generator=g, device=device)
             px = model.decode(z).base_dist
@@ -572,6 +585,13 @@ def run_sample(
             part_of_point=part_of_point,
             title=f"{type(model).__name__}: {n} samples",
         )
+    elif isinstance(model, (MVAE, SceneVAE)):
+        from pgm3d.viz import image_grid
+
+        S = model.image_size
+        cols = min(8, n)
+        grid = rows.cpu().reshape(-1, 3, S, S)[: n - n % cols or n].reshape(-1, cols, 3, S, S)
+        image_grid(grid, out / "samples.png", title=f"{type(model).__name__}: samples")
     elif isinstance(model, (VSL, GAN3D)):
         from pgm3d.viz import render_shapes
 

@@ -14,23 +14,45 @@ import warnings
 import torch
 
 from pgm3d.data.shapes import ShapeSet
+from pgm3d.data.sprites import SpriteScenes
 from pgm3d.data.voxels import VoxelSet
 from pgm3d.models.factor_analysis import FactorAnalysis
 from pgm3d.models.gan3d import GAN3D
+from pgm3d.models.mvae import MVAE
 from pgm3d.models.pattern_gaussian import PatternGaussian
 from pgm3d.models.ppca import PPCA
+from pgm3d.models.scene_vae import SceneVAE
 from pgm3d.models.shapefa import ShapeFA
 from pgm3d.models.shapevae import ShapeVAE
 from pgm3d.models.vae import VAE
 from pgm3d.models.vsl import VSL
 
-__all__ = ["SHAPE_MODELS", "VOXEL_MODELS", "build_model", "model_rows", "trained_by_sgd"]
+__all__ = [
+    "SCENE_MODELS",
+    "SHAPE_MODELS",
+    "VOXEL_MODELS",
+    "build_model",
+    "model_rows",
+    "trained_by_sgd",
+]
 
 #: models that need part-segmented shapes (a ShapeSet), not plain rows
 SHAPE_MODELS = ("shapevae", "shapefa", "pattern-gaussian")
 #: models of voxel grids (a VoxelSet)
 VOXEL_MODELS = ("vsl", "gan")
-_SGD = (VAE, ShapeVAE, VSL)
+#: models of multi-sprite scenes (SpriteScenes)
+SCENE_MODELS = ("mvae", "scene-vae")
+_SGD = (VAE, ShapeVAE, VSL, MVAE, SceneVAE)
+#: models that need one kind of data: (their names, the data type, what it is, how to get it)
+_KINDS = (
+    (
+        VOXEL_MODELS,
+        VoxelSet,
+        "voxel grids",
+        "voxel-classes, a voxel file or a ModelNet-style folder",
+    ),
+    (SCENE_MODELS, SpriteScenes, "multi-sprite scenes", "sprites-3 or sprites-8"),
+)
 
 
 def trained_by_sgd(model) -> bool:
@@ -43,8 +65,8 @@ def trained_by_sgd(model) -> bool:
 def _rows(data) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(data, ShapeSet):
         return data.flat(), data.flat_mask()
-    if isinstance(data, VoxelSet):
-        x = VSL.rows(data.voxels)
+    if isinstance(data, (VoxelSet, SpriteScenes)):
+        x = VSL.rows(data.voxels) if isinstance(data, VoxelSet) else data.rows()
         return x, torch.ones_like(x, dtype=torch.bool)
     x = torch.as_tensor(data)
     return x, torch.isfinite(x)
@@ -82,10 +104,11 @@ def build_model(
     SGD, fitted to) ``train``.
 
     :param str name: ``"fa"``, ``"ppca"``, ``"vae"``, ``"shapevae"``, ``"shapefa"``,
-        ``"pattern-gaussian"``, ``"vsl"`` or ``"gan"``.
+        ``"pattern-gaussian"``, ``"vsl"``, ``"gan"``, ``"mvae"`` or ``"scene-vae"``.
     :param train: a :class:`~pgm3d.data.ShapeSet`, a :class:`~pgm3d.data.VoxelSet` (VSL, GAN,
         at the grids' resolution) or ``(N, D)`` rows.
-    :param int latent_dim: size of ``z`` (default 8); VSL's ``z_0`` (20); the GAN's ``z`` (200).
+    :param int latent_dim: size of ``z`` (default 8); VSL's ``z_0`` (20); the GAN's ``z`` (200);
+        the MVAE's objects (12 each); the scene VAE's ``z`` (60, matching the MVAE).
     :param int hidden: hidden width of the VAE's MLPs (128); ShapeVAE's joint layer (128;
         thesis: 512); VSL's skip layers (100).
     :param part_dim: ShapeVAE's ``u_p`` (default 256) or ShapeFA's per-part factors (16).
@@ -100,15 +123,22 @@ def build_model(
             f"{name} models part-segmented shapes: give a shape family (e.g. chairs) or a shapes "
             ".npz as data, not rows"
         )
-    if (name in VOXEL_MODELS) != isinstance(train, VoxelSet):
-        raise ValueError(
-            f"{name} models voxel grids: give voxel-classes, a voxel file or a ModelNet-style "
-            "folder as data"
-            if name in VOXEL_MODELS
-            else f"voxel grids are modelled by {' or '.join(VOXEL_MODELS)}, not {name}"
-        )
+    for names, kind, what, give in _KINDS:
+        if (name in names) != isinstance(train, kind):
+            raise ValueError(
+                f"{name} models {what}: give {give} as data"
+                if name in names
+                else f"{what} are modelled by {' or '.join(names)}, not {name}"
+            )
     if latent_dim is not None and latent_dim < 1:
         raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+    if name in SCENE_MODELS:
+        # K = 5 objects of 12 (the thesis's) up to 3 sprites, two more slots than sprites above
+        sprites = train.exists.shape[-1]
+        K = 5 if sprites <= 3 else sprites + 2
+        if name == "mvae":
+            return MVAE(K, latent_dim or 12)
+        return SceneVAE(latent_dim or 12 * K)
     if name == "vsl":
         return VSL(train.resolution, latent_dim or 20, hidden=hidden or 100)
     if name == "gan":

@@ -217,7 +217,7 @@ class MVAE(PyroModule):
             logits = self.decode_logits(z.transpose(-3, -2)).unsqueeze(-3)
             px = dist.Bernoulli(logits=logits, validate_args=False)
             if mask is not None:
-                px = px.mask(mask.unsqueeze(-2))
+                px = px.mask(mask.unsqueeze(-3))
             # pixel intensities in [0, 1] are scored as Bernoulli targets, as in the thesis
             pyro.sample("x", px.to_event(1), obs=clean_missing(x, mask))
         return z

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from pgm3d.data import VOXEL_CLASSES, open_data, save_voxels, shapes, voxel_classes
+from pgm3d.data import (
+    VOXEL_CLASSES,
+    multi_sprites,
+    open_data,
+    save_voxels,
+    shapes,
+    voxel_classes,
+)
 from pgm3d.data.datasets import fit_resolution, open_voxels
 
 
@@ -75,6 +82,12 @@ def test_voxel_files_and_folders_open_as_voxels(tmp_path):
     split = open_voxels(tmp_path / "root", resolution=16)  # 12^3 centre-padded to 16^3
     assert split.train.class_names == ("box", "cone") and len(split.test) == 2
     assert split.train.voxels.sum() == 2 * 12**3 and not split.train.voxels[:, :2].any()
+
+
+def test_sprite_sets_draw_fresh_test_scenes_from_the_next_seed():
+    split = open_data("sprites-8", n_train=5, n_test=3, seed=4)
+    assert split.train.exists.shape == (5, 8) and len(split.test) == 3
+    torch.testing.assert_close(split.test.images, multi_sprites(3, 8, seed=5).images)
 
 
 def test_fit_resolution_pads_and_crops_around_the_centre():

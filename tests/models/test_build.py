@@ -79,3 +79,17 @@ def test_voxel_models_take_the_grids_resolution_and_papers_sizes(name, latent, d
     assert sum(z[s]["value"].shape[-1] for s in z if s.startswith("z")) == dims
     smaller = build_model(name, grids, latent_dim=7)
     assert (smaller.global_dim if name == "vsl" else smaller.latent_dim) == 7
+
+
+@pytest.mark.parametrize("sprites, objects", [(3, 5), (8, 10)])
+def test_scene_models_are_sized_for_the_sprite_set(sprites, objects):
+    split = open_data(f"sprites-{sprites}", n_train=4, n_test=2)
+    mvae, vae = build_model("mvae", split.train), build_model("scene-vae", split.train)
+    assert mvae.num_objects == objects and vae.latent_dim == 12 * objects
+    assert trained_by_sgd(mvae) and trained_by_sgd(vae)
+    x, mask = model_rows(mvae, split.test)
+    assert x.shape == (2, 3 * 64 * 64) and mask.all()
+    with pytest.raises(ValueError, match="multi-sprite scenes are modelled by mvae or scene-vae"):
+        build_model("vae", split.train)
+    with pytest.raises(ValueError, match="mvae models multi-sprite scenes: give sprites-3"):
+        build_model("mvae", open_data("digits").train)

@@ -88,6 +88,13 @@ def test_missing_pixels_are_marginalised_by_the_mask(x):
     full = poutine.trace(cond).get_trace(xd, mask).log_prob_sum()
     nan = poutine.trace(cond).get_trace(holed, mask).log_prob_sum()
     torch.testing.assert_close(full, nan)  # NaN under the mask changes nothing
+    everything = torch.ones_like(mask)
+    x_site = poutine.trace(cond).get_trace(xd, everything).nodes["x"]
+    assert x_site["fn"].batch_shape == (1, 6)  # the mask keeps x outside the objects plate
+    unmasked = poutine.trace(cond).get_trace(xd).log_prob_sum()
+    torch.testing.assert_close(
+        poutine.trace(cond).get_trace(xd, everything).log_prob_sum(), unmasked
+    )
     changed = xd.clone()
     changed[:, :2000] = 1 - changed[:, :2000]
     torch.testing.assert_close(poutine.trace(cond).get_trace(changed, mask).log_prob_sum(), full)
