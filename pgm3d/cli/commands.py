@@ -182,35 +182,30 @@ def shapes(args) -> int:
     return _done(args, out, metrics["seconds"])
 
 
-def classify(args) -> int:
-    from pgm3d.experiments import run_classify
-    from pgm3d.experiments.classify import FULL
-
+def _experiment(args, run, defaults: dict, *positional) -> int:
+    """Claim ``--out``, run an experiment with the common options and the ones it defines."""
     out = _claim(args)
-    metrics = run_classify(
-        args.model,
-        args.data,
+    metrics = run(
+        *positional,
         out,
         seed=args.seed,
         device=args.device,
         quick=args.quick,
         progress=_progress(args),
-        **pick(args, FULL),
+        **pick(args, defaults),
     )
     return _done(args, out, metrics["seconds"])
+
+
+def classify(args) -> int:
+    from pgm3d.experiments import run_classify
+    from pgm3d.experiments.classify import FULL
+
+    return _experiment(args, run_classify, FULL, args.model, args.data)
 
 
 def mvae(args) -> int:
     from pgm3d.experiments import run_mvae
     from pgm3d.experiments.mvae import FULL
 
-    out = _claim(args)
-    metrics = run_mvae(
-        out,
-        seed=args.seed,
-        device=args.device,
-        quick=args.quick,
-        progress=_progress(args),
-        **pick(args, FULL),
-    )
-    return _done(args, out, metrics["seconds"])
+    return _experiment(args, run_mvae, FULL)

@@ -18,6 +18,44 @@ def _image(row: torch.Tensor, shape) -> np.ndarray:
     return row.detach().cpu().double().numpy().reshape(shape)
 
 
+def _panels(
+    panels: list[list[np.ndarray]],
+    path,
+    *,
+    size: tuple[float, float],
+    vmin: float,
+    vmax: float,
+    cmap: str,
+    row_titles=None,
+    col_titles=None,
+    title=None,
+    dpi: int = 100,
+) -> str:
+    """Draw a grid of panels: ``(H, W, 3)`` arrays as RGB in ``[0, 1]``, ``(H, W)`` arrays with
+    ``cmap`` between ``vmin`` and ``vmax``."""
+    R, C = len(panels), len(panels[0])
+    fig, axes = plt.subplots(R, C, figsize=size, squeeze=False)
+    for i, row in enumerate(panels):
+        for j, img in enumerate(row):
+            ax = axes[i, j]
+            if img.ndim == 3:
+                ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
+            else:
+                ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0 and col_titles:
+                ax.set_title(col_titles[j], fontsize=7)
+            if j == 0 and row_titles:
+                ax.set_ylabel(row_titles[i], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return str(path)
+
+
 def completion_grid(
     truth: torch.Tensor,
     mask: torch.Tensor,
@@ -39,32 +77,16 @@ def completion_grid(
     """
     n = truth.shape[0]
     cols = ["truth", "observed", *completions]
-    fig, axes = plt.subplots(
-        n,
-        len(cols),
-        figsize=(1.1 * len(cols), 1.1 * n * image_shape[0] / image_shape[1] + 0.4),
-        squeeze=False,
-    )
+    rows = []
     for i in range(n):
         observed = np.repeat(((_image(truth[i], image_shape) + 1) / 2)[..., None], 3, -1)
         observed[~mask[i].cpu().numpy().reshape(image_shape)] = (0.85, 0.1, 0.1)
         panels = [_image(truth[i], image_shape), observed]
-        panels += [_image(c[i], image_shape) for c in completions.values()]
-        for j, (ax, img) in enumerate(zip(axes[i], panels, strict=True)):
-            if img.ndim == 3:
-                ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
-            else:
-                ax.imshow(img, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(cols[j], fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+        rows.append(panels + [_image(c[i], image_shape) for c in completions.values()])
+    size = (1.1 * len(cols), 1.1 * n * image_shape[0] / image_shape[1] + 0.4)
+    return _panels(
+        rows, path, size=size, vmin=-1, vmax=1, cmap="gray", col_titles=cols, title=title, dpi=110
+    )
 
 
 def image_grid(
@@ -89,28 +111,17 @@ def image_grid(
     if images.dim() not in (4, 5):
         raise ValueError(f"images must be (R, C, 3, H, W) or (R, C, H, W), got {images.shape}")
     R, C = images.shape[:2]
-    lo, hi = float(images.min()), float(images.max())
-    fig, axes = plt.subplots(R, C, figsize=(panel * C + 0.6, panel * R + 0.4), squeeze=False)
-    for i in range(R):
-        for j in range(C):
-            ax = axes[i, j]
-            if images.dim() == 5:
-                ax.imshow(
-                    images[i, j].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest"
-                )
-            else:
-                ax.imshow(
-                    images[i, j].numpy(), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest"
-                )
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0 and col_titles:
-                ax.set_title(col_titles[j], fontsize=7)
-            if j == 0 and row_titles:
-                ax.set_ylabel(row_titles[i], fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    if images.dim() == 5:
+        images = images.permute(0, 1, 3, 4, 2)  # channels last for imshow
+    rows = [[images[i, j].numpy() for j in range(C)] for i in range(R)]
+    return _panels(
+        rows,
+        path,
+        size=(panel * C + 0.6, panel * R + 0.4),
+        vmin=float(images.min()),
+        vmax=float(images.max()),
+        cmap=cmap,
+        row_titles=row_titles,
+        col_titles=col_titles,
+        title=title,
+    )

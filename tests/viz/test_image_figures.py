@@ -1,0 +1,29 @@
+"""Image figures: RGB grids, scalar maps, completion grids, voxel completion grids."""
+
+import pytest
+import torch
+
+from pgm3d.viz import completion_grid, image_grid, voxel_completion_grid
+
+
+def _is_png(path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rgb_and_scalar_grids_are_written(tmp_path):
+    rgb = torch.rand(2, 3, 3, 8, 8)
+    image_grid(rgb, tmp_path / "rgb.png", row_titles=["a", "b"], col_titles=["x", "y", "z"])
+    image_grid(torch.rand(2, 4, 5, 5), tmp_path / "maps.png", cmap="magma", title="maps")
+    assert _is_png(tmp_path / "rgb.png") and _is_png(tmp_path / "maps.png")
+    with pytest.raises(ValueError, match=r"images must be \(R, C, 3, H, W\)"):
+        image_grid(torch.rand(3, 8, 8), tmp_path / "bad.png")
+
+
+def test_completion_grids_of_images_and_volumes(tmp_path):
+    truth = torch.rand(2, 16) * 2 - 1
+    mask = torch.rand(2, 16) > 0.5
+    completion_grid(truth, mask, {"exact": truth}, (4, 4), tmp_path / "c.png", title="t")
+    grids = (torch.rand(2, 6**3) > 0.5).float()
+    observed = torch.ones(2, 6**3, dtype=torch.bool)
+    voxel_completion_grid(grids, observed, {"mwg": grids}, tmp_path / "v.png")
+    assert _is_png(tmp_path / "c.png") and _is_png(tmp_path / "v.png")
