@@ -107,7 +107,7 @@ def _experiments(sub) -> None:
         "counting by a KL threshold (Nash et al. 2017).",
     )
     mv.add_argument("--max-sprites", type=int, default=None, help="3 or 8 (3)")
-    mv.add_argument("--n-train", type=int, default=None, help="training scenes (12000)")
+    mv.add_argument("--n-train", type=int, default=None, help="training scenes (16000)")
     mv.add_argument("--n-test", type=int, default=None, help="fresh test scenes (1000)")
     mv.add_argument("--n-count", type=int, default=None, help="scenes to pick the threshold")
     mv.add_argument("--num-objects", type=int, default=None, help="K (5; max-sprites + 2 above 3)")

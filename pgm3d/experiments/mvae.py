@@ -28,7 +28,7 @@ __all__ = ["FULL", "QUICK", "run_mvae"]
 
 FULL = {
     "max_sprites": 3,
-    "n_train": 12000,
+    "n_train": 16000,
     "n_test": 1000,
     "n_count": 1000,  # training scenes on which the counting threshold is chosen
     "num_objects": None,  # 5 (the thesis's) up to 3 sprites, max_sprites + 2 above
