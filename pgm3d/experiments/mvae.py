@@ -122,9 +122,7 @@ def run_mvae(
     kl_maps = []
 
     def record_kl_map(epoch, history):
-        mvae.eval()
         kl_maps.append(mvae.encode(watched)["kl_map"].cpu())
-        mvae.train()
 
     kl_maps.append(mvae.encode(watched)["kl_map"].cpu())  # before training
     results = {}
@@ -278,7 +276,7 @@ def _figures(out, mvae, vae, test, xt, watched, kl_maps, results, seed) -> None:
     image_grid(
         maps[pick],
         out / "kl_maps.png",
-        row_titles=[f"epoch {e}" for e in pick],
+        row_titles=["untrained" if e == 0 else f"epoch {e}" for e in pick],
         title="KL of every candidate over training (rows: epochs; columns: test scenes)",
         cmap="magma",
     )
@@ -290,16 +288,16 @@ def _figures(out, mvae, vae, test, xt, watched, kl_maps, results, seed) -> None:
 
 
 def _exchange(out, mvae, xt, enc, n, img, image_grid) -> None:
-    """Swap the most informative object (rank 0 by KL) between scenes ``i`` and ``n + i``."""
+    """Swap the most informative object (rank 0 by KL) between scenes ``i`` and ``m + i``."""
     m = min(n, len(xt) // 2)
     if m < 1:
         return
-    a, b = enc["loc"][:m], enc["loc"][n : n + m]
+    a, b = enc["loc"][:m], enc["loc"][m : 2 * m]
     a_swapped, b_swapped = a.clone(), b.clone()
     a_swapped[:, 0], b_swapped[:, 0] = b[:, 0], a[:, 0]
     decode = lambda z: img(torch.sigmoid(mvae.decode_logits(z)))  # noqa: E731
     image_grid(
-        torch.stack([img(xt[:m]), img(xt[n : n + m]), decode(a_swapped), decode(b_swapped)], 1),
+        torch.stack([img(xt[:m]), img(xt[m : 2 * m]), decode(a_swapped), decode(b_swapped)], 1),
         out / "entity_exchange.png",
         col_titles=["scene A", "scene B", "A with B's object", "B with A's object"],
         title="entity exchange: the highest-KL object latent swapped between two scenes",
