@@ -133,3 +133,13 @@ def test_counting_threshold_objects():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MVAE(**kwargs)
+
+
+@pytest.mark.gpu
+def test_the_mvae_trains_encodes_and_counts_on_cuda():
+    data = multi_sprites(32, 3, seed=0).rows().to("cuda")
+    for model in (MVAE().to("cuda"), SceneVAE().to("cuda")):
+        fit(model, data, "iwae", num_particles=2, epochs=1, batch_size=16, progress=False)
+        assert model.reconstruct(data[:2]).is_cuda and model.sample(2).is_cuda
+    enc = MVAE().to("cuda").encode(data[:4])
+    assert enc["kl"].is_cuda and enc["kl_map"].shape == (4, 8, 8)
