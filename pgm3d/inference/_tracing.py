@@ -30,6 +30,7 @@ __all__ = [
     "LogWeights",
     "check_contract",
     "log_weights",
+    "object_plates",
     "plate_nesting",
 ]
 
@@ -69,6 +70,21 @@ def plate_nesting(model, guide, x, mask) -> int:
                 if frame.vectorized:
                     nesting = max(nesting, -frame.dim)
     return nesting
+
+
+def object_plates(guide, x, mask) -> dict[str, list[str]]:
+    """Latent sites of ``guide`` that lie in vectorised plates besides ``"data"`` (such as the
+    MVAE's ``"objects"``), with those plates' names; traced on one row, with nothing recorded
+    and no random numbers consumed."""
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), poutine.block():
+        tr = poutine.trace(guide).get_trace(x[:1], None if mask is None else mask[:1])
+    found = {}
+    for name, site in _sample_sites(prune_subsample_sites(tr)).items():
+        plates = [f.name for f in site["cond_indep_stack"] if f.vectorized and f.name != DATA_PLATE]
+        if plates and not site["is_observed"]:
+            found[name] = plates
+    return found
 
 
 def check_contract(model_tr, guide_tr, observed: str = "x") -> None:

@@ -17,6 +17,7 @@ import torch
 from torch.distributions import Distribution
 
 from pgm3d._validation import check_data, check_inputs, fill_where_missing
+from pgm3d.inference._tracing import object_plates
 from pgm3d.registry import Registry
 
 __all__ = ["COMPLETION_METHODS", "Completion", "complete", "fill_missing", "require"]
@@ -92,6 +93,14 @@ def complete(
         fn = method
     else:
         raise ValueError(f"method must be a name or a callable, got {type(method).__name__}")
+    guide = getattr(model, "guide", None)
+    if callable(guide) and (plates := object_plates(guide, x, mask)):
+        # the back ends keep one latent vector per row and site: (chain, draw, row, ...)
+        where = "; ".join(f"{n!r} in {', '.join(p)}" for n, p in plates.items())
+        raise ValueError(
+            f"the completion back ends take one latent vector per row, but "
+            f"{type(model).__name__}'s latent sites also lie in other plates ({where})"
+        )
     try:
         inspect.signature(fn).bind(model, x, mask, **options)
     except TypeError as e:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pgm3d.data import multi_sprites
-from pgm3d.inference import fit, log_likelihood
+from pgm3d.inference import complete, fit, log_likelihood
 from pgm3d.inference._tracing import log_weights
 from pgm3d.models import MODELS, MVAE, SceneVAE
 from pgm3d.models.mvae import gaussian_kl
@@ -114,6 +114,18 @@ def test_both_models_train_and_their_iwae_bounds_tighten_with_samples(x):
     assert vae.latent_dim == MVAE().latent_dim == 60
     assert vae.sample(2).shape == (2, 3 * 64 * 64) and vae.reconstruct(x).shape == x.shape
     assert {"mvae", "scene-vae"} <= set(MODELS.names())
+
+
+def test_completion_back_ends_refuse_latents_in_an_objects_plate(x):
+    mask = torch.ones_like(x, dtype=torch.bool)
+    mask[:, :100] = False
+    for method in ("mwg", "importance"):
+        with pytest.raises(ValueError, match="latent sites also lie in other plates"):
+            complete(MVAE(), x, mask, method)
+    assert complete(SceneVAE(), x[:2], mask[:2], "importance", num_proposals=4).x.shape == (
+        2,
+        x.shape[1],
+    )
 
 
 def test_counting_threshold_objects():
