@@ -56,9 +56,7 @@ QUICK = {
 
 
 def _num_objects(s: dict) -> int:
-    if s["num_objects"] is not None:
-        return s["num_objects"]
-    return 5 if s["max_sprites"] <= 3 else s["max_sprites"] + 2
+    return s["num_objects"] or MVAE.objects_for(s["max_sprites"])
 
 
 def _batched(fn, x: torch.Tensor, size: int = 100) -> torch.Tensor:

@@ -133,9 +133,7 @@ def build_model(
     if latent_dim is not None and latent_dim < 1:
         raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
     if name in SCENE_MODELS:
-        # K = 5 objects of 12 (the thesis's) up to 3 sprites, two more slots than sprites above
-        sprites = train.exists.shape[-1]
-        K = 5 if sprites <= 3 else sprites + 2
+        K = MVAE.objects_for(train.exists.shape[-1])
         if name == "mvae":
             return MVAE(K, latent_dim or 12)
         return SceneVAE(latent_dim or 12 * K)

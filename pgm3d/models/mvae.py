@@ -162,6 +162,12 @@ class MVAE(PyroModule):
         self.object_decoder = ObjectDecoder(object_dim, image_size, channels)
         self.renderer = Renderer(channels)
 
+    @staticmethod
+    def objects_for(max_sprites: int) -> int:
+        """Object slots for scenes of up to ``max_sprites`` sprites: the thesis's 5 up to 3
+        sprites, two more than the sprites above (8 sprites: 10)."""
+        return 5 if max_sprites <= 3 else max_sprites + 2
+
     @property
     def latent_dim(self) -> int:
         """All object latents together, ``K × object_dim``."""
