@@ -158,7 +158,6 @@ def missing_fa(args) -> int:
 def shapes(args) -> int:
     from pgm3d.experiments import run_shapes
 
-    out = _claim(args)
     overrides = {
         "latent_dims": tuple(args.latent_dims) if args.latent_dims else None,
         "epochs": args.epochs,
@@ -170,20 +169,11 @@ def shapes(args) -> int:
         "iwae_samples": args.iwae_samples,
         "completion_shapes": args.completion_shapes,
     }
-    metrics = run_shapes(
-        args.family,
-        out,
-        seed=args.seed,
-        device=args.device,
-        quick=args.quick,
-        progress=_progress(args),
-        **overrides,
-    )
-    return _done(args, out, metrics["seconds"])
+    return _experiment(args, run_shapes, overrides, args.family)
 
 
-def _experiment(args, run, defaults: dict, *positional) -> int:
-    """Claim ``--out``, run an experiment with the common options and the ones it defines."""
+def _experiment(args, run, settings: dict, *positional) -> int:
+    """Claim ``--out`` and run an experiment with the common options and ``settings``."""
     out = _claim(args)
     metrics = run(
         *positional,
@@ -192,7 +182,7 @@ def _experiment(args, run, defaults: dict, *positional) -> int:
         device=args.device,
         quick=args.quick,
         progress=_progress(args),
-        **pick(args, defaults),
+        **settings,
     )
     return _done(args, out, metrics["seconds"])
 
@@ -201,11 +191,11 @@ def classify(args) -> int:
     from pgm3d.experiments import run_classify
     from pgm3d.experiments.classify import FULL
 
-    return _experiment(args, run_classify, FULL, args.model, args.data)
+    return _experiment(args, run_classify, pick(args, FULL), args.model, args.data)
 
 
 def mvae(args) -> int:
     from pgm3d.experiments import run_mvae
     from pgm3d.experiments.mvae import FULL
 
-    return _experiment(args, run_mvae, FULL)
+    return _experiment(args, run_mvae, pick(args, FULL))

@@ -119,18 +119,24 @@ def open_voxels(
         data = load_voxels(path, resolution=resolution if meshes else None, progress=progress)
     split = np.asarray(data.split)
     if not ((split == "train").any() and (split == "test").any()):
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
-        n = round(test_fraction * len(data))
-        if not 0 < n < len(data):
-            raise ValueError(f"cannot split {len(data)} voxel grids with {test_fraction=}")
         split = np.full(len(data), "train")
-        split[order[:n].numpy()] = "test"
+        split[_held_out(len(data), test_fraction, seed, "voxel grids")[1].numpy()] = "test"
     grids = fit_resolution(data.voxels, resolution)
     parts = []
     for part in ("train", "test"):
         idx = torch.from_numpy(np.flatnonzero(split == part))
         parts.append(VoxelSet(grids[idx], data.labels[idx], data.class_names, split[idx.numpy()]))
     return DataSplit(name, *parts)
+
+
+def _held_out(count: int, test_fraction: float, seed: int, what: str):
+    """Indices ``(train, test)`` of ``count`` items shuffled with ``seed``, the first
+    ``round(test_fraction * count)`` for testing (the order :func:`_split_rows` uses)."""
+    n = round(test_fraction * count)
+    if not 0 < n < count:
+        raise ValueError(f"cannot split {count} {what} with {test_fraction=}")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return order[n:], order[:n]
 
 
 def _split_rows(x: torch.Tensor, test_fraction: float, seed: int):
@@ -214,11 +220,8 @@ def open_data(
             is_shapes = "part_of_point" in f
         if is_shapes:
             data = load_shapes(path)
-            n = round(test_fraction * len(data))
-            if not 0 < n < len(data):
-                raise ValueError(f"cannot split {len(data)} shapes with {test_fraction=}")
-            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
-            return DataSplit(name, data[order[n:]], data[order[:n]])
+            train, test = _held_out(len(data), test_fraction, seed, "shapes")
+            return DataSplit(name, data[train], data[test])
     if path.suffix not in ROW_SUFFIXES:
         raise ValueError(f"{path}: unsupported data file type; use one of {ROW_SUFFIXES}")
     rows = _read_rows(path)

@@ -63,10 +63,6 @@ class SpriteScenes:
         """``(N,)`` number of sprites in each scene."""
         return self.exists.sum(-1)
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])
-
     def rows(self) -> torch.Tensor:
         """Images flattened to ``(N, 3 H W)`` rows (channel-major), the models' data layout."""
         return self.images.reshape(len(self), -1)

@@ -170,8 +170,7 @@ class GAN3D(PyroModule):
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
         probs = self.decode(z)
         if not mean:
-            u = torch.rand(probs.shape, generator=generator, dtype=probs.dtype, device=probs.device)
-            probs = (u < probs).to(probs.dtype)
+            probs = torch.bernoulli(probs, generator=generator)
         R = self.resolution
         return probs.reshape(n, R, R, R)
 

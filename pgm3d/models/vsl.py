@@ -244,7 +244,6 @@ class VSL(PyroModule):
         """Decode concatenated latents ``(n, G + m L)`` to grids ``(n, R, R, R)``."""
         probs = torch.sigmoid(self.decode_logits(z))
         if not mean:
-            u = torch.rand(probs.shape, generator=generator, dtype=probs.dtype, device=probs.device)
-            probs = (u < probs).to(probs.dtype)
+            probs = torch.bernoulli(probs, generator=generator)
         R = self.resolution
         return probs.reshape(-1, R, R, R)
