@@ -5,6 +5,7 @@ Layers, in the direction data flows: :mod:`pgm3d.data` -> :mod:`pgm3d.models` ->
 ``pgm3d`` command.
 """
 
+from pgm3d.contract import ContractError, WrappedModel, wrap
 from pgm3d.inference import COMPLETION_METHODS, Completion, DenoisingEncoder, complete
 from pgm3d.models import MODELS, PPCA, FactorAnalysis
 from pgm3d.saving import load, save
@@ -16,10 +17,13 @@ __all__ = [
     "MODELS",
     "PPCA",
     "Completion",
+    "ContractError",
     "DenoisingEncoder",
     "FactorAnalysis",
+    "WrappedModel",
     "__version__",
     "complete",
     "load",
     "save",
+    "wrap",
 ]

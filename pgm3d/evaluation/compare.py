@@ -26,9 +26,14 @@ COLUMNS = {
 
 @dataclass
 class PosteriorComparison:
-    """Rows of metrics, one per method; NaN where a metric does not apply."""
+    """Rows of metrics, one per method; NaN where a metric does not apply.
+
+    :ivar rows: method name -> metric name -> value.
+    :ivar errors: method name -> why the method failed (its row holds no metrics).
+    """
 
     rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
 
     def to_markdown(self, digits: int = 4) -> str:
         used = [
@@ -36,12 +41,17 @@ class PosteriorComparison:
             for c in COLUMNS
             if any(not math.isnan(r.get(c, math.nan)) for r in self.rows.values())
         ]
-        head = "| method | " + " | ".join(COLUMNS[c] for c in used) + " |"
-        lines = [head, "|" + "---|" * (len(used) + 1)]
+        note = bool(self.errors)
+        head = "| method | " + " | ".join(COLUMNS[c] for c in used)
+        head += " | note |" if note else " |"
+        lines = [head, "|" + "---|" * (len(used) + 1 + note)]
         for name, row in self.rows.items():
             cells = [
                 "—" if math.isnan(row.get(c, math.nan)) else f"{row[c]:.{digits}g}" for c in used
             ]
+            if note:
+                reason = self.errors.get(name, "")
+                cells.append(f"failed: {reason}".replace("|", "/") if reason else "")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
@@ -66,8 +76,10 @@ def evaluate_posteriors(
     closed form, the MSE of the completion to the exact conditional mean and the KL of a
     Gaussian posterior to the exact one; PSIS :math:`\\hat k` of the method's posterior used as
     an importance proposal (methods whose posterior has a density); and for samplers the
-    worst split R-hat and ESS.
+    worst split R-hat and ESS. A method that fails (it does not apply to the model, say) gets
+    a row with its reason in :attr:`PosteriorComparison.errors`; the others are still run.
 
+    :param model: any model :func:`~pgm3d.contract.as_model` accepts.
     :param methods: names or method objects, as :func:`~pgm3d.inference.complete` takes them.
     :param options: per-method options, ``{name: {...}}``.
     :param scored: bool ``(B, D)``, the hidden entries whose completion is scored (default:
@@ -79,15 +91,21 @@ def evaluate_posteriors(
 
 def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options, scored):
     from pgm3d.inference import complete
+    from pgm3d.models.base import completion_methods
 
     exact = None
-    if hasattr(model, "exact_posterior"):
+    if "exact" in completion_methods(model):
         exact = complete(model, x, mask, "exact").x
     table = PosteriorComparison()
     for method in methods:
         name = method if isinstance(method, str) else getattr(method, "name", type(method).__name__)
         start = time.perf_counter()
-        result = complete(model, x, mask, method, **options.get(name, {}))
+        try:
+            result = complete(model, x, mask, method, **options.get(name, {}))
+        except Exception as e:  # one failing back end must not discard the others' rows
+            table.rows[name] = {"seconds": time.perf_counter() - start}
+            table.errors[name] = f"{type(e).__name__}: {e}"
+            continue
         row = {"seconds": time.perf_counter() - start}
         missing = ~mask if scored is None else scored.to(mask.device)
         if x_true is not None and bool(missing.any()):

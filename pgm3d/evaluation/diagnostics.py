@@ -16,7 +16,9 @@ from torch.distributions import kl_divergence
 
 from pgm3d._arviz import psislw
 from pgm3d._validation import check_inputs
-from pgm3d.inference._tracing import DATA_PLATE, log_weights, plate_nesting
+from pgm3d.contract import WrappedModel, as_model
+from pgm3d.inference._tracing import DATA_PLATE, log_weights
+from pgm3d.inference.globals import point_estimate
 
 __all__ = [
     "ActiveUnits",
@@ -33,18 +35,33 @@ def _check(model, x, mask):
     check_inputs(model, x, mask)
 
 
-def guide_from(posterior: dist.Distribution, site: str = "z") -> Callable:
+def _bound(model, x, mask, guide, context):
+    """The checked pair bound to its context, global latents at the guide's point estimate
+    (as the completion back ends hold them)."""
+    pair = as_model(model, guide)
+    check_inputs(pair, x, mask)
+    ctx = pair.context_of(context, x)
+    s = pair.check(x, mask, ctx)
+    bound = pair.bind(ctx)
+    if s.global_latents:
+        bound = bound.with_fixed(point_estimate(bound, x, mask))
+    return bound, s
+
+
+def guide_from(posterior: dist.Distribution, site: str = "z", plate: str = DATA_PLATE) -> Callable:
     """A guide ``guide(x, mask)`` that samples ``site`` from a fixed per-row distribution
     (batch ``(B,)``), so any completion's posterior can be used as an importance proposal."""
 
     def guide(x, mask=None):
-        with pyro.plate(DATA_PLATE, x.shape[0]):
+        with pyro.plate(plate, x.shape[0]):
             return pyro.sample(site, posterior)
 
     return guide
 
 
-def psis_khat(model, x, mask=None, *, guide=None, num_samples: int = 1000) -> torch.Tensor:
+def psis_khat(
+    model, x, mask=None, *, context=None, guide=None, num_samples: int = 1000
+) -> torch.Tensor:
     r"""Pareto-smoothed importance sampling :math:`\hat k` per row (Yao et al. 2018).
 
     Fits a generalised Pareto distribution to the largest importance ratios
@@ -55,13 +72,12 @@ def psis_khat(model, x, mask=None, *, guide=None, num_samples: int = 1000) -> to
     :returns: ``(B,)`` tensor of :math:`\hat k` on ``x``'s device; ``-inf`` for a row whose
         ratios are all equal (the proposal is that row's exact posterior).
     """
-    _check(model, x, mask)
     if num_samples < 10:
         raise ValueError(f"num_samples must be >= 10 for a tail fit, got {num_samples}")
-    guide = model.guide if guide is None else guide
+    bound, s = _bound(model, x, mask, guide, context)
     with torch.no_grad():
-        nesting = plate_nesting(model.model, guide, x, mask)
-        lw = log_weights(model.model, guide, x, mask, num_samples, nesting).total  # (S, B)
+        lw = log_weights(bound.model, bound.guide, x, mask, num_samples, s.nesting, sites=s)
+        lw = lw.total  # (S, B)
     lw = lw.T.double().cpu().numpy()  # (B, S)
     # ratios that are constant to rounding (an exact proposal) have no tail to fit
     exact = np.ptp(lw, axis=1) < 1e-8 * np.maximum(1.0, np.abs(lw).max(axis=1))
@@ -94,18 +110,32 @@ def kl_to_exact(model, x, mask=None, *, guide=None, site: str = "z") -> torch.Te
         a distribution with batch shape ``(B,)``, e.g. ``complete(...).z``.
     :returns: ``(B,)`` tensor.
     """
-    _check(model, x, mask)
-    if not hasattr(model, "exact_posterior"):
-        raise ValueError(f"kl_to_exact needs exact_posterior; {type(model).__name__} has none")
+    source = model.source if isinstance(model, WrappedModel) else model
+    _check(source, x, mask)
+    if not hasattr(source, "exact_posterior"):
+        raise ValueError(f"kl_to_exact needs exact_posterior; {type(source).__name__} has none")
     if isinstance(guide, torch.distributions.Distribution):
         q = guide
     else:
-        guide = model.guide if guide is None else guide
-        trace = pyro.poutine.trace(guide).get_trace(x, mask)
-        if site not in trace.nodes:
-            raise ValueError(f"the guide has no site {site!r}")
-        q = trace.nodes[site]["fn"]
-    return kl_divergence(_as_mvn(q), model.exact_posterior(x, mask))
+        q = _guide_site(as_model(model, guide), x, mask, site)
+    return kl_divergence(_as_mvn(q), source.exact_posterior(x, mask))
+
+
+def _guide_site(pair, x, mask, site: str | None, context=None):
+    """The guide's distribution at ``site`` (default: its only local latent) on ``x``."""
+    ctx = pair.context_of(context, x)
+    s = pair.check(x, mask, ctx)
+    if site is None:
+        if len(s.local_latents) != 1:
+            raise ValueError(
+                f"the model has local latent sites {list(s.local_latents)}; name one with site="
+            )
+        site = s.local_latents[0]
+    with pyro.poutine.block():
+        trace = pyro.poutine.trace(pair.bind(ctx).guide).get_trace(x, mask)
+    if site not in trace.nodes:
+        raise ValueError(f"the guide has no site {site!r}")
+    return trace.nodes[site]["fn"]
 
 
 @dataclass
@@ -123,18 +153,25 @@ class ActiveUnits:
 
 
 def active_units(
-    model, x, mask=None, *, guide=None, threshold: float = 0.01, site: str = "z"
+    model,
+    x,
+    mask=None,
+    *,
+    context=None,
+    guide=None,
+    threshold: float = 0.01,
+    site: str | None = None,
 ) -> ActiveUnits:
-    """Units whose posterior mean varies across the data by more than ``threshold``."""
-    _check(model, x, mask)
+    """Units whose posterior mean varies across the data by more than ``threshold``.
+
+    :param site: the local latent site (default: the model's only one).
+    """
+    pair = as_model(model, guide)
+    _check(pair, x, mask)
     if x.shape[0] < 2:
         raise ValueError("active_units needs at least 2 rows")
-    guide = model.guide if guide is None else guide
     with torch.no_grad():
-        trace = pyro.poutine.trace(guide).get_trace(x, mask)
-        if site not in trace.nodes:
-            raise ValueError(f"the guide has no site {site!r}")
-        mean = trace.nodes[site]["fn"].mean.reshape(x.shape[0], -1)
+        mean = _guide_site(pair, x, mask, site, context).mean.reshape(x.shape[0], -1)
     activity = mean.var(0)
     active = activity > threshold
     return ActiveUnits(activity, active, int(active.sum()))
@@ -194,7 +231,9 @@ def sbc(
         )
     if num_simulations < 5 * num_bins:
         raise ValueError(f"num_simulations must be >= 5 * num_bins = {5 * num_bins}")
-    x, z_true = model.sample(num_simulations, generator=generator, return_latents=True)
+    x, z_true = as_model(model).sample(
+        num_simulations, generator=generator, return_latents=True
+    )
     mask = (
         torch.ones_like(x, dtype=torch.bool)
         if mask_sampler is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from pgm3d.models.base import Model
+
 __all__ = ["log_likelihood_per_dim"]
 
 
@@ -15,32 +17,30 @@ def log_likelihood_per_dim(
     *,
     existence: torch.Tensor | None = None,
     num_samples: int = 1000,
+    context=None,
 ) -> tuple[torch.Tensor, bool]:
-    """Per row, ``log p(x_v) / |v|``: the log-likelihood of the observed point entries divided
-    by their number (thesis §3.5 reports ShapeVAE and ShapeFA this way).
+    """Per row, ``log p(x_v) / |v|``: the log-likelihood of the observed entries divided by
+    their number (thesis §3.5 reports ShapeVAE and ShapeFA this way).
 
-    - ShapeFA: ``log p(e) + log p(x_v | e)`` exactly (needs ``existence``);
-    - models with an exact ``log_likelihood`` method (FA, PPCA, the per-pattern Gaussian): it;
-    - Pyro model/guide pairs (VAE, ShapeVAE): the IWAE bound with ``num_samples`` samples, a
-      lower bound that tightens as ``num_samples`` grows.
+    - a pgm3d model with a closed form (FA, PPCA, ShapeFA — ``log p(e) + log p(x_v | e)``,
+      which needs ``existence`` —, the per-pattern Gaussian): its
+      :meth:`~pgm3d.models.base.Model.exact_log_likelihood`;
+    - any other model/guide pair (VAE, ShapeVAE, a user's wrapped model): the IWAE bound with
+      ``num_samples`` samples, a lower bound that tightens as ``num_samples`` grows.
 
-    Shape models' existence columns count in the numerator (``log p(e)``), not the denominator.
+    The denominator is :meth:`~pgm3d.models.base.Model.observed_entries` (shape models'
+    existence columns count in the numerator, as ``log p(e)``, not the denominator); for a
+    user's model, the observed entries of ``mask``.
 
     :returns: ``(values (N,), exact)``.
     """
     from pgm3d.inference import log_likelihood
 
-    point_dim = getattr(model, "point_dim", x.shape[-1])
-    obs = mask[:, :point_dim]
-    if hasattr(model, "log_joint"):
-        if existence is None:
-            raise ValueError(f"{type(model).__name__} needs the shapes' existence flags")
-        total, exact = model.log_joint(x, mask, existence), True
-        obs = mask & model.entry_mask(existence.to(x.device))
-    elif callable(getattr(model, "log_likelihood", None)):
-        total, exact = model.log_likelihood(x, mask), True
-    else:
+    protocol = isinstance(model, Model)
+    total = model.exact_log_likelihood(x, mask, existence) if protocol else None
+    exact = total is not None
+    if not exact:
         with torch.no_grad():
-            total, exact = log_likelihood(model, x, mask, num_samples=num_samples), False
-    count = obs.sum(-1).clamp_min(1)
-    return (total.detach() / count).cpu().double(), exact
+            total = log_likelihood(model, x, mask, context=context, num_samples=num_samples)
+    count = model.observed_entries(mask, existence) if protocol else mask.sum(-1)
+    return (total.detach() / count.clamp_min(1)).cpu().double(), exact

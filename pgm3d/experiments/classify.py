@@ -183,10 +183,7 @@ def _train(model_name, train, s, seed, device, progress):
 
 
 def _embed(model, grids: torch.Tensor, device) -> np.ndarray:
-    x = VSL.rows(grids).to(device)
-    if isinstance(model, VSL):
-        return torch.cat([model.embed(b) for b in x.split(64)]).cpu().numpy()
-    return model.features(x).cpu().numpy()
+    return model.features(VSL.rows(grids).to(device)).cpu().numpy()
 
 
 def run_classify(
@@ -310,7 +307,7 @@ def _figures(out, net, model_name, train, test, result, s, seed, device, progres
 
     g = torch.Generator(device=device).manual_seed(seed)
     render_shapes(
-        (net.sample(8, generator=g) > 0.5).cpu(),
+        (net.sample(8, generator=g, mean=True) > 0.5).cpu(),
         out / "samples.png",
         kind="voxels",
         ncols=8,

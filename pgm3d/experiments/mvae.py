@@ -260,7 +260,12 @@ def _figures(out, mvae, vae, test, xt, watched, kl_maps, results, seed) -> None:
     )
     g = torch.Generator(device=xt.device).manual_seed(seed)
     image_grid(
-        torch.stack([img(mvae.sample(n, generator=g)), img(vae.sample(n, generator=g))]),
+        torch.stack(
+            [
+                img(mvae.sample(n, generator=g, mean=True)),
+                img(vae.sample(n, generator=g, mean=True)),
+            ]
+        ),
         out / "samples.png",
         row_titles=["MVAE", "VAE"],
         title="samples from the prior (pixel probabilities)",

@@ -26,16 +26,7 @@ from pgm3d.evaluation import evaluate_posteriors, imputation_mse, log_likelihood
 from pgm3d.experiments._settings import merge_settings
 from pgm3d.inference import COMPLETION_METHODS, OBJECTIVES, EpochSummary, complete, fit, fit_gan
 from pgm3d.inference.logs import training_log
-from pgm3d.models import (
-    GAN3D,
-    MVAE,
-    VSL,
-    LinearGaussian,
-    SceneVAE,
-    build_model,
-    model_rows,
-    trained_by_sgd,
-)
+from pgm3d.models import MODELS, SAMPLERS, build_model, model_rows, trained_by_sgd
 from pgm3d.saving import CHECKPOINT_FILE, MODEL_FILE, load, save
 
 __all__ = [
@@ -106,8 +97,6 @@ BENCH_DEFAULTS = {
     "num_particles": 8,
 }
 
-_SAMPLERS = ("pseudo_gibbs", "mwg", "importance", "nuts")
-_LINEAR = ("exact", "fca", "sca", "mean")
 
 
 def _data(s: dict) -> DataSplit:
@@ -149,13 +138,6 @@ def _curve(history, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def _default_kl_weight(model) -> float:
-    """1, the ELBO; for VSL the weight equal to the seed's loss with beta = 1e-3."""
-    if isinstance(model, VSL):
-        return VSL.kl_weight_for(1e-3, model.resolution, model.num_local)
-    return 1.0
 
 
 def _fit_gan(model, train, s: dict, out: Path, seed: int, resume: bool, progress):
@@ -221,7 +203,7 @@ def run_fit(
         x, mask = model_rows(model, split.train)
         kl_weight = s["kl_weight"]
         if kl_weight is None:
-            kl_weight = _default_kl_weight(model)
+            kl_weight = model.default_kl_weight()
         log = training_log(s["log"], out)
         callbacks = [c for c in (log, EpochSummary(s["epochs"]) if summary else None) if c]
         history = fit(
@@ -251,7 +233,7 @@ def run_fit(
             steps=history.steps,
             training_seconds=history.seconds,
         )
-    elif isinstance(model, GAN3D):
+    elif model.trained_by == "adversarial":
         metrics.update(_fit_gan(model, split.train, s, out, seed, resume, progress))
     elif s["objective"] is not None:
         raise ValueError(
@@ -328,12 +310,13 @@ def _hide(model, test, s: dict, x: torch.Tensor, mask: torch.Tensor, image_shape
 
 
 def _methods(model, given) -> list[str]:
+    """The methods given (checked against the registry), or every one that applies to the
+    model but NUTS, which is for small models and checks."""
     if given:
         for m in given:
             COMPLETION_METHODS[m]
         return list(given)
-    linear = isinstance(model, LinearGaussian)
-    return [*(_LINEAR if linear else ()), "pseudo_gibbs", "mwg", "importance"]
+    return [m for m in model.completion_methods if m != "nuts"]
 
 
 def _options(method: str, s: dict, seed: int, progress) -> dict:
@@ -345,10 +328,11 @@ def _options(method: str, s: dict, seed: int, progress) -> dict:
 
 def _prepare(run, s, seed, device):
     model, info = _run_info(run, device)
-    if not hasattr(model, "model"):
+    if not model.completion_methods:
+        takers = [n for n in MODELS if MODELS[n].completion_methods]
         raise ValueError(
-            f"{type(model).__name__} has no latent variables to infer; complete and evaluate "
-            "take fa, ppca, vae, shapevae or shapefa models"
+            f"no completion back end applies to {type(model).__name__}; complete and evaluate "
+            f"take {', '.join(takers)} models"
         )
     s = {**s, **{k: v for k, v in info.items() if s.get(f"_given_{k}") is None}}
     s["seed"] = info.get("seed", seed)
@@ -552,26 +536,15 @@ def run_sample(
     model, info = _run_info(run, device)
     n = s["num"]
     g = torch.Generator(device=device).manual_seed(seed)
+    kind = model.data_kind
     with torch.no_grad():
-        if hasattr(model, "sample_points"):  # ShapeFA
-            shapes = model.sample_points(n, generator=g, mean=s["mean"])
-            rows = torch.cat([shapes["points"], shapes["normals"]], -1).reshape(n, -1)
-        elif hasattr(model, "to_points"):  # ShapeVAE, per-pattern Gaussian
-            rows = model.sample(n, generator=g, mean=s["mean"])
-            shapes = model.to_points(rows)
-        elif isinstance(model, LinearGaussian):
-            rows, shapes = model.sample(n, generator=g), None
-        elif isinstance(model, (VSL, GAN3D)):
-            grids = model.sample(n, generator=g, mean=s["mean"])
-            rows, shapes = grids.reshape(n, -1), None
-        elif isinstance(model, (MVAE, SceneVAE)):  # pixel probabilities, or Bernoulli draws
-            rows, shapes = model.sample(n, generator=g), None
-            if not s["mean"]:
-                rows = torch.bernoulli(rows, generator=g)
-        else:  # VAE
-            z = torch.randn(n, model.latent_dim, generator=g, device=device)
-            px = model.decode(z).base_dist
-            rows, shapes = (px.mean if s["mean"] else px.sample()), None
+        if kind == "shapes":  # points, normals and which points exist, for the figure
+            shapes = model.sample_shapes(n, generator=g, mean=s["mean"])
+            rows = shapes["rows"]
+        else:  # rows, grids for voxel models; pixel probabilities or draws for scenes
+            rows, shapes = model.sample(n, generator=g, mean=s["mean"]), None
+    grids = rows if kind == "voxels" else None
+    rows = rows.reshape(n, -1)
     np.savez_compressed(out / "samples.npz", x=rows.cpu().numpy())
     if shapes is not None:
         from pgm3d.viz import render_shapes
@@ -585,14 +558,14 @@ def run_sample(
             part_of_point=part_of_point,
             title=f"{type(model).__name__}: {n} samples",
         )
-    elif isinstance(model, (MVAE, SceneVAE)):
+    elif kind == "scenes":
         from pgm3d.viz import image_grid
 
         S = model.image_size
         cols = min(8, n)
         grid = rows.cpu().reshape(-1, 3, S, S)[: n - n % cols or n].reshape(-1, cols, 3, S, S)
         image_grid(grid, out / "samples.png", title=f"{type(model).__name__}: samples")
-    elif isinstance(model, (VSL, GAN3D)):
+    elif kind == "voxels":
         from pgm3d.viz import render_shapes
 
         title = f"{type(model).__name__}: {n} samples (occupancy > 0.5)"
@@ -631,7 +604,7 @@ def _sync(device) -> None:
 def _unit(method: str, small: dict) -> str:
     if method == "importance":
         return f"{small['num_proposals']} proposals, {small['num_samples']} draws"
-    if method in _SAMPLERS:
+    if method in SAMPLERS:
         return f"{small['warmup']} warm-up + {small['num_samples']} draws"
     return "closed form"
 

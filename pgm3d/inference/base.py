@@ -1,10 +1,12 @@
 """The ``complete`` entry point, its result type, and the registry of completion methods.
 
-A completion method is any callable ``method(model, x, mask) -> Completion``. Registered
-methods are chosen by name (``complete(model, x, mask, method="sca")``); fitted ones, such as
-a :class:`~pgm3d.inference.DenoisingEncoder`, are passed as objects. Methods never reach into
-a model's layers: they use the model's public interface (``exact_posterior``,
-``full_precision``, ``project``, ``decode``, ``mu``).
+A completion method is any callable ``method(model, x, mask, **options) -> Completion``.
+Registered methods are chosen by name (``complete(model, x, mask, method="sca")``); fitted
+ones, such as a :class:`~pgm3d.inference.DenoisingEncoder`, are passed as objects. Methods
+never reach into a model's layers: the closed forms use a linear-Gaussian model's public
+interface (``exact_posterior``, ``full_precision``, ``project``, ``decode``, ``mu``), the
+samplers only the model/guide pair, through :mod:`pgm3d.contract` — so they complete any model
+whose observed site holds the data, with the masking and filling done by the library.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch.distributions import Distribution
 
 from pgm3d._validation import check_data, check_inputs, fill_where_missing
-from pgm3d.inference._tracing import object_plates
+from pgm3d.contract import WrappedModel, as_model
 from pgm3d.registry import Registry
 
 __all__ = ["COMPLETION_METHODS", "Completion", "complete", "fill_missing", "require"]
@@ -55,10 +57,16 @@ def require(model, method: str, *attrs: str) -> None:
     """Raise a clear error if ``model`` lacks an interface ``method`` needs."""
     missing = [a for a in attrs if not hasattr(model, a)]
     if missing:
+        name = model.name if isinstance(model, WrappedModel) else type(model).__name__
         raise ValueError(
             f"completion method {method!r} needs a linear-Gaussian model providing "
-            f"{', '.join(attrs)}; {type(model).__name__} lacks {', '.join(missing)}"
+            f"{', '.join(attrs)}; {name} lacks {', '.join(missing)}"
         )
+
+
+def is_pair(model) -> bool:
+    """Whether ``model`` is something the contract reads as a model/guide pair."""
+    return isinstance(model, WrappedModel | tuple) or callable(getattr(model, "model", None))
 
 
 def complete(
@@ -66,11 +74,15 @@ def complete(
     x: torch.Tensor,
     mask: torch.Tensor | None = None,
     method: str | Callable = "exact",
+    *,
+    context=None,
     **options,
 ) -> Completion:
     """Infer the latents of partially observed rows and fill in their missing entries.
 
-    :param model: a pgm3d model (e.g. :class:`~pgm3d.models.FactorAnalysis`).
+    :param model: any model :func:`~pgm3d.contract.as_model` accepts (the samplers work on
+        every one whose observed site holds the data), or a linear-Gaussian model for the
+        closed forms.
     :param torch.Tensor x: ``(B, D)`` data; entries where ``mask`` is False are ignored (they
         may be NaN).
     :param mask: bool ``(B, D)``, ``True`` = observed; ``None`` = fully observed.
@@ -78,6 +90,8 @@ def complete(
         ``"exact"``, ``"fca"``, ``"sca"``, ``"mean"`` of linear-Gaussian models, or the
         samplers ``"pseudo_gibbs"``, ``"mwg"``, ``"importance"``, ``"nuts"`` of any model; or
         a fitted method object such as a :class:`~pgm3d.inference.DenoisingEncoder`.
+    :param context: row-aligned conditioning inputs for the samplers (a tensor or a dict of
+        named tensors), never imputed.
     :param options: the method's options, e.g. ``chains=4, warmup=100, thin=10,
         num_samples=25`` for the samplers.
     :returns: a :class:`Completion` (a :class:`~pgm3d.inference.samples.SampleCompletion`
@@ -86,24 +100,20 @@ def complete(
     check_data(x, "x")
     if mask is None:
         mask = torch.ones_like(x, dtype=torch.bool)
-    check_inputs(model, x, mask)
     if isinstance(method, str):
-        fn = COMPLETION_METHODS[method]
+        fn, name = COMPLETION_METHODS[method], method
     elif callable(method):
-        fn = method
+        fn, name = method, getattr(method, "name", type(method).__name__)
     else:
         raise ValueError(f"method must be a name or a callable, got {type(method).__name__}")
-    guide = getattr(model, "guide", None)
-    if callable(guide) and (plates := object_plates(guide, x, mask)):
-        # the back ends keep one latent vector per row and site: (chain, draw, row, ...)
-        where = "; ".join(f"{n!r} in {', '.join(p)}" for n, p in plates.items())
-        raise ValueError(
-            f"the completion back ends take one latent vector per row, but "
-            f"{type(model).__name__}'s latent sites also lie in other plates ({where})"
-        )
+    target = as_model(model, options.get("guide")) if is_pair(model) else model
+    check_inputs(target, x, mask)
+    if context is not None:
+        if "context" not in inspect.signature(fn).parameters:
+            raise ValueError(f"completion method {name!r} takes no context")
+        options["context"] = context
     try:
-        inspect.signature(fn).bind(model, x, mask, **options)
+        inspect.signature(fn).bind(target, x, mask, **options)
     except TypeError as e:
-        name = method if isinstance(method, str) else type(method).__name__
         raise ValueError(f"completion method {name!r} does not take these options: {e}") from None
-    return fn(model, x, mask, **options)
+    return fn(target, x, mask, **options)

@@ -5,15 +5,16 @@ r"""Evidence lower bounds through Pyro: ``"elbo"`` (Trace_ELBO) and ``"meanfield
     \mathcal{L}_\alpha(x) = \mathbb{E}_{q(z \mid x)}[\log p(x \mid z)]
         - \alpha\, \mathrm{KL}(q(z \mid x)\,\|\,p(z))
 
-(thesis eq. 3.5; :math:`\alpha = 1` is the ELBO of Kingma & Welling 2014).
+(thesis eq. 3.5; :math:`\alpha = 1` is the ELBO of Kingma & Welling 2014). The minibatch scale
+multiplies the sites inside the data plate only (:class:`~pgm3d.handlers.LocalScale`), so a
+global latent's KL counts once per step, not :math:`N/B` times.
 """
 
 from __future__ import annotations
 
-import pyro.poutine as poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
-from pgm3d.inference._tracing import LatentScale
+from pgm3d.handlers import LatentScale, LocalScale
 from pgm3d.inference.objectives import OBJECTIVES, Objective
 
 __all__ = ["ELBO", "MeanFieldELBO"]
@@ -21,24 +22,28 @@ __all__ = ["ELBO", "MeanFieldELBO"]
 
 @OBJECTIVES.register("elbo")
 class ELBO(Objective):
-    """Monte Carlo ELBO with ``num_particles`` vectorised samples (Pyro's ``Trace_ELBO``);
-    score-function terms are added for guide sites that cannot be reparameterised."""
+    """Monte Carlo ELBO with ``num_particles`` samples (Pyro's ``Trace_ELBO``, vectorised
+    unless the pair runs its particles as rows); score-function terms are added for guide
+    sites that cannot be reparameterised."""
 
     pyro_elbo = Trace_ELBO
     needs_rsample = False
 
-    def loss_and_bound(self, x, mask, scale, alpha):
-        P = self.num_particles
+    def loss_and_bound(self, bound, x, mask, scale, alpha):
+        s, P = bound.structure, self.num_particles
         elbo = self.pyro_elbo(
-            num_particles=P, vectorize_particles=P > 1, max_plate_nesting=self.nesting(x, mask)
+            num_particles=P,
+            vectorize_particles=P > 1 and s.layout == "vectorized",
+            max_plate_nesting=s.nesting,
         )
 
         def wrap(fn):
-            return poutine.scale(LatentScale(alpha)(fn), scale=scale)
+            fn = LatentScale(alpha)(fn) if alpha != 1.0 else fn
+            return LocalScale(s.plate, scale)(fn) if scale != 1.0 else fn
 
-        loss = elbo.differentiable_loss(wrap(self.pgm3d_model.model), wrap(self._guide), x, mask)
-        bound = (-loss.detach() / (scale * x.shape[0])).expand(x.shape[0])
-        return loss, bound
+        loss = elbo.differentiable_loss(wrap(bound.model), wrap(bound.guide), x, mask)
+        value = (-loss.detach() / (scale * x.shape[0])).expand(x.shape[0])
+        return loss, value
 
 
 @OBJECTIVES.register("meanfield")

@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import networkx as nx
-import pyro.poutine as poutine
 import torch
 from pyro.infer.inspect import get_model_relations
-from pyro.poutine.util import prune_subsample_sites
+
+from pgm3d.contract import as_model
+from pgm3d.inference.base import is_pair
 
 __all__ = ["check_guide", "model_graph"]
 
 
-def model_graph(model, x: torch.Tensor, mask: torch.Tensor | None = None) -> nx.DiGraph:
+def model_graph(
+    model, x: torch.Tensor, mask: torch.Tensor | None = None, *, context=None
+) -> nx.DiGraph:
     """The model's sample sites as a directed graph (edges parent -> child).
 
     Built from :func:`pyro.infer.inspect.get_model_relations`. Node attributes:
     ``distribution`` (class name), ``observed`` (bool) and ``plates`` (names of the enclosing
     plates).
 
-    :param model: a pgm3d model (its ``model`` method is traced) or a model function.
+    :param model: any model :func:`~pgm3d.contract.as_model` accepts (its model is traced
+        with the data filled and masked as every back end sees it), or a model function of
+        ``(x, mask)``.
     """
-    fn = getattr(model, "model", model)
+    if is_pair(model):
+        pair = as_model(model)
+        fn = pair.bind(pair.context_of(context, x)).model
+    else:
+        fn = model
     relations = get_model_relations(fn, model_args=(x, mask))
     graph = nx.DiGraph()
     plates = relations["plate_sample"]
@@ -36,19 +45,11 @@ def model_graph(model, x: torch.Tensor, mask: torch.Tensor | None = None) -> nx.
     return graph
 
 
-def check_guide(model, x: torch.Tensor, mask: torch.Tensor | None = None, guide=None) -> None:
-    """Raise a :class:`ValueError` naming every latent site of the model that the guide does
-    not sample, or any site the guide samples that the model does not have."""
-    graph = model_graph(model, x, mask)
-    latents = {n for n, a in graph.nodes(data=True) if not a["observed"]}
-    guide = model.guide if guide is None else guide
-    with poutine.block():
-        trace = prune_subsample_sites(poutine.trace(guide).get_trace(x, mask))
-    sampled = {n for n, s in trace.nodes.items() if s["type"] == "sample"}
-    if latents - sampled:
-        raise ValueError(
-            f"the guide does not sample the model's latent site(s) {sorted(latents - sampled)}"
-        )
-    extra = sampled - set(graph.nodes)
-    if extra:
-        raise ValueError(f"the guide samples site(s) {sorted(extra)} that the model does not have")
+def check_guide(
+    model, x: torch.Tensor, mask: torch.Tensor | None = None, guide=None, *, context=None
+) -> None:
+    """Raise a :class:`~pgm3d.contract.ContractError` (a ``ValueError``) naming every latent
+    site of the model that the guide does not sample, any site the guide samples that the
+    model does not have, or any other break of the contract (:mod:`pgm3d.contract`)."""
+    pair = as_model(model, guide)
+    pair.check(x, mask, pair.context_of(context, x))

@@ -17,9 +17,15 @@ import torch
 
 from pgm3d._progress import progress_bar
 from pgm3d._validation import fill_where_missing
-from pgm3d.inference._tracing import latent_values, log_weights, plate_nesting
+from pgm3d.inference._tracing import log_weights, obs_rows, row_latents
 from pgm3d.inference.base import COMPLETION_METHODS
-from pgm3d.inference.samples import SampleCompletion, check_sampler_options, decode_latents, finish
+from pgm3d.inference.samples import (
+    SampleCompletion,
+    check_sampler_options,
+    decode_latents,
+    finish,
+    prepare,
+)
 from pgm3d.linalg import StreamingLogSumExp
 
 __all__ = ["importance"]
@@ -31,6 +37,7 @@ def importance(
     x,
     mask,
     *,
+    context=None,
     num_proposals: int = 1000,
     chains: int = 4,
     num_samples: int = 25,
@@ -41,40 +48,40 @@ def importance(
 ) -> SampleCompletion:
     """Complete ``x`` by importance resampling of guide samples.
 
+    :param context: row-aligned conditioning inputs of the model (never imputed).
     :param int num_proposals: proposals ``K`` per row.
     :param int chains: independent groups of resampled draws (for R-hat-style comparisons).
     :param int num_samples: draws resampled per group.
     :param int chunk_size: proposals drawn at once (default: about 4M data-sized elements).
-    :param guide: proposal to use instead of ``model.guide``.
+    :param guide: proposal to use instead of the model's guide.
     :param seed: seeds Pyro's generators first.
     """
     check_sampler_options(num_proposals=num_proposals, chains=chains, num_samples=num_samples)
-    guide = model.guide if guide is None else guide
+    bound, s, _ = prepare(model, x, mask, context, guide, "completion method 'importance'")
     if seed is not None:
         pyro.set_rng_seed(seed)
     B, D = x.shape
     chunk = chunk_size or max(1, min(num_proposals, 2**22 // (B * D)))
     zero_filled = fill_where_missing(x, mask, torch.zeros_like(x))
     with torch.no_grad():
-        nesting = plate_nesting(model.model, guide, zero_filled, mask)
         log_w, proposals = [], []
         acc = StreamingLogSumExp()  # for the Rao-Blackwellised mean of E[x | z_k]
         for start in progress_bar(
             range(0, num_proposals, chunk), desc="importance", progress=progress
         ):
             k = min(chunk, num_proposals - start)
-            lw = log_weights(model.model, guide, x, mask, k, nesting)
-            acc.update(lw.total, lw.model_trace.nodes["x"]["fn"].mean)
+            lw = log_weights(bound.model, bound.guide, x, mask, k, s.nesting, sites=s)
+            acc.update(lw.total, obs_rows(lw.model_trace.nodes[s.obs]["fn"].mean, k, B, D))
             log_w.append(lw.total)
-            proposals.append(latent_values(lw.guide_trace))
+            proposals.append(row_latents(lw.guide_trace, k, B, s.nesting, s))
         log_w = torch.cat(log_w)  # (K, B)
         latents = {n: torch.cat([p[n] for p in proposals]) for n in proposals[0]}
         w = torch.softmax(log_w, 0)
         ess = 1.0 / w.pow(2).sum(0)
         picks = torch.multinomial(w.T, chains * num_samples, replacement=True)  # (B, C*S)
         chosen = {n: _gather(v, picks) for n, v in latents.items()}  # (C*S, B, ...)
-        fn = decode_latents(model, chosen, zero_filled, nesting)
-        draws = fn.sample().reshape(chains, num_samples, B, D)
+        draws = decode_latents(bound, chosen, zero_filled, s).sample()
+        draws = draws.reshape(chains, num_samples, B, D)
     by_chain = {n: v.reshape(chains, num_samples, *v.shape[1:]) for n, v in chosen.items()}
     return finish(x, mask, by_chain, draws, acc.weighted_mean(), "importance", ess=ess)
 

@@ -20,7 +20,7 @@ import math
 import torch
 
 from pgm3d.inference._tracing import detached_copy, log_q_at, log_weights
-from pgm3d.inference.objectives import OBJECTIVES, Objective, with_value
+from pgm3d.inference.objectives import OBJECTIVES, Objective, global_term, with_value
 
 __all__ = ["IWAE", "DReG", "iwae_bound"]
 
@@ -30,23 +30,21 @@ def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])
 
 
+def _totals(local: torch.Tensor, g: torch.Tensor, scale: float):
+    """The step's bound ``scale * sum(local) + g`` and its per-datapoint share ``(B,)``."""
+    return scale * local.sum() + g, local + g / (scale * local.shape[0])
+
+
 @OBJECTIVES.register("iwae")
 class IWAE(Objective):
-    """The importance-weighted bound, differentiated through reparameterised samples."""
+    """The importance-weighted bound, differentiated through reparameterised samples; global
+    latents (drawn once per step) enter through the ELBO of :math:`\\theta` around the
+    per-row bounds given :math:`\\theta`."""
 
-    def loss_and_bound(self, x, mask, scale, alpha):
-        lw = log_weights(
-            self.pgm3d_model.model,
-            self._guide,
-            x,
-            mask,
-            self.num_particles,
-            self.nesting(x, mask),
-            kl_weight=alpha,
-        )
-        self.check_rsample(lw.guide_trace)
-        bound = iwae_bound(lw.total)
-        return -scale * bound.sum(), bound
+    def loss_and_bound(self, bound, x, mask, scale, alpha):
+        lw = self.particles(bound, x, mask, alpha)
+        total, per_datum = _totals(iwae_bound(lw.total), global_term(lw), scale)
+        return -total, per_datum
 
 
 @OBJECTIVES.register("dreg")
@@ -62,29 +60,32 @@ class DReG(Objective):
         + \mathrm{sg}(\tilde w_k^2)\big[\log p(x, z_k) - \log p(x, \mathrm{sg}\,z_k)
         - \log q(z_k) + \log q(\mathrm{sg}\,z_k)\big],
 
-    whose bracket carries only the path through :math:`z_k`. Costs a second model pass.
+    whose bracket carries only the path through :math:`z_k`. Only the local latents are
+    stopped: a global :math:`\theta` stays differentiable in both copies, so its own path
+    keeps IWAE's weights :math:`\tilde w_k` and its influence on :math:`q(z \mid \theta)` is
+    doubly reparameterised like any other parameter of the local guide. Costs a second model
+    pass.
     """
 
-    def loss_and_bound(self, x, mask, scale, alpha):
-        nesting = self.nesting(x, mask)
-        model, P = self.pgm3d_model.model, self.num_particles
-        lw = log_weights(model, self._guide, x, mask, P, nesting, kl_weight=alpha)
-        self.check_rsample(lw.guide_trace)
+    def loss_and_bound(self, bound, x, mask, scale, alpha):
+        s, P = bound.structure, self.num_particles
+        lw = self.particles(bound, x, mask, alpha)
         lw_sg = log_weights(
-            model,
-            self._guide,
+            bound.model,
+            bound.guide,
             x,
             mask,
             P,
-            nesting,
+            s.nesting,
             kl_weight=alpha,
-            guide_trace=detached_copy(lw.guide_trace),
+            guide_trace=detached_copy(lw.guide_trace, only=s.local_latents),
+            sites=s,
         )
-        log_q_sg = log_q_at(lw.guide_trace, nesting, (P, x.shape[0]))
+        log_q_sg = log_q_at(lw.guide_trace, s.nesting, (P, x.shape[0]), sites=s)
         log_p, log_p_sg = lw.log_lik + lw.log_prior, lw_sg.log_lik + lw_sg.log_prior
-        total = lw.total
-        w = torch.softmax(total.detach(), 0)
+        w = torch.softmax(lw.total.detach(), 0)
         path = log_p - log_p_sg - lw.log_q + log_q_sg  # zero in value, gradient through z only
-        surrogate = (w * log_p_sg + w.pow(2) * path).sum(0)
-        bound = iwae_bound(total.detach())
-        return with_value(-scale * surrogate.sum(), -scale * bound.sum()), bound
+        g = global_term(lw)
+        surrogate, _ = _totals((w * log_p_sg + w.pow(2) * path).sum(0), g, scale)
+        total, per_datum = _totals(iwae_bound(lw.total.detach()), g.detach(), scale)
+        return with_value(-surrogate, -total), per_datum

@@ -7,6 +7,25 @@ r"""Log-likelihood estimation with the guide as importance proposal (Burda et al
 which tends to :math:`\log p(x_v)` as :math:`K \to \infty` and equals it for every
 :math:`K` when :math:`q` is the exact posterior. The :math:`K` samples are drawn in chunks and
 combined with a streaming log-sum-exp, so memory follows the chunk, not :math:`K`.
+
+With a context :math:`c` (a conditional model) the same estimator gives the conditional
+log-likelihood :math:`\log p(x_v \mid c)` (Sohn et al. 2015's CLL).
+
+With global latents :math:`\theta` (sites outside the data plate) each row's value is one of
+
+- ``global_latents="predictive"`` (default): :math:`\log \mathbb{E}_{q(\theta)}[p(x_v \mid
+  \theta)]`, the posterior predictive density of the row under the guide's :math:`q(\theta)`:
+  every particle draws its own :math:`\theta_k \sim q(\theta)` and its local latents given it,
+  and the weights leave out :math:`p(\theta)/q(\theta)` (the integral is over
+  :math:`q(\theta)`, not the prior). For a pair whose particles run as rows, the particles of
+  one chunk share one :math:`\theta`; the estimate stays a stochastic lower bound of the same
+  quantity.
+- ``global_latents="point"``: :math:`\log p(x_v \mid \hat\theta)`, conditioned on the guide's
+  point estimate :math:`\hat\theta` (its mean; its mode for discrete sites), as the
+  completion back ends condition.
+
+Neither is the joint evidence :math:`\log p(x_1, \dots, x_N)` of a batch, which does not split
+into rows.
 """
 
 from __future__ import annotations
@@ -14,7 +33,9 @@ from __future__ import annotations
 import torch
 
 from pgm3d._validation import check_inputs
-from pgm3d.inference._tracing import log_weights, plate_nesting
+from pgm3d.contract import WrappedModel, as_model
+from pgm3d.inference._tracing import log_weights
+from pgm3d.inference.globals import point_estimate
 from pgm3d.linalg import StreamingLogSumExp
 
 __all__ = ["log_likelihood"]
@@ -28,41 +49,62 @@ def log_likelihood(
     x: torch.Tensor,
     mask: torch.Tensor | None = None,
     *,
+    context=None,
     num_samples: int = 1000,
     chunk_size: int | None = None,
     method: str = "iwae",
     guide=None,
+    global_latents: str = "predictive",
 ) -> torch.Tensor:
     """Per-row log-likelihood of the observed entries, shape ``(B,)``.
 
-    :param model: a pgm3d model.
+    :param model: any model :func:`~pgm3d.contract.as_model` accepts.
     :param torch.Tensor x: ``(B, D)`` data; missing entries may hold anything.
     :param mask: bool ``(B, D)``, True = observed.
+    :param context: row-aligned conditioning inputs (a tensor or a dict of named tensors);
+        the result is then :math:`\\log p(x_v \\mid c)`.
     :param int num_samples: importance samples ``K`` per row (``method="iwae"``).
     :param int chunk_size: samples drawn at once (default: about 4M data-sized elements).
     :param str method: ``"iwae"`` (importance-weighted estimate, a stochastic lower bound in
         expectation) or ``"exact"`` (the closed form of a linear-Gaussian model).
-    :param guide: proposal to use instead of ``model.guide``.
+    :param guide: proposal to use instead of the model's guide.
+    :param str global_latents: ``"predictive"`` or ``"point"`` (module docstring); ignored
+        when the model has no global latents.
     """
-    check_inputs(model, x, mask)
     if method == "exact":
-        if not hasattr(model, "log_likelihood"):
-            raise ValueError(f"method='exact' needs a closed form; {type(model).__name__} has none")
-        return model.log_likelihood(x, mask)
+        source = model.source if isinstance(model, WrappedModel) else model
+        if not callable(getattr(source, "log_likelihood", None)):
+            raise ValueError(
+                f"method='exact' needs a closed form; {type(source).__name__} has none"
+            )
+        if context is not None:
+            raise ValueError("method='exact' takes no context")
+        check_inputs(source, x, mask)
+        return source.log_likelihood(x, mask)
+    pair = as_model(model, guide)
+    check_inputs(pair, x, mask)
     if method != "iwae":
         raise ValueError(f"method must be 'iwae' or 'exact', got {method!r}")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples (K) must be an int >= 1, got {num_samples!r}")
-    guide = model.guide if guide is None else guide
+    if global_latents not in ("predictive", "point"):
+        raise ValueError(
+            f"global_latents must be 'predictive' or 'point', got {global_latents!r}"
+        )
     B, D = x.shape
     if chunk_size is None:
         chunk_size = max(1, min(num_samples, _CHUNK_ELEMENTS // (B * D)))
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    ctx = pair.context_of(context, x)
+    s = pair.check(x, mask, ctx)
     with torch.no_grad():
-        nesting = plate_nesting(model.model, guide, x, mask)
+        bound = pair.bind(ctx)
+        if s.global_latents and global_latents == "point":
+            bound = bound.with_fixed(point_estimate(bound, x, mask))
         acc = StreamingLogSumExp()
         while acc.count < num_samples:
             k = min(chunk_size, num_samples - acc.count)
-            acc.update(log_weights(model.model, guide, x, mask, k, nesting).total)
+            lw = log_weights(bound.model, bound.guide, x, mask, k, s.nesting, sites=s)
+            acc.update(lw.total)
     return acc.log_mean_exp()

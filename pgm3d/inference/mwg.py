@@ -13,10 +13,11 @@ Both moves leave :math:`p(z, x_m \mid x_v)` invariant, so the chain targets the 
 conditional whatever the guide; the guide only sets the mixing speed.
 
 One sweep is one guide pass and one model pass on the proposal: the current latents' prior
-and likelihood are carried from the sweep that accepted them (the ``"x"`` site re-evaluated at
-the new completion, other observed sites carried as they are), which works for Normal and
-Bernoulli likelihoods, masked or not; for other families the proposed and current latents are
-decoded together in one pass of twice the batch.
+and likelihood are carried from the sweep that accepted them (the observed site that holds the
+data re-evaluated at the new completion, other observed sites carried as they are), which
+works for Normal and Bernoulli likelihoods, masked or not; for other families the proposed and
+current latents are decoded together in one pass of twice the batch. Global latents are held
+at the guide's point estimate, so the chain targets :math:`p(z, x_m \mid x_v, \hat\theta)`.
 """
 
 from __future__ import annotations
@@ -25,9 +26,17 @@ import pyro.distributions as dist
 import torch
 
 from pgm3d._validation import fill_where_missing
-from pgm3d.inference._tracing import latent_values, log_q_at, log_weights, trace_guide, with_values
+from pgm3d.inference._tracing import (
+    log_q_at,
+    log_weights,
+    obs_rows,
+    row_latents,
+    to_trace,
+    trace_guide,
+    trace_with_rows,
+)
 from pgm3d.inference.base import COMPLETION_METHODS
-from pgm3d.inference.samples import ChainState, chain_method, rows_view
+from pgm3d.inference.samples import ChainState, chain_method, obs_log_prob, rows_view
 
 __all__ = ["mwg"]
 
@@ -56,74 +65,94 @@ def _merge(take: torch.Tensor, a, b):
     raise NotImplementedError
 
 
-def _select_latents(accept, trace, proposal, current):
+def _choose(accept: torch.Tensor, proposal: dict, current: dict) -> dict:
+    """Row views ``(1, n, ...)``: the proposal where accepted, else the current latents."""
     return {
-        name: torch.where(rows_view(accept, trace.nodes[name]), value, current[name])
-        for name, value in proposal.items()
+        name: torch.where(accept.view(1, -1, *([1] * (v.dim() - 2))), v, current[name])
+        for name, v in proposal.items()
     }
 
 
 def _step(state: ChainState, ctx: dict) -> ChainState:
-    model, guide, nesting, x = ctx["model"], ctx["guide"], ctx["nesting"], state.x
-    trace = trace_guide(guide, x, None, 1, nesting)  # proposal q(z | x_v, x_m)
-    proposal = latent_values(trace)
+    if ctx.get("stacked"):
+        return _step_stacked(state, ctx)
+    bound, s, x = ctx["bound"], ctx["structure"], state.x
+    n, D = x.shape
+    trace = trace_guide(bound.guide, x, None, 1, s.nesting, sites=s)  # proposal q(z | x_v, x_m)
+    proposal = row_latents(trace, 1, n, s.nesting, s)
     cache = ctx.setdefault("cache", {})
-    if "fn" not in cache and not cache.get("stacked"):
+    if "site" not in cache:
         # first sweep: decode the current latents once; later sweeps carry their likelihood
         current = log_weights(
-            model.model, guide, x, None, 1, nesting, guide_trace=with_values(trace, state.latents)
+            bound.model,
+            bound.guide,
+            x,
+            None,
+            1,
+            s.nesting,
+            guide_trace=trace_with_rows(trace, state.latents, s.nesting, s),
+            sites=s,
         )
-        cache["fn"] = current.model_trace.nodes["x"]["fn"]
+        cache["site"] = current.model_trace.nodes[s.obs]
         cache["log_prior"] = current.log_prior
-        # observed sites other than "x" (e.g. ShapeVAE's existences) do not change with x_m
-        cache["log_other"] = current.log_lik - cache["fn"].log_prob(x)
-    if cache.get("stacked"):
-        return _step_stacked(state, ctx, trace, proposal)
-    lw = log_weights(model.model, guide, x, None, 1, nesting, guide_trace=trace)
-    log_q_current = log_q_at(trace, nesting, (1, x.shape[0]), values=state.latents)
-    log_p_current = cache["fn"].log_prob(x) + cache["log_prior"] + cache["log_other"]
+        # observed sites other than the data's (e.g. ShapeVAE's existences) do not change with
+        # the missing entries
+        cache["log_other"] = current.log_lik - obs_log_prob(cache["site"], x, s)
+    lw = log_weights(bound.model, bound.guide, x, None, 1, s.nesting, guide_trace=trace, sites=s)
+    current = {k: to_trace(v, k, s.nesting, s, trace.nodes[k]) for k, v in state.latents.items()}
+    log_q_current = log_q_at(trace, s.nesting, (1, n), values=current, sites=s)
+    log_p_current = obs_log_prob(cache["site"], x, s) + cache["log_prior"] + cache["log_other"]
     log_rho = (lw.total - (log_p_current - log_q_current))[0]
     accept = torch.rand_like(log_rho).log() < log_rho
-    fn_proposal = lw.model_trace.nodes["x"]["fn"]
+    site = lw.model_trace.nodes[s.obs]
     try:
-        take = accept.view(1, -1, *([1] * fn_proposal.event_dim))
-        fn = _merge(take, fn_proposal, cache["fn"])
+        fn = _merge(rows_view(accept, site, s), site["fn"], cache["site"]["fn"])
     except NotImplementedError:
-        cache.clear()
-        cache["stacked"] = True
-        return _step_stacked(state, ctx, trace, proposal)
-    cache["fn"] = fn
+        # a likelihood family without a row-merge rule: from now on decode the proposed and
+        # current latents together (this sweep's proposal is discarded unused)
+        ctx["stacked"] = True
+        return _step_stacked(state, ctx)
+    cache["site"] = {**site, "fn": fn}
     cache["log_prior"] = torch.where(accept, lw.log_prior, cache["log_prior"])
-    log_other = lw.log_lik - fn_proposal.log_prob(x)
+    log_other = lw.log_lik - obs_log_prob(site, x, s)
     cache["log_other"] = torch.where(accept, log_other, cache["log_other"])
-    latents = _select_latents(accept, trace, proposal, state.latents)
-    x_new = fill_where_missing(ctx["x"], ctx["mask"], fn.sample()[0])
-    return ChainState(latents, x_new, fn.mean[0], state.accepted + accept.to(state.accepted.dtype))
+    x_new = fill_where_missing(ctx["x"], ctx["mask"], obs_rows(fn.sample(), 1, n, D)[0])
+    return ChainState(
+        _choose(accept, proposal, state.latents),
+        x_new,
+        obs_rows(fn.mean, 1, n, D)[0],
+        state.accepted + accept.to(state.accepted.dtype),
+    )
 
 
-def _step_stacked(state: ChainState, ctx: dict, trace, proposal) -> ChainState:
-    """The same move for likelihood families :func:`_merge` has no rule for: the proposed and
-    current latents are decoded together in one model pass (``P = 2``)."""
-    model, nesting = ctx["model"], ctx["nesting"]
-    stacked = {n: torch.cat([proposal[n], state.latents[n]], 0) for n in proposal}
+def _step_stacked(state: ChainState, ctx: dict) -> ChainState:
+    """The same move for likelihood families :func:`_merge` has no rule for: one guide pass
+    with two particles (the first is the proposal) and one model pass decoding the proposed
+    and current latents together (``P = 2``)."""
+    bound, s, x = ctx["bound"], ctx["structure"], state.x
+    n, D = x.shape
+    trace = trace_guide(bound.guide, x, None, 2, s.nesting, sites=s)
+    drawn = row_latents(trace, 2, n, s.nesting, s)
+    proposal = {k: v[:1] for k, v in drawn.items()}
+    stacked = {k: torch.cat([proposal[k], state.latents[k]], 0) for k in drawn}
     lw = log_weights(
-        model.model,
-        ctx["guide"],
-        state.x,
+        bound.model,
+        bound.guide,
+        x,
         None,
         2,
-        nesting,
-        guide_trace=with_values(trace, stacked),
+        s.nesting,
+        guide_trace=trace_with_rows(trace, stacked, s.nesting, s),
+        sites=s,
     )
     log_rho = lw.total[0] - lw.total[1]
     accept = torch.rand_like(log_rho).log() < log_rho
-    fn = lw.model_trace.nodes["x"]["fn"]  # p(x | z) at [proposal, current]
-    draw, mean = fn.sample(), fn.mean
+    fn = lw.model_trace.nodes[s.obs]["fn"]  # p(x | z) at [proposal, current]
+    draw, mean = obs_rows(fn.sample(), 2, n, D), obs_rows(fn.mean, 2, n, D)
     rows = accept[:, None]
-    x = fill_where_missing(ctx["x"], ctx["mask"], torch.where(rows, draw[0], draw[1]))
     return ChainState(
-        _select_latents(accept, trace, proposal, state.latents),
-        x,
+        _choose(accept, proposal, state.latents),
+        fill_where_missing(ctx["x"], ctx["mask"], torch.where(rows, draw[0], draw[1])),
         torch.where(rows, mean[0], mean[1]),
         state.accepted + accept.to(state.accepted.dtype),
     )

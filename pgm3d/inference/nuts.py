@@ -9,14 +9,24 @@ whole batch, so it is meant for small models and checks.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pyro
+import pyro.poutine as poutine
 import torch
 from pyro.infer import MCMC, NUTS
 
 from pgm3d._validation import fill_where_missing
-from pgm3d.inference._tracing import plate_nesting
+from pgm3d.contract import ContractError
+from pgm3d.inference._tracing import rows_of
 from pgm3d.inference.base import COMPLETION_METHODS
-from pgm3d.inference.samples import SampleCompletion, check_sampler_options, decode_latents, finish
+from pgm3d.inference.samples import (
+    SampleCompletion,
+    check_sampler_options,
+    decode_latents,
+    finish,
+    prepare,
+)
 
 __all__ = ["nuts"]
 
@@ -27,6 +37,7 @@ def nuts(
     x,
     mask,
     *,
+    context=None,
     chains: int = 4,
     warmup: int = 100,
     thin: int = 1,
@@ -37,12 +48,14 @@ def nuts(
 ) -> SampleCompletion:
     """Complete ``x`` with NUTS samples of :math:`p(z \\mid x_v)`.
 
+    :param context: row-aligned conditioning inputs of the model (never imputed).
     :param int chains: chains, run one after another.
     :param int warmup: adaptation steps per chain.
     :param int thin: keep every ``thin``-th sample.
     :param int num_samples: draws kept per chain.
     :param int max_tree_depth: NUTS's maximum tree depth.
     :param seed: seeds Pyro's generators first (chain ``c`` then uses ``seed + c``).
+    :raises ContractError: a latent site is discrete (before any sampling).
     """
     check_sampler_options(
         chains=chains,
@@ -51,14 +64,25 @@ def nuts(
         num_samples=num_samples,
         max_tree_depth=max_tree_depth,
     )
+    bound, s, theta = prepare(model, x, mask, context, None, "completion method 'nuts'")
+    if s.discrete:
+        name, kind = next(iter(s.discrete.items()))
+        raise ContractError(
+            f"NUTS moves continuous latents by Hamiltonian dynamics, but site {name!r} ({kind}) "
+            "is discrete; use 'mwg', 'importance' or 'pseudo_gibbs'"
+        )
     B, D = x.shape
     zero_filled = fill_where_missing(x, mask, torch.zeros_like(x))
-    nesting = plate_nesting(model.model, model.guide, zero_filled, mask)
+    # the global latents are observed at their point estimate, so NUTS leaves them alone
+    target = bound.with_fixed(None).model
+    if theta:
+        target = poutine.condition(target, data=theta)
+    single = replace(s, layout="rows")  # NUTS runs the model without a particle plate
     runs = []
     for c in range(chains):
         if seed is not None:
             pyro.set_rng_seed(seed + c)
-        kernel = NUTS(model.model, max_tree_depth=max_tree_depth, max_plate_nesting=nesting)
+        kernel = NUTS(target, max_tree_depth=max_tree_depth, max_plate_nesting=s.nesting)
         mcmc = MCMC(
             kernel,
             num_samples=num_samples * thin,
@@ -67,11 +91,17 @@ def nuts(
         )
         with torch.enable_grad():  # HMC needs gradients even under a caller's no_grad
             mcmc.run(zero_filled, mask)
-        runs.append({n: v[thin - 1 :: thin].detach() for n, v in mcmc.get_samples().items()})
+        draws = {n: v[thin - 1 :: thin].detach() for n, v in mcmc.get_samples().items()}
+        runs.append(
+            {
+                n: torch.stack([rows_of(d, n, 1, B, s.nesting, single)[0] for d in draws[n]])
+                for n in s.local_latents
+            }
+        )
     latents = {n: torch.stack([r[n] for r in runs]) for n in runs[0]}  # (C, S, B, ...)
     flat = {n: v.reshape(chains * num_samples, *v.shape[2:]) for n, v in latents.items()}
     with torch.no_grad():
-        fn = decode_latents(model, flat, zero_filled, nesting)
-        draws = fn.sample().reshape(chains, num_samples, B, D)
-        mean = fn.mean.mean(0)
+        decoded = decode_latents(bound, flat, zero_filled, s)
+        draws = decoded.sample().reshape(chains, num_samples, B, D)
+        mean = decoded.mean.mean(0)
     return finish(x, mask, latents, draws, mean, "nuts")

@@ -13,7 +13,7 @@ distribution is not the posterior, and the bias is measured (not corrected) here
 from __future__ import annotations
 
 from pgm3d._validation import fill_where_missing
-from pgm3d.inference._tracing import latent_values, trace_guide
+from pgm3d.inference._tracing import row_latents, trace_guide
 from pgm3d.inference.base import COMPLETION_METHODS
 from pgm3d.inference.samples import ChainState, chain_method, decode_latents
 
@@ -21,11 +21,12 @@ __all__ = ["pseudo_gibbs"]
 
 
 def _step(state: ChainState, ctx: dict) -> ChainState:
-    trace = trace_guide(ctx["guide"], state.x, None, 1, ctx["nesting"])  # z ~ q(z | x)
-    latents = latent_values(trace)
-    fn = decode_latents(ctx["model"], latents, state.x, ctx["nesting"])  # x_m ~ p(x_m | z)
-    x = fill_where_missing(ctx["x"], ctx["mask"], fn.sample()[0])
-    return ChainState(latents, x, fn.mean[0], state.accepted)
+    bound, s, n = ctx["bound"], ctx["structure"], state.x.shape[0]
+    trace = trace_guide(bound.guide, state.x, None, 1, s.nesting, sites=s)  # z ~ q(z | x)
+    latents = row_latents(trace, 1, n, s.nesting, s)
+    decoded = decode_latents(bound, latents, state.x, s)  # x_m ~ p(x_m | z)
+    x = fill_where_missing(ctx["x"], ctx["mask"], decoded.sample()[0])
+    return ChainState(latents, x, decoded.mean[0], state.accepted)
 
 
 pseudo_gibbs = COMPLETION_METHODS.register("pseudo_gibbs")(

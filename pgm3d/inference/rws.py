@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import torch
 
-from pgm3d.inference._tracing import detached_copy, log_q_at, log_weights, trace_guide
-from pgm3d.inference.iwae import iwae_bound
-from pgm3d.inference.objectives import OBJECTIVES, Objective, with_value
+from pgm3d.contract import ContractError
+from pgm3d.inference._tracing import (
+    detached_copy,
+    log_q_at,
+    log_weights,
+    trace_guide,
+    with_values,
+)
+from pgm3d.inference.iwae import _totals, iwae_bound
+from pgm3d.inference.objectives import OBJECTIVES, Objective, draw_globals, with_value
 
 __all__ = ["RWS"]
 
@@ -21,27 +28,55 @@ __all__ = ["RWS"]
 @OBJECTIVES.register("rws")
 class RWS(Objective):
     """Wake-theta and wake-phi updates from one set of guide samples; the reported value is
-    the importance-weighted bound."""
+    the importance-weighted bound.
+
+    Global latents :math:`\\theta` are drawn once per step by reparameterisation and get the
+    gradient of :math:`\\alpha[\\log p(\\theta) - \\log q(\\theta)] + \\sum_n
+    \\log p(x_n \\mid \\theta)`, with :math:`\\nabla_\\theta \\log p(x_n \\mid \\theta)
+    \\approx \\sum_k \\tilde w_{nk} \\nabla_\\theta \\log p(x_n, z_{nk} \\mid \\theta)`
+    (Fisher's identity, self-normalised); the local guide sees :math:`\\theta` stopped, so its
+    wake-phi update does not move :math:`\\theta`.
+    """
 
     needs_rsample = False
 
-    def loss_and_bound(self, x, mask, scale, alpha):
-        nesting, P = self.nesting(x, mask), self.num_particles
-        guide_trace = detached_copy(trace_guide(self._guide, x, mask, P, nesting, alpha))
+    def check_structure(self, structure) -> None:
+        bad = {n: structure.not_reparam[n] for n in structure.global_latents
+               if n in structure.not_reparam}
+        if bad:
+            name, kind = next(iter(bad.items()))
+            raise ContractError(
+                f"RWS draws each global latent once per step and differentiates through it, "
+                f"but global site {name!r} ({kind}) cannot be reparameterised; use 'elbo'"
+            )
+
+    def loss_and_bound(self, bound, x, mask, scale, alpha):
+        s, P = bound.structure, self.num_particles
+        live, log_q_global = (
+            draw_globals(bound, x, mask, alpha) if s.global_latents else ({}, 0.0)
+        )
+        stopped = {n: v.detach() for n, v in live.items()} or None
+        guide_trace = detached_copy(
+            trace_guide(bound.guide, x, mask, P, s.nesting, alpha, sites=s, fixed=stopped)
+        )
+        if live:  # the model sees theta live: its path carries the wake-theta gradient
+            guide_trace = with_values(guide_trace, live)
         lw = log_weights(
-            self.pgm3d_model.model,
-            self._guide,
+            bound.model,
+            bound.guide,
             x,
             mask,
             P,
-            nesting,
+            s.nesting,
             kl_weight=alpha,
             guide_trace=guide_trace,
+            sites=s,
         )
-        log_q = log_q_at(guide_trace, nesting, (P, x.shape[0]))
+        log_q = log_q_at(guide_trace, s.nesting, (P, x.shape[0]), sites=s)
         log_p = lw.log_lik + lw.log_prior
         total = (log_p - log_q).detach()
         w = torch.softmax(total, 0)
-        surrogate = (w * (log_p + log_q)).sum(0)
-        bound = iwae_bound(total)
-        return with_value(-scale * surrogate.sum(), -scale * bound.sum()), bound
+        g = (lw.global_p.mean() if live else 0.0) - log_q_global
+        surrogate, _ = _totals((w * (log_p + log_q)).sum(0), torch.as_tensor(g), scale)
+        value, per_datum = _totals(iwae_bound(total), torch.as_tensor(g).detach(), scale)
+        return with_value(-surrogate, -value), per_datum

@@ -1,7 +1,11 @@
 """Sample-based completion: the result type and the machinery its back ends share.
 
 All chains and rows advance together: ``C`` chains of ``B`` rows are one batch of ``C * B``
-rows for the model and guide, so one sweep of every chain costs one batched pass.
+rows for the model and guide, so one sweep of every chain costs one batched pass. The back ends
+work on any model/guide pair the contract reads (:mod:`pgm3d.contract`) whose observed site
+holds the data: they hold the local latents as row views ``(P, B, *event)`` and write the
+completed entries into the observed site; global latents are held at the guide's point
+estimate (:mod:`pgm3d.inference.globals`).
 """
 
 from __future__ import annotations
@@ -12,15 +16,32 @@ import pyro
 import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
+from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import prune_subsample_sites
+from torch.distributions import Distribution
 
 from pgm3d._arviz import from_posterior
 from pgm3d._convergence import rhat_ess
 from pgm3d._validation import fill_where_missing
-from pgm3d.inference._tracing import DATA_PLATE, PARTICLES
+from pgm3d.contract import PARTICLES, PGM3D, Bound, Structure, as_model
+from pgm3d.inference._tracing import (
+    _per_datum,
+    obs_rows,
+    row_latents,
+    tile,
+    to_trace,
+    trace_guide,
+)
 from pgm3d.inference.base import Completion
+from pgm3d.inference.globals import point_estimate
 
-__all__ = ["SampleCompletion", "check_sampler_options", "decode_latents", "finish"]
+__all__ = [
+    "SampleCompletion",
+    "check_sampler_options",
+    "decode_latents",
+    "finish",
+    "prepare",
+]
 
 
 @dataclass
@@ -77,24 +98,74 @@ def check_sampler_options(**options) -> None:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
-def decode_latents(model, latents: dict, x: torch.Tensor, nesting: int):
-    """The model's likelihood site ``"x"`` with latents fixed to ``latents``.
+def prepare(model, x, mask, context, guide, what: str) -> tuple[Bound, Structure, dict]:
+    """The checked pair a sampler runs: bound to its context, with the global latents held at
+    the guide's point estimate :math:`\\hat\\theta` (:mod:`pgm3d.inference.globals`).
 
-    :param latents: site name -> ``(P, B, ...)`` values (``P`` particles).
-    :param x: ``(B, D)`` data passed to the model (observed everywhere).
-    :returns: the ``"x"`` site's distribution, batch ``(P, B)``, event ``(D,)``.
+    :returns: ``(bound, structure, theta_hat)``.
+    :raises ContractError: before any sampling, if the pair's latents lie in other plates
+        than the data plate, or its observed site does not hold the data entry for entry.
     """
+    pair = as_model(model, guide)
+    ctx = pair.context_of(context, x)
+    s = pair.check(x, mask, ctx)
+    s.refuse_other_plates("the completion back ends")
+    s.refuse_unless_holds_data(what)
+    bound = pair.bind(ctx)
+    theta = point_estimate(bound, x, mask) if s.global_latents else {}
+    return (bound.with_fixed(theta) if theta else bound), s, theta
+
+
+@dataclass
+class Decoded:
+    """The observed site's distribution :math:`p(x \\mid z)` at ``P`` particles of latents
+    for ``B`` rows, read out as ``(P, B, D)`` data rows."""
+
+    fn: Distribution
+    P: int
+    B: int
+    D: int
+
+    def sample(self) -> torch.Tensor:
+        return obs_rows(self.fn.sample(), self.P, self.B, self.D)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return obs_rows(self.fn.mean, self.P, self.B, self.D)
+
+
+def decode_latents(bound: Bound, latents: dict, x: torch.Tensor, structure: Structure) -> Decoded:
+    """The model's observed site with the local latents fixed to ``latents``.
+
+    :param latents: site name -> row view ``(P, B, *event)`` (``P`` particles).
+    :param x: ``(B, D)`` data passed to the model (complete: no NaN).
+    """
+    s = structure
     P = next(iter(latents.values())).shape[0]
-    fn = pyro.plate(PARTICLES, P, dim=-(nesting + 1))(model.model)
-    trace = poutine.trace(poutine.condition(fn, data=latents)).get_trace(x, None)
-    return prune_subsample_sites(trace).nodes["x"]["fn"]
+    values = {n: to_trace(v, n, s.nesting, s) for n, v in latents.items()}
+    fn = bound.model
+    if s.layout == "vectorized":
+        fn = pyro.plate(PARTICLES, P, dim=-(s.nesting + 1))(fn)
+    xs = tile(x, None, P, s)[0]
+    trace = poutine.trace(poutine.condition(fn, data=values)).get_trace(xs, None)
+    return Decoded(prune_subsample_sites(trace).nodes[s.obs]["fn"], P, x.shape[0], x.shape[1])
 
 
-def rows_view(flags: torch.Tensor, site: dict) -> torch.Tensor:
-    """``(B,)`` row flags shaped to broadcast against a site's value without its particle dim."""
-    value = site["value"][0]
+def obs_log_prob(site: dict, x: torch.Tensor, structure: Structure, P: int = 1) -> torch.Tensor:
+    """The observed site's (scaled, masked) log-density at data rows ``x (B, D)``, per
+    particle and row: ``(P, B)``."""
+    s = structure
+    value = x.reshape(x.shape[0], *s.obs_row_shape) if s.obs_row_shape else x
+    lp = scale_and_mask(site["fn"].log_prob(value), site["scale"], site["mask"])
+    return _per_datum({**site, "log_prob": lp}, s.nesting, (P, x.shape[0]), s)
+
+
+def rows_view(flags: torch.Tensor, site: dict, structure: Structure = PGM3D) -> torch.Tensor:
+    """``(B,)`` row flags shaped to broadcast against a site's value (and the parameters of
+    its distribution)."""
+    value = site["value"]
     event_dim = site["fn"].event_dim
-    data_dim = next(f.dim for f in site["cond_indep_stack"] if f.name == DATA_PLATE)
+    data_dim = next(f.dim for f in site["cond_indep_stack"] if f.name == structure.plate)
     shape = [1] * value.dim()
     shape[value.dim() - event_dim + data_dim] = flags.shape[0]
     return flags.view(shape)
@@ -138,36 +209,49 @@ class ChainState:
 
 
 def run_chains(
-    model, guide, x, mask, step, *, chains, warmup, thin, num_samples, seed, progress, method
+    model,
+    guide,
+    x,
+    mask,
+    step,
+    *,
+    context,
+    chains,
+    warmup,
+    thin,
+    num_samples,
+    seed,
+    progress,
+    method,
 ) -> SampleCompletion:
     """Start ``chains`` chains per row from the guide, run ``step`` (a function
     ``step(state, context) -> ChainState``) ``warmup + thin * num_samples`` times, keep every
     ``thin``-th state after warm-up, and assemble the result."""
     from pgm3d._progress import progress_bar
-    from pgm3d.inference._tracing import latent_values, plate_nesting, trace_guide
 
     check_sampler_options(chains=chains, warmup=warmup, thin=thin, num_samples=num_samples)
-    guide = model.guide if guide is None else guide
+    bound, s, _ = prepare(model, x, mask, context, guide, f"completion method {method!r}")
     if seed is not None:
         pyro.set_rng_seed(seed)
     B, D = x.shape
+    n = chains * B
     x_rep, mask_rep = x.repeat(chains, 1), mask.repeat(chains, 1)
     zero_filled = fill_where_missing(x_rep, mask_rep, torch.zeros_like(x_rep))
     with torch.no_grad():
-        nesting = plate_nesting(model.model, guide, zero_filled, mask_rep)
-        latents = latent_values(trace_guide(guide, x_rep, mask_rep, 1, nesting))  # q(z | x_v)
-        fn = decode_latents(model, latents, zero_filled, nesting)
+        trace = trace_guide(bound.guide, x_rep, mask_rep, 1, s.nesting, sites=s)  # q(z | x_v)
+        latents = row_latents(trace, 1, n, s.nesting, s)
+        decoded = decode_latents(bound, latents, zero_filled, s)
         state = ChainState(
             latents,
-            fill_where_missing(x_rep, mask_rep, fn.sample()[0]),
-            fn.mean[0],
-            x.new_zeros(chains * B),
+            fill_where_missing(x_rep, mask_rep, decoded.sample()[0]),
+            decoded.mean[0],
+            x.new_zeros(n),
         )
-        context = {"model": model, "guide": guide, "x": x_rep, "mask": mask_rep, "nesting": nesting}
+        ctx = {"bound": bound, "structure": s, "x": x_rep, "mask": mask_rep}
         kept_latents, kept_x, mean_sum = [], [], 0.0
         total = warmup + thin * num_samples
         for t in progress_bar(range(total), desc=method, progress=progress):
-            state = step(state, context)
+            state = step(state, ctx)
             if t >= warmup and (t - warmup + 1) % thin == 0:
                 kept_latents.append(state.latents)
                 kept_x.append(state.x)
@@ -177,7 +261,7 @@ def run_chains(
         stacked = torch.stack(values)
         return stacked.reshape(len(values), chains, B, *stacked.shape[2:]).transpose(0, 1)
 
-    latents = {n: by_chain([k[n][0] for k in kept_latents]) for n in kept_latents[0]}
+    latents = {name: by_chain([k[name][0] for k in kept_latents]) for name in kept_latents[0]}
     x_mean = (mean_sum / num_samples).reshape(chains, B, D).mean(0)
     accept = (state.accepted / total).reshape(chains, B).mean(0) if method == "mwg" else None
     return finish(x, mask, latents, by_chain(kept_x), x_mean, method, accept_rate=accept)
@@ -192,6 +276,7 @@ def chain_method(name: str, step, summary: str):
         x,
         mask,
         *,
+        context=None,
         chains: int = 4,
         warmup: int = 100,
         thin: int = 10,
@@ -206,6 +291,7 @@ def chain_method(name: str, step, summary: str):
             x,
             mask,
             step,
+            context=context,
             chains=chains,
             warmup=warmup,
             thin=thin,
@@ -218,11 +304,12 @@ def chain_method(name: str, step, summary: str):
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"""{summary}
 
+    :param context: row-aligned conditioning inputs of the model (never imputed).
     :param int chains: chains per row, all run as one batch.
     :param int warmup: sweeps discarded first (thesis: 100).
     :param int thin: keep every ``thin``-th sweep after warm-up (thesis: 10).
     :param int num_samples: draws kept per chain (thesis: 25).
-    :param guide: encoder to use instead of ``model.guide``.
+    :param guide: encoder to use instead of the model's guide.
     :param seed: seeds Pyro's generators first.
     :param progress: progress bar over sweeps (``None``: only on a terminal).
     """

@@ -50,6 +50,7 @@ def fit(
     objective: str | Objective = "elbo",
     *,
     mask: torch.Tensor | None = None,
+    context=None,
     guide=None,
     num_particles: int = 1,
     kl_weight: float = 1.0,
@@ -71,15 +72,20 @@ def fit(
     """Train a model/guide pair by stochastic optimisation of an objective.
 
     Each step draws a minibatch of ``batch_size`` rows (shuffled each epoch by a generator
-    seeded with ``seed``), evaluates the objective with the minibatch scale ``N / B`` applied
-    outside the per-datapoint bounds, and takes an Adam step.
+    seeded with ``seed``) and their context, evaluates the objective with the minibatch scale
+    ``N / B`` applied to the local terms outside the per-datapoint bounds (global latents count
+    once), and takes an Adam step on every parameter the pair uses: its modules' parameters and
+    its ``pyro.param`` sites (Pyro's param store), found by tracing it once first.
 
-    :param model: a pgm3d model (``model.model``, ``model.guide``; a ``PyroModule``).
+    :param model: any model :func:`~pgm3d.contract.as_model` accepts: a pgm3d model, an
+        object with ``model`` and ``guide`` methods, or a ``(model, guide)`` pair of functions.
     :param data: ``(N, D)`` tensor or array.
     :param objective: a name in ``OBJECTIVES`` (``"elbo"``, ``"meanfield"``, ``"iwae"``,
         ``"dreg"``, ``"rws"``) or a constructed :class:`~pgm3d.inference.Objective`.
     :param mask: optional bool ``(N, D)``, True = observed.
-    :param guide: a guide to train instead of ``model.guide``.
+    :param context: row-aligned conditioning inputs: an ``(N, ...)`` tensor or a dict of them
+        by argument name, minibatched with the data.
+    :param guide: a guide to train instead of the model's own.
     :param int num_particles: samples of the guide per data point.
     :param float kl_weight: target KL weight :math:`\\alpha` (thesis eq. 3.5).
     :param int kl_warmup: steps over which the KL weight rises linearly from 0 to
@@ -119,28 +125,33 @@ def fit(
         raise ValueError("resume=True needs the checkpoint file to resume from")
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-    if device is not None:
-        model.to(device)
-        if isinstance(guide, torch.nn.Module):
-            guide.to(device)
-    x = as_data(data, "data", device=device)
-    if mask is not None:
-        mask = check_mask(mask.to(x.device), x)
-    check_model_matches(model, x, "data")
-    check_observed_finite(x, mask, "data")
     if isinstance(objective, Objective):
         loss_fn = objective
     else:
         loss_fn = OBJECTIVES[objective](
             model, guide, num_particles=num_particles, kl_weight=kl_weight
         )
-    params = list(loss_fn.parameters() if parameters is None else parameters)
+    pair = loss_fn.pair
+    if device is not None:
+        pair.to(device)
+    x = as_data(data, "data", device=device)
+    if mask is not None:
+        mask = check_mask(mask.to(x.device), x)
+        if bool(mask.all()):
+            mask = None  # nothing to marginalise: skip the masking handler on every step
+    check_model_matches(pair, x, "data")
+    check_observed_finite(x, mask, "data")
+    ctx = pair.context_of(context, x)
+    N = x.shape[0]
+    B = min(batch_size, N)
+    # trace once on the first rows: every check before the first step, and the param sites
+    first = slice(0, B)
+    loss_fn.prepare(x[first], None if mask is None else mask[first], _rows(ctx, first))
+    params = list(loss_fn.trainable_parameters() if parameters is None else parameters)
     if not params:
         raise ValueError("nothing to optimise: the model and guide have no parameters")
     # the multi-tensor update is several times faster on the CPU for models of many tensors
     optimizer = torch.optim.Adam(params, lr=lr, foreach=True)
-    N = x.shape[0]
-    B = min(batch_size, N)
     settings = {
         "objective": loss_fn.__class__.__name__,
         "num_particles": loss_fn.num_particles,
@@ -153,12 +164,14 @@ def fit(
     }
     if lr_decay != 1.0:  # only then, so checkpoints written before the option still resume
         settings["lr_decay"] = lr_decay
+    if ctx:
+        settings["context"] = sorted(ctx)
     pyro.set_rng_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
     history = FitHistory()
     loop = {"epoch": 0, "position": 0, "order": None, "total": 0.0}
     if resume:
-        history, loop = _restore(checkpoint, settings, model, guide, optimizer, shuffle, x.device)
+        history, loop = _restore(checkpoint, settings, pair, optimizer, shuffle, x.device)
     start = time.perf_counter() - history.seconds
 
     def save() -> None:
@@ -166,8 +179,11 @@ def fit(
             history.seconds = time.perf_counter() - start
             write_checkpoint(
                 checkpoint,
-                model=model,
-                guide=guide if isinstance(guide, torch.nn.Module) else None,
+                # the object itself only for pgm3d's models (pgm3d.load reads it back); the
+                # parameters of any pair are in its state and its param-store tensors
+                model=pair.source if getattr(pair.source, "pgm3d_contract", None) else None,
+                state=pair.state_dict(),
+                pyro_params={k: v.detach() for k, v in pair.param_store_tensors().items()},
                 optimizer=optimizer.state_dict(),
                 rng=pyro.util.get_rng_state(),
                 cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
@@ -197,7 +213,11 @@ def fit(
             )
             optimizer.zero_grad()
             loss = loss_fn(
-                x[rows], None if mask is None else mask[rows], scale=N / len(rows), kl_weight=alpha
+                x[rows],
+                None if mask is None else mask[rows],
+                context=_rows(ctx, rows),
+                scale=N / len(rows),
+                kl_weight=alpha,
             )
             if not torch.isfinite(loss):
                 raise RuntimeError(
@@ -227,7 +247,11 @@ def fit(
     return history
 
 
-def _restore(path, settings, model, guide, optimizer, shuffle, device):
+def _rows(context: dict, rows) -> dict | None:
+    return {k: v[rows] for k, v in context.items()} if context else None
+
+
+def _restore(path, settings, pair, optimizer, shuffle, device):
     """Load a checkpoint written by :func:`fit` into the live objects; returns the history and
     the loop position."""
     record = read_checkpoint(path, map_location=device)
@@ -238,9 +262,18 @@ def _restore(path, settings, model, guide, optimizer, shuffle, device):
     ]
     if differ:
         raise ValueError(f"cannot resume from {path}: settings differ ({'; '.join(differ)})")
-    model.load_state_dict(record["model"].state_dict())
-    if isinstance(guide, torch.nn.Module):
-        guide.load_state_dict(record["guide"].state_dict())
+    if "state" in record:
+        pair.load_state_dict(record["state"])
+    else:  # written before pairs were wrapped: the model (and guide) objects themselves
+        pair.parts[0].load_state_dict(record["model"].state_dict())
+        if record.get("guide") is not None:
+            pair.parts[1].load_state_dict(record["guide"].state_dict())
+    live = pair.param_store_tensors()
+    for name, value in record.get("pyro_params", {}).items():
+        if name not in live:
+            raise ValueError(f"cannot resume from {path}: the pair has no pyro.param {name!r}")
+        with torch.no_grad():
+            live[name].copy_(value)
     optimizer.load_state_dict(record["optimizer"])
     pyro.util.set_rng_state(record["rng"])
     if record["cuda_rng"] is not None and torch.cuda.is_available():

@@ -1,8 +1,11 @@
-"""Generative models, each a Pyro model/guide pair (one model per file).
+"""Generative models, each a Pyro model/guide pair (one model per file) following the
+:class:`~pgm3d.models.base.Model` protocol.
 
-``MODELS`` names them, so scripts and the CLI can pick one by string.
+``MODELS`` names them, so scripts and the CLI can pick one by string; :func:`build_model`
+builds one from data through the protocol.
 """
 
+from pgm3d.models.base import SAMPLERS, Model, completion_methods
 from pgm3d.models.factor_analysis import EMInfo, FactorAnalysis
 from pgm3d.models.gan3d import GAN3D
 from pgm3d.models.guides import GaussianEncoderGuide
@@ -29,25 +32,27 @@ MODELS.register("gan")(GAN3D)
 MODELS.register("mvae")(MVAE)
 MODELS.register("scene-vae")(SceneVAE)
 
-from pgm3d.models.build import SHAPE_MODELS, build_model, model_rows, trained_by_sgd  # noqa: E402
+from pgm3d.models.build import build_model, model_rows, trained_by_sgd  # noqa: E402
 
 __all__ = [
     "GAN3D",
     "MODELS",
     "MVAE",
     "PPCA",
-    "SHAPE_MODELS",
+    "SAMPLERS",
     "VAE",
     "VSL",
     "EMInfo",
     "FactorAnalysis",
     "GaussianEncoderGuide",
     "LinearGaussian",
+    "Model",
     "PatternGaussian",
     "SceneVAE",
     "ShapeFA",
     "ShapeVAE",
     "build_model",
+    "completion_methods",
     "model_rows",
     "trained_by_sgd",
 ]

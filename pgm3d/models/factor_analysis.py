@@ -35,6 +35,14 @@ class EMInfo:
     log_likelihood: list[float] = field(default_factory=list)
 
 
+def quiet_em(fn, *args, **kwargs):
+    """Run an EM fit with its slow-convergence warnings silenced (they are not errors when a
+    model is built by name)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(*args, **kwargs)
+
+
 class FactorAnalysis(LinearGaussian):
     r"""Factor analysis as a Pyro model/guide pair with exact missing-data inference.
 
@@ -46,6 +54,8 @@ class FactorAnalysis(LinearGaussian):
     methods (``exact_posterior``, ``log_likelihood``, ``model``/``guide``).
     """
 
+    trained_by = "em"
+
     def __init__(self, W: torch.Tensor, mu: torch.Tensor, psi: torch.Tensor):
         super().__init__(W, mu)
         W = self.W
@@ -56,6 +66,18 @@ class FactorAnalysis(LinearGaussian):
             raise ValueError("psi must be positive")
         self.psi = PyroParam(psi.clone(), constraint=constraints.positive, event_dim=1)
         self.fit_info: EMInfo | None = None
+
+    @classmethod
+    def from_data(cls, data, *, latent_dim=None, progress=None, **_) -> FactorAnalysis:
+        """Fitted by EM (:meth:`fit`, or :meth:`fit_missing` when entries are missing) to any
+        data as float64 rows; ``latent_dim`` defaults to 8."""
+        from pgm3d.models.base import flat_rows
+
+        x, mask = flat_rows(data)
+        x, K = x.to(torch.float64), latent_dim or 8
+        if bool(mask.all()):
+            return quiet_em(cls.fit, x, K, progress=progress)
+        return quiet_em(cls.fit_missing, x, mask, K, progress=progress)
 
     @classmethod
     def random(

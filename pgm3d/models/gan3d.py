@@ -37,6 +37,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pgm3d._validation import check_inputs, clean_missing
+from pgm3d.models.base import Model, check_n
 
 __all__ = ["GAN3D"]
 
@@ -101,7 +102,7 @@ class Discriminator3D(nn.Module):
         return self.out(self.hidden(x)[-1]).flatten(1)
 
 
-class GAN3D(PyroModule):
+class GAN3D(Model, PyroModule):
     """3D-GAN, or with ``encoder=True`` the 3D-VAE-GAN, over flattened voxel grids.
 
     :param int resolution: ``R``, 64 (the paper's) or 32.
@@ -110,6 +111,9 @@ class GAN3D(PyroModule):
     :param float width: multiplies every channel count (1: the paper's 512-256-128-64; 0.25
         makes a step about 16 times cheaper, for CPUs).
     """
+
+    data_kind = "voxels"
+    trained_by = "adversarial"
 
     def __init__(
         self,
@@ -131,6 +135,13 @@ class GAN3D(PyroModule):
         self.generator = Generator3D(latent_dim, resolution, width)
         self.discriminator = Discriminator3D(resolution, width=width)
         self.encoder = Discriminator3D(resolution, 2 * latent_dim, width) if encoder else None
+
+    @classmethod
+    def from_data(cls, data, *, latent_dim=None, hidden=None, **_) -> GAN3D:
+        """The paper's network at a VoxelSet's resolution (``z`` of ``latent_dim``, 200)."""
+        if hidden is not None:
+            raise ValueError("the GAN's widths are the paper's; hidden does not apply")
+        return cls(data.resolution, latent_dim or 200)
 
     def grid(self, x: torch.Tensor) -> torch.Tensor:
         """Rows ``(B, R³)`` as ``(B, 1, R, R, R)``."""
@@ -162,17 +173,24 @@ class GAN3D(PyroModule):
 
     @torch.no_grad()
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, mean: bool = True
-    ) -> torch.Tensor:
-        """``n`` grids ``(n, R, R, R)`` from ``z ~ p(z)``: occupancy probabilities ``G(z)`` with
-        ``mean=True``, Bernoulli draws otherwise."""
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        mean: bool = False,
+        return_latents: bool = False,
+    ):
+        """``n`` grids ``(n, R, R, R)`` from ``z ~ p(z)``: Bernoulli draws, or the occupancy
+        probabilities ``G(z)`` with ``mean=True`` (and ``z`` with ``return_latents``)."""
+        check_n(n)
         p = next(self.parameters())
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
         probs = self.decode(z)
         if not mean:
             probs = torch.bernoulli(probs, generator=generator)
         R = self.resolution
-        return probs.reshape(n, R, R, R)
+        grids = probs.reshape(n, R, R, R)
+        return (grids, z) if return_latents else grids
 
     # -- Pyro ----------------------------------------------------------------------------------
     def model(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -27,6 +27,7 @@ from pyro.nn import PyroModule
 from pgm3d._validation import check_inputs, clean_missing
 from pgm3d.distributions import PrecisionMultivariateNormal
 from pgm3d.linalg import SMALL_BATCH, masked_gram, unique_rows
+from pgm3d.models.base import LINEAR_METHODS, SAMPLERS, Model, check_n
 
 __all__ = ["LinearGaussian", "check_latent_dim", "cholesky"]
 
@@ -42,7 +43,7 @@ def check_latent_dim(latent_dim, data_dim: int) -> int:
     return latent_dim
 
 
-class LinearGaussian(PyroModule):
+class LinearGaussian(Model, PyroModule):
     r"""Base class of linear-Gaussian models: a Pyro model/guide pair with exact inference.
 
     Subclasses provide the parameters ``W`` of shape ``(D, K)``, ``mu`` of shape ``(D,)`` and
@@ -57,6 +58,7 @@ class LinearGaussian(PyroModule):
     W: torch.Tensor
     mu: torch.Tensor
     psi: torch.Tensor
+    completion_methods = (*LINEAR_METHODS, *SAMPLERS)
 
     def __init__(self, W: torch.Tensor, mu: torch.Tensor):
         super().__init__()
@@ -112,21 +114,32 @@ class LinearGaussian(PyroModule):
         return dist.Normal(loc, self.psi.sqrt(), validate_args=False).to_event(1)
 
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, return_latents: bool = False
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        mean: bool = False,
+        return_latents: bool = False,
     ):
-        """Draw ``n`` samples ``x`` of shape ``(n, D)`` (and ``z`` of shape ``(n, K)``).
+        """Draw ``n`` samples ``x`` of shape ``(n, D)`` (and ``z`` of shape ``(n, K)``); with
+        ``mean=True`` the means :math:`Wz + \\mu` at the drawn ``z``.
 
         :param generator: torch generator on the model's device; ``None`` uses the global one
             (seed it with ``pyro.set_rng_seed``).
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        check_n(n)
         with torch.no_grad():  # a draw, not a reparameterised sample
             W = self.W
             kw = dict(generator=generator, dtype=W.dtype, device=W.device)
             z = torch.randn(n, self.latent_dim, **kw)
-            x = z @ W.mT + self.mu + self.psi.sqrt() * torch.randn(n, self.data_dim, **kw)
+            x = z @ W.mT + self.mu
+            if not mean:
+                x = x + self.psi.sqrt() * torch.randn(n, self.data_dim, **kw)
         return (x, z) if return_latents else x
+
+    def exact_log_likelihood(self, x, mask, existence=None) -> torch.Tensor:
+        """The closed form :meth:`log_likelihood`."""
+        return self.log_likelihood(x, mask)
 
     # ------------------------------------------------------------------ exact inference
     def full_precision(self) -> torch.Tensor:

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pgm3d._validation import check_inputs, clean_missing
+from pgm3d.models.base import Model, check_n
 
 __all__ = ["MVAE", "ObjectDecoder", "Renderer", "SpriteEncoder", "gaussian_kl"]
 
@@ -124,7 +125,7 @@ class Renderer(nn.Module):
         return self.conv3(F.interpolate(h, scale_factor=2, mode="bilinear"))
 
 
-class MVAE(PyroModule):
+class MVAE(Model, PyroModule):
     """The multi-entity VAE as a Pyro model/guide pair over flattened RGB images.
 
     :param int num_objects: ``K``, object latents kept per scene (5: 60 latent dimensions in all,
@@ -135,6 +136,9 @@ class MVAE(PyroModule):
     :param int width: channels of the encoder's conv layers (32).
     :param int channels: channels of the object decoder and the renderer (32).
     """
+
+    data_kind = "scenes"
+    completion_methods = ()  # the object latents lie in an "objects" plate (one vector per row)
 
     def __init__(
         self,
@@ -161,6 +165,12 @@ class MVAE(PyroModule):
         self.encoder = SpriteEncoder(2 * object_dim, width)
         self.object_decoder = ObjectDecoder(object_dim, image_size, channels)
         self.renderer = Renderer(channels)
+
+    @classmethod
+    def from_data(cls, data, *, latent_dim=None, **_) -> MVAE:
+        """Object slots for the scenes' largest sprite count (:meth:`objects_for`), each a
+        latent of ``latent_dim`` (12)."""
+        return cls(cls.objects_for(data.exists.shape[-1]), latent_dim or 12)
 
     @staticmethod
     def objects_for(max_sprites: int) -> int:
@@ -257,12 +267,24 @@ class MVAE(PyroModule):
         return torch.sigmoid(self.decode_logits(self.select(x, mask)[0]))
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` scenes' pixel probabilities ``(n, 3 S²)`` from the prior."""
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        mean: bool = False,
+        return_latents: bool = False,
+    ):
+        """``n`` scenes ``(n, 3 S²)`` from the prior: Bernoulli pixels, or their probabilities
+        with ``mean=True`` (and the object latents ``(n, K, Z)`` with ``return_latents``)."""
+        check_n(n)
         p = next(self.parameters())
         shape = (n, self.num_objects, self.object_dim)
         z = torch.randn(shape, generator=generator, dtype=p.dtype, device=p.device)
-        return torch.sigmoid(self.decode_logits(z))
+        x = torch.sigmoid(self.decode_logits(z))
+        if not mean:
+            x = torch.bernoulli(x, generator=generator)
+        return (x, z) if return_latents else x
 
     @torch.no_grad()
     def count(self, x: torch.Tensor, threshold: float) -> torch.Tensor:

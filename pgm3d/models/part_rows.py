@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from pgm3d._validation import check_inputs
+from pgm3d.models.base import data_kind
 from pgm3d.models.existence import ExistenceDistribution, existence_patterns
 
 __all__ = ["ExistencePrior", "PartRows"]
@@ -19,7 +20,17 @@ __all__ = ["ExistencePrior", "PartRows"]
 class ExistencePrior:
     """Mixin for ``nn.Module`` shape models: ``p(e)`` over the training existence patterns
     (buffers ``patterns``, ``pattern_counts``) and the part of every point entry
-    (buffer ``part_of_entry``)."""
+    (buffer ``part_of_entry``); their data are :class:`~pgm3d.data.ShapeSet` shapes."""
+
+    data_kind = "shapes"
+
+    def data_rows(self, data) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's rows and observation mask of a ShapeSet (:meth:`data`), on its device
+        and dtype."""
+        if data_kind(data) != "shapes":
+            raise ValueError(f"{type(self).__name__} models part-segmented shapes, not rows")
+        ref = self._reference()
+        return self.data(data.to(dtype=ref.dtype, device=ref.device))
 
     def init_existence(self, existence, part_sizes, smoothing: float) -> None:
         patterns, counts = existence_patterns(existence)
@@ -68,8 +79,20 @@ class PartRows(ExistencePrior):
         return cls(counts, shapes.existence.cpu(), *args, normals=normals, **kwargs)
 
     def _reference(self) -> torch.Tensor:
-        ref = next(iter(self.parameters()), None)
-        return ref if ref is not None else next(iter(self.buffers()))
+        """The first floating-point parameter or buffer: the model's dtype and device."""
+        tensors = (*self.parameters(), *self.buffers())
+        return next(t for t in tensors if t.is_floating_point())
+
+    def sample_shapes(self, n: int, *, generator=None, mean: bool = False) -> dict:
+        """``n`` sampled shapes for figures: :meth:`to_points` of :meth:`sample`'s rows, with
+        the rows themselves under ``"rows"``."""
+        rows = self.sample(n, generator=generator, mean=mean)
+        return {**self.to_points(rows), "rows": rows}
+
+    def observed_entries(self, mask: torch.Tensor, existence=None) -> torch.Tensor:
+        """Observed point entries per row (the existence columns count in the numerator of a
+        log-likelihood per dimension, as ``log p(e)``, not the denominator)."""
+        return mask[:, : self.point_dim].sum(-1)
 
     def data(self, shapes, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows ``[x, e]`` and their observation mask from a ShapeSet (absent parts masked;

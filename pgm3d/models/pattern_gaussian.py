@@ -16,12 +16,13 @@ import math
 import torch
 from torch import nn
 
+from pgm3d.models.base import Model, check_n
 from pgm3d.models.part_rows import PartRows
 
 __all__ = ["PatternGaussian"]
 
 
-class PatternGaussian(PartRows, nn.Module):
+class PatternGaussian(PartRows, Model, nn.Module):
     """Diagonal Gaussian per existence pattern; rows as :class:`~pgm3d.models.ShapeVAE`'s.
 
     :param part_points: points per part. :param existence: ``(N, K)`` bool training existences.
@@ -30,6 +31,9 @@ class PatternGaussian(PartRows, nn.Module):
 
     Fit with :meth:`fit` (rows) or :meth:`fit_shapes` (a ShapeSet).
     """
+
+    trained_by = "closed-form"
+    completion_methods = ()  # not a Pyro model: its marginals are exact and need no inference
 
     def __init__(
         self, part_points, existence, *, normals=True, min_variance=1e-3, existence_smoothing=0.0
@@ -43,6 +47,11 @@ class PatternGaussian(PartRows, nn.Module):
         self.register_buffer("loc", torch.zeros(n, self.point_dim))
         self.register_buffer("variance", torch.ones(n, self.point_dim))
         self.fitted = False
+
+    @classmethod
+    def from_data(cls, data, **_) -> PatternGaussian:
+        """Fitted to a ShapeSet in float64 (:meth:`fit_shapes`)."""
+        return cls.fit_shapes(data.to(dtype=torch.float64))
 
     @classmethod
     def fit_shapes(cls, shapes, *, normals: bool = True, **kwargs) -> PatternGaussian:
@@ -99,13 +108,23 @@ class PatternGaussian(PartRows, nn.Module):
         log_n = -0.5 * ((points - loc) ** 2 / var + var.log() + math.log(2 * math.pi))
         return prior.log_prob(e) + torch.where(keep, log_n, 0.0).sum(-1)
 
+    def exact_log_likelihood(self, x, mask, existence=None) -> torch.Tensor:
+        """The closed form :meth:`log_likelihood`."""
+        return self.log_likelihood(x, mask)
+
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, mean: bool = False
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        mean: bool = False,
+        return_latents: bool = False,
     ) -> torch.Tensor:
         """``n`` rows ``[x, e]`` from the model (the pattern means with ``mean=True``); absent
-        parts' entries are 0."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        parts' entries are 0. It has no latents (``return_latents`` is refused)."""
+        check_n(n)
+        if return_latents:
+            raise ValueError("the per-pattern Gaussian has no latent variables to return")
         e = self.existence_distribution().sample((n,), generator=generator).to(self.loc)
         idx = self.existence_distribution().pattern_index(e)
         if (idx < 0).any():

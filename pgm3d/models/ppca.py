@@ -27,6 +27,8 @@ class PPCA(LinearGaussian):
     inference methods.
     """
 
+    trained_by = "closed-form"
+
     def __init__(self, W: torch.Tensor, mu: torch.Tensor, sigma2):
         super().__init__(W, mu)
         sigma2 = torch.as_tensor(sigma2, dtype=self.W.dtype, device=self.W.device)
@@ -38,6 +40,17 @@ class PPCA(LinearGaussian):
     def psi(self) -> torch.Tensor:
         """Noise variances ``(D,)``, all equal to ``sigma2``."""
         return self.sigma2.expand(self.W.shape[0])
+
+    @classmethod
+    def from_data(cls, data, *, latent_dim=None, **_) -> PPCA:
+        """Fitted in closed form (:meth:`fit`) to complete float64 rows; ``latent_dim``
+        defaults to 8."""
+        from pgm3d.models.base import flat_rows
+
+        x, mask = flat_rows(data)
+        if not bool(mask.all()):
+            raise ValueError("ppca is fitted in closed form from complete rows; use fa instead")
+        return cls.fit(x.to(torch.float64), latent_dim or 8)
 
     @classmethod
     def random(

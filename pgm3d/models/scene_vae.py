@@ -20,12 +20,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from pgm3d._validation import check_inputs, clean_missing
+from pgm3d.models.base import Model, check_n
 from pgm3d.models.mvae import ObjectDecoder, Renderer, SpriteEncoder
 
 __all__ = ["SceneVAE"]
 
 
-class SceneVAE(PyroModule):
+class SceneVAE(Model, PyroModule):
     """A VAE over flattened RGB images with the MVAE's networks.
 
     :param int latent_dim: size of ``z`` (60 = the MVAE's 5 objects × 12).
@@ -33,6 +34,8 @@ class SceneVAE(PyroModule):
     :param int width: channels of the encoder's conv layers (32).
     :param int channels: channels of the decoder and renderer (32).
     """
+
+    data_kind = "scenes"
 
     def __init__(self, latent_dim: int = 60, *, image_size: int = 64, width=32, channels=32):
         super().__init__()
@@ -46,6 +49,13 @@ class SceneVAE(PyroModule):
         self.encoder_fc = nn.Linear(grid * (image_size // 8) ** 2, 2 * latent_dim)
         self.decoder = ObjectDecoder(latent_dim, image_size, channels)
         self.renderer = Renderer(channels)
+
+    @classmethod
+    def from_data(cls, data, *, latent_dim=None, **_) -> SceneVAE:
+        """As many latent dimensions as the MVAE for the same scenes (12 per object slot)."""
+        from pgm3d.models.mvae import MVAE
+
+        return cls(latent_dim or 12 * MVAE.objects_for(data.exists.shape[-1]))
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None):
         """``loc, scale (B, Z)`` of :math:`q(z \\mid x)` (missing pixels read as 0)."""
@@ -87,8 +97,20 @@ class SceneVAE(PyroModule):
         return torch.sigmoid(self.decode_logits(self.encode(x, mask)[0]))
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` scenes' pixel probabilities ``(n, 3 S²)`` from the prior."""
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        mean: bool = False,
+        return_latents: bool = False,
+    ):
+        """``n`` scenes ``(n, 3 S²)`` from the prior: Bernoulli pixels, or their probabilities
+        with ``mean=True`` (and ``z`` with ``return_latents``)."""
+        check_n(n)
         p = next(self.parameters())
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
-        return torch.sigmoid(self.decode_logits(z))
+        x = torch.sigmoid(self.decode_logits(z))
+        if not mean:
+            x = torch.bernoulli(x, generator=generator)
+        return (x, z) if return_latents else x

@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 
 from pgm3d._progress import progress_bar
-from pgm3d.models.factor_analysis import FactorAnalysis
+from pgm3d.models.factor_analysis import FactorAnalysis, quiet_em
 from pgm3d.models.part_rows import ExistencePrior
 
 __all__ = ["ShapeFA"]
@@ -58,6 +58,18 @@ class ShapeFA(ExistencePrior, FactorAnalysis):
         self.part_points = list(part_points)
         self.init_existence(existence, [m * width for m in self.part_points], smoothing)
         self.layers: dict | None = None
+
+    @classmethod
+    def from_data(cls, data, *, latent_dim=None, part_dim=None, progress=None, **_) -> ShapeFA:
+        """Fitted layer by layer to a ShapeSet in float64 (:meth:`fit_shapes`): ``latent_dim``
+        8, ``part_dim`` 16."""
+        return quiet_em(
+            cls.fit_shapes,
+            data.to(dtype=torch.float64),
+            latent_dim or 8,
+            part_dim or 16,
+            progress=progress,
+        )
 
     @classmethod
     def fit_shapes(
@@ -141,6 +153,24 @@ class ShapeFA(ExistencePrior, FactorAnalysis):
         e = existence.to(x.device)
         keep = mask & self.entry_mask(e)
         return self.existence_distribution().log_prob(e.to(x.dtype)) + self.log_likelihood(x, keep)
+
+    def exact_log_likelihood(self, x, mask, existence=None) -> torch.Tensor:
+        """:meth:`log_joint`: the existence prior plus the exact marginal of the points."""
+        if existence is None:
+            raise ValueError("ShapeFA's log-likelihood needs the shapes' existence flags")
+        return self.log_joint(x, mask, existence)
+
+    def observed_entries(self, mask: torch.Tensor, existence=None) -> torch.Tensor:
+        """Observed entries of present parts, per row."""
+        if existence is None:
+            return mask.sum(-1)
+        return (mask & self.entry_mask(existence.to(mask.device))).sum(-1)
+
+    def sample_shapes(self, n: int, *, generator=None, mean: bool = False) -> dict:
+        """:meth:`sample_points`, with the points and normals as rows under ``"rows"``."""
+        shapes = self.sample_points(n, generator=generator, mean=mean)
+        parts = [shapes["points"]] + ([shapes["normals"]] if shapes["normals"] is not None else [])
+        return {**shapes, "rows": torch.cat(parts, -1).reshape(n, -1)}
 
     def sample_points(
         self, n: int, *, generator: torch.Generator | None = None, mean: bool = False

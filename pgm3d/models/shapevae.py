@@ -33,12 +33,13 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pgm3d._validation import clean_missing
+from pgm3d.models.base import Model, check_n
 from pgm3d.models.part_rows import PartRows
 
 __all__ = ["ShapeVAE"]
 
 
-class ShapeVAE(PartRows, PyroModule):
+class ShapeVAE(PartRows, Model, PyroModule):
     """The ShapeVAE model/guide pair.
 
     :param part_points: points per part ``(m_1, ..., m_K)``.
@@ -104,6 +105,13 @@ class ShapeVAE(PartRows, PyroModule):
             nn.Linear(embed, 2 * latent_dim),
         )
 
+    @classmethod
+    def from_data(cls, data, *, latent_dim=None, hidden=None, part_dim=None, **_) -> ShapeVAE:
+        """Sized for a ShapeSet's parts and existences (:meth:`from_shapes`): ``latent_dim``
+        8, ``part_dim`` 256, the thesis's joint width unless ``hidden`` sets another."""
+        kwargs = {"hidden": hidden} if hidden not in (None, 128) else {}
+        return cls.from_shapes(data, latent_dim or 8, part_dim=part_dim or 256, **kwargs)
+
     def decode(self, z: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Means and standard deviations ``(..., D)`` of the point entries given ``z (..., K_z)``
         and existences ``e (..., K)``."""
@@ -161,14 +169,13 @@ class ShapeVAE(PartRows, PyroModule):
         n: int,
         *,
         generator: torch.Generator | None = None,
-        return_latents: bool = False,
         mean: bool = False,
+        return_latents: bool = False,
     ):
         """``n`` rows ``[x, e]`` from ``p(e) p(z) p(x | z, e)``; absent parts' entries are 0.
         With ``mean=True`` the points are the decoder means ``E[x | z, e]`` (shapes without the
         per-coordinate observation noise, as usually shown)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        check_n(n)
         p = next(self.parameters())
         with torch.no_grad():
             e = self.existence_distribution().sample((n,), generator=generator).to(p)

@@ -20,12 +20,13 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pgm3d._validation import check_inputs, clean_missing
+from pgm3d.models.base import Model, check_n, flat_rows
 from pgm3d.models.guides import GaussianEncoderGuide, mlp
 
 __all__ = ["VAE"]
 
 
-class VAE(PyroModule):
+class VAE(Model, PyroModule):
     """Model/guide pair with an MLP decoder.
 
     :param int data_dim: ``D``.
@@ -55,6 +56,13 @@ class VAE(PyroModule):
         self.log_scale = nn.Parameter(torch.zeros(data_dim))
         self.encoder = GaussianEncoderGuide(data_dim, latent_dim, hidden=tuple(reversed(hidden)))
 
+    @classmethod
+    def from_data(cls, data, *, latent_dim=None, hidden=None, likelihood="gaussian", **_):
+        """Sized for the data's columns: ``latent_dim`` 8, one hidden layer of ``hidden``
+        (128) units."""
+        x, _ = flat_rows(data)
+        return cls(x.shape[-1], latent_dim or 8, hidden=(hidden or 128,), likelihood=likelihood)
+
     def decode(self, z: torch.Tensor) -> dist.Independent:
         """:math:`p(x \\mid z)` for ``z`` of shape ``(..., K)``; event shape ``(D,)``."""
         out = self.decoder(z)
@@ -79,16 +87,23 @@ class VAE(PyroModule):
         return self.encoder(x, mask)
 
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, return_latents: bool = False
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        mean: bool = False,
+        return_latents: bool = False,
     ):
-        """Draw ``n`` samples ``x`` of shape ``(n, D)`` (and ``z`` of shape ``(n, K)``)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        """Draw ``n`` samples ``x`` of shape ``(n, D)`` (and ``z`` of shape ``(n, K)``); with
+        ``mean=True`` the decoder means at the drawn ``z``."""
+        check_n(n)
         p = next(self.parameters())
         with torch.no_grad():
             z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
             px = self.decode(z).base_dist
-            if self.likelihood == "bernoulli":
+            if mean:
+                x = px.mean
+            elif self.likelihood == "bernoulli":
                 u = torch.rand(px.logits.shape, generator=generator, dtype=p.dtype, device=p.device)
                 x = (u < px.probs).to(p.dtype)
             else:

@@ -48,6 +48,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pgm3d._validation import check_inputs, clean_missing
+from pgm3d.models.base import Model, check_n
 
 __all__ = ["VSL"]
 
@@ -68,7 +69,7 @@ def _gaussian(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return loc, log_scale.clamp(-12.0, 6.0).exp()
 
 
-class VSL(PyroModule):
+class VSL(Model, PyroModule):
     """The Variational Shape Learner as a Pyro model/guide pair over flattened voxel grids.
 
     :param int resolution: ``R``, 30 (the paper's) or 32.
@@ -128,6 +129,18 @@ class VSL(PyroModule):
             nn.ReLU(),
             nn.ConvTranspose3d(32, 1, 6, stride=2),
         )
+
+    data_kind = "voxels"
+
+    @classmethod
+    def from_data(cls, data, *, latent_dim=None, hidden=None, **_) -> VSL:
+        """Sized for a VoxelSet's resolution with the seed's defaults: ``z_0`` of
+        ``latent_dim`` (20), skip layers of ``hidden`` (100) units."""
+        return cls(data.resolution, latent_dim or 20, hidden=hidden or 100)
+
+    def default_kl_weight(self) -> float:
+        """The KL weight equal to the seed's loss with :math:`\\beta = 10^{-3}`."""
+        return self.kl_weight_for(1e-3, self.resolution, self.num_local)
 
     @property
     def latent_sites(self) -> list[str]:
@@ -224,11 +237,23 @@ class VSL(PyroModule):
         return torch.cat(means, -1)
 
     @torch.no_grad()
+    def features(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """:meth:`embed` in batches: the features of the seed's shape classification."""
+        return torch.cat([self.embed(rows) for rows in x.split(batch_size)])
+
+    @torch.no_grad()
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, mean: bool = True
-    ) -> torch.Tensor:
-        """``n`` grids ``(n, R, R, R)`` from the prior: occupancy probabilities with
-        ``mean=True``, Bernoulli draws otherwise."""
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        mean: bool = False,
+        return_latents: bool = False,
+    ):
+        """``n`` grids ``(n, R, R, R)`` from the prior: Bernoulli draws, or the occupancy
+        probabilities with ``mean=True``; with ``return_latents`` also the concatenated
+        latents ``(n, G + m L)``."""
+        check_n(n)
         p = next(self.parameters())
         z0 = torch.randn(n, self.global_dim, generator=generator, dtype=p.dtype, device=p.device)
         zs, prev = [z0], None
@@ -237,7 +262,9 @@ class VSL(PyroModule):
             eps = torch.randn(loc.shape, generator=generator, dtype=p.dtype, device=p.device)
             prev = loc + scale * eps
             zs.append(prev)
-        return self.grids(torch.cat(zs, -1), mean=mean, generator=generator)
+        z = torch.cat(zs, -1)
+        grids = self.grids(z, mean=mean, generator=generator)
+        return (grids, z) if return_latents else grids
 
     @torch.no_grad()
     def grids(self, z: torch.Tensor, *, mean: bool = True, generator=None) -> torch.Tensor:

@@ -179,7 +179,7 @@ def test_objective_rejects_bad_models_guides_and_arguments(fa):
             with pyro.plate("data", x.shape[0]):
                 pyro.sample("z", dist.Normal(0.0, 1.0))
 
-    with pytest.raises(ValueError, match="no observed sample site 'x'"):
+    with pytest.raises(ValueError, match="no observed sample site"):
         OBJECTIVES["iwae"](NoObservation())(x)
 
     def guide_without_z(x, mask=None):

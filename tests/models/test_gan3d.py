@@ -33,7 +33,7 @@ def test_shapes_at_both_resolutions():
 
 def test_samples_are_probabilities_or_bernoulli_draws_of_them():
     gan = GAN3D(32, width=1 / 16)
-    probs = gan.sample(3, generator=torch.Generator().manual_seed(0))
+    probs = gan.sample(3, generator=torch.Generator().manual_seed(0), mean=True)
     draws = gan.sample(3, generator=torch.Generator().manual_seed(0), mean=False)
     assert ((probs > 0) & (probs < 1)).all() and set(draws.unique().tolist()) <= {0.0, 1.0}
     # the same z: the draws' occupancy rate follows the probabilities

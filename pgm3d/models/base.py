@@ -1,0 +1,154 @@
+r"""The interface pgm3d's models share: the :class:`Model` protocol.
+
+Every registered model (:data:`~pgm3d.models.MODELS`) is a :class:`Model`, and the library
+talks to it only through this interface — the registry builds it with :meth:`Model.from_data`,
+the commands read data into it with :meth:`Model.data_rows`, pick its training with
+:attr:`Model.trained_by` and its completion back ends from :attr:`Model.completion_methods`,
+draw from it with :meth:`Model.sample`, and measure it with :meth:`Model.exact_log_likelihood`
+and :meth:`Model.observed_entries`. The Pyro side is the model contract of
+:mod:`pgm3d.contract`: ``model(x, mask=None)`` and ``guide(x, mask=None)`` observe the site
+``"x"`` inside ``pyro.plate("data", B)`` (:attr:`Model.pgm3d_contract`).
+
+A user's model needs none of this: any object with ``model`` and ``guide`` methods (or a pair of
+functions) goes through the same entry points via :func:`pgm3d.wrap`, and
+:func:`completion_methods` says which back ends apply to it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "DATA_KINDS",
+    "LINEAR_METHODS",
+    "SAMPLERS",
+    "Model",
+    "check_n",
+    "completion_methods",
+    "data_kind",
+]
+
+#: the sample-based completion back ends, which apply to any model/guide pair
+SAMPLERS = ("pseudo_gibbs", "mwg", "importance", "nuts")
+#: the closed-form back ends of linear-Gaussian models
+LINEAR_METHODS = ("exact", "fca", "sca", "mean")
+
+#: the kinds of data a model can take: what they are, and how to get them by name
+DATA_KINDS = {
+    "rows": ("rows of numbers", "digits, frey or a .npy/.npz/.csv/.txt file of rows"),
+    "shapes": ("part-segmented shapes", "a shape family (e.g. chairs) or a shapes .npz"),
+    "voxels": ("voxel grids", "voxel-classes, a voxel file or a ModelNet-style folder"),
+    "scenes": ("multi-sprite scenes", "sprites-3 or sprites-8"),
+}
+
+
+def data_kind(data) -> str:
+    """The kind of a dataset: ``"shapes"``, ``"voxels"``, ``"scenes"`` or ``"rows"``."""
+    from pgm3d.data.shapes import ShapeSet
+    from pgm3d.data.sprites import SpriteScenes
+    from pgm3d.data.voxels import VoxelSet
+
+    kinds = {ShapeSet: "shapes", VoxelSet: "voxels", SpriteScenes: "scenes"}
+    return next((k for t, k in kinds.items() if isinstance(data, t)), "rows")
+
+
+def check_n(n) -> int:
+    """Validate a number of samples."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    return n
+
+
+def flat_rows(data) -> tuple[torch.Tensor, torch.Tensor]:
+    """Any dataset as flat rows and their observation mask (NaN = missing in plain rows)."""
+    kind = data_kind(data)
+    if kind == "shapes":
+        return data.flat(), data.flat_mask()
+    if kind in ("voxels", "scenes"):
+        x = data.voxels.reshape(data.voxels.shape[0], -1) if kind == "voxels" else data.rows()
+        x = x.to(torch.float32) if not x.is_floating_point() else x
+        return x, torch.ones_like(x, dtype=torch.bool)
+    x = torch.as_tensor(data)
+    return x, ~torch.isnan(x)
+
+
+class Model:
+    """Mixin of pgm3d's models (with ``PyroModule`` or ``nn.Module``).
+
+    :cvar pgm3d_contract: where the adapter finds the data: the observed site ``"x"`` in the
+        plate ``"data"``, passed as the argument ``x``.
+    :cvar str data_kind: the data it models (a key of :data:`DATA_KINDS`).
+    :cvar str trained_by: ``"sgd"`` (:func:`~pgm3d.inference.fit`), ``"adversarial"``
+        (:func:`~pgm3d.inference.fit_gan`), ``"em"`` or ``"closed-form"`` (when built).
+    :cvar completion_methods: the completion back ends that apply to it.
+    """
+
+    pgm3d_contract = {"obs": "x", "plate": "data", "data_arg": "x"}
+    data_kind = "rows"
+    trained_by = "sgd"
+    completion_methods: tuple[str, ...] = SAMPLERS
+
+    @classmethod
+    def accepts(cls, kind: str) -> bool:
+        """Whether it models data of this kind (row models take any data, flattened)."""
+        return kind == cls.data_kind or (cls.data_kind == "rows" and kind == "shapes")
+
+    @classmethod
+    def from_data(cls, data, **options) -> Model:
+        """A model sized for (and, unless it is trained by SGD, fitted to) ``data``; the
+        options are :func:`~pgm3d.models.build_model`'s."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from data by name")
+
+    def _reference(self) -> torch.Tensor:
+        tensors = (*self.parameters(), *self.buffers())
+        return next(t for t in tensors if t.is_floating_point())
+
+    def data_rows(self, data) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``x (N, D)`` and observation mask of a dataset, on the model's device and
+        dtype: the input of :meth:`model` and of every back end."""
+        ref = self._reference()
+        x, mask = flat_rows(data)
+        x, mask = x.to(ref), mask.to(ref.device)
+        if x.shape[-1] != self.data_dim:
+            raise ValueError(
+                f"the data have {x.shape[-1]} columns, the model takes {self.data_dim}"
+            )
+        return x, mask
+
+    def default_kl_weight(self) -> float:
+        """The KL weight :math:`\\alpha` its paper trains with (1: the ELBO)."""
+        return 1.0
+
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        mean: bool = False,
+        return_latents: bool = False,
+    ):
+        """``n`` draws from the model in its data's layout (rows; grids for voxel models),
+        or with ``mean=True`` the observation means at the drawn latents; with
+        ``return_latents`` also the latents."""
+        raise NotImplementedError
+
+    def exact_log_likelihood(self, x, mask, existence=None) -> torch.Tensor | None:
+        """:math:`\\log p(x_v)` per row in closed form, or ``None`` if there is none."""
+        return None
+
+    def observed_entries(self, mask: torch.Tensor, existence=None) -> torch.Tensor:
+        """Per row, the number of observed entries a log-likelihood per dimension divides by."""
+        return mask.sum(-1)
+
+
+def completion_methods(model) -> tuple[str, ...]:
+    """The completion back ends that apply to ``model``: its own list for a pgm3d model, the
+    samplers for any other model/guide pair."""
+    from pgm3d.contract import WrappedModel
+
+    if isinstance(model, WrappedModel):
+        model = model.source if model.source is not None else model
+    if isinstance(model, Model):
+        return model.completion_methods
+    is_pair = isinstance(model, WrappedModel | tuple) or callable(getattr(model, "model", None))
+    return SAMPLERS if is_pair else ()
