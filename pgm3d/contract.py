@@ -541,7 +541,7 @@ class WrappedModel(nn.Module):
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.no_grad(), torch.random.fork_rng(devices=devices):
             if generator is not None:
-                seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+                seed = int(torch.randint(2**32, (1,), generator=generator, device=generator.device))
                 pyro.set_rng_seed(seed)
             trace = poutine.trace(poutine.uncondition(self.bind(ctx).model)).get_trace(x)
         site = trace.nodes[self._structure.obs]
@@ -687,7 +687,8 @@ def _data_plate(site: dict, name: str | None, rows: int, obs: str) -> str:
     elif "data" in names:
         frame = frames[names.index("data")]
     else:
-        sized = [f for f in frames if f.size == rows]
+        # a plate declared without a size (pyro.plate("data")) takes the batch's
+        sized = [f for f in frames if f.size in (rows, None, -1)]
         if len(sized) != 1:
             raise ContractError(
                 f"cannot tell the data plate of the observed site {obs!r}: "
@@ -700,7 +701,14 @@ def _data_plate(site: dict, name: str | None, rows: int, obs: str) -> str:
                 )
             )
         frame = sized[0]
-    if frame.size != rows:
+    full = getattr(frame, "full_size", None)
+    if full not in (None, -1, frame.size):
+        raise ContractError(
+            f"the data plate {frame.name!r} subsamples {frame.size} of {full} rows itself and "
+            "scales them; pgm3d minibatches and scales for you: declare it as "
+            f"pyro.plate({frame.name!r}, x.shape[0])"
+        )
+    if frame.size not in (rows, None, -1):
         raise ContractError(
             f"the data plate {frame.name!r} has size {frame.size} but pgm3d passed {rows} rows; "
             f"declare it as pyro.plate({frame.name!r}, x.shape[0]) (pgm3d minibatches for you)"

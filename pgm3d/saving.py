@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -30,12 +31,27 @@ class CheckpointError(ValueError):
 def save(model, path: str | Path, info: dict | None = None) -> Path:
     """Save ``model`` to ``path`` (atomically: a crash leaves the previous file intact).
 
-    :param model: a pgm3d model (any picklable ``torch.nn.Module``).
+    :param model: a pgm3d model, or any picklable ``torch.nn.Module`` with ``model`` and
+        ``guide`` methods (wrapped by :func:`pgm3d.wrap` or not).
     :param dict info: JSON-like facts stored beside it (training settings, data name, ...), returned
         by :func:`load` with ``with_info=True``.
+    :raises ValueError: a pair whose parameters live in Pyro's param store (plain functions,
+        or ``pyro.param`` sites), which the file could not hold; nothing is written.
     """
     from pgm3d import __version__
+    from pgm3d.contract import WrappedModel
 
+    if isinstance(model, tuple) or (
+        isinstance(model, WrappedModel)
+        and (not isinstance(model.source, torch.nn.Module) or model.param_store_tensors())
+    ):
+        names = sorted(model.param_store_tensors()) if isinstance(model, WrappedModel) else []
+        raise ValueError(
+            "this model keeps its parameters in Pyro's param store"
+            + (f" ({', '.join(names)})" if names else "")
+            + ", not in a module a model file can hold: save them with "
+            "pyro.get_param_store().save(path) and rebuild the functions when you load them"
+        )
     cls = type(model)
     record = {
         "format": _MODEL,
@@ -45,7 +61,25 @@ def save(model, path: str | Path, info: dict | None = None) -> Path:
         "model": model,
         "info": dict(info or {}),
     }
-    return atomic_save(record, path)
+    with _without_param_store_links(model):
+        return atomic_save(record, path)
+
+
+@contextmanager
+def _without_param_store_links(model):
+    """``pyro.module`` marks each parameter with a weak reference to its param-store entry,
+    which cannot be pickled; take the marks off while writing and put them back after."""
+    marked = []
+    if isinstance(model, torch.nn.Module):
+        for t in (*model.parameters(), *model.buffers()):
+            link = t.__dict__.pop("unconstrained", None)
+            if link is not None:
+                marked.append((t, link))
+    try:
+        yield
+    finally:
+        for t, link in marked:
+            t.unconstrained = link
 
 
 def _read(path: Path, map_location) -> dict:

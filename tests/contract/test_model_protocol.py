@@ -1,0 +1,60 @@
+"""The Model protocol every registered model follows, and a user's model as a member of it."""
+
+import inspect
+
+import pyro
+import pytest
+import torch
+from pyro_vae import PIXELS, VAE
+
+import pgm3d
+from pgm3d.inference import COMPLETION_METHODS, fit
+from pgm3d.models import MODELS, SAMPLERS, Model, completion_methods
+from pgm3d.models.base import DATA_KINDS
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_registered_model_follows_the_protocol(name):
+    cls = MODELS[name]
+    assert issubclass(cls, Model)
+    assert cls.data_kind in DATA_KINDS
+    assert cls.trained_by in ("sgd", "em", "closed-form", "adversarial")
+    assert set(cls.completion_methods) <= set(COMPLETION_METHODS.names())
+    assert cls.from_data.__func__ is not Model.from_data.__func__
+    params = inspect.signature(cls.sample).parameters
+    assert list(params) == ["self", "n", "generator", "mean", "return_latents"]
+    assert all(params[p].kind is inspect.Parameter.KEYWORD_ONLY for p in list(params)[2:])
+    assert params["mean"].default is False and params["generator"].default is None
+
+
+def test_which_back_ends_apply():
+    assert completion_methods(MODELS["fa"].random(5, 2)) == (
+        "exact",
+        "fca",
+        "sca",
+        "mean",
+        *SAMPLERS,
+    )
+    assert completion_methods(VAE(z_dim=2, hidden_dim=4)) == SAMPLERS  # any user's pair
+    assert completion_methods(torch.nn.Linear(2, 2)) == ()
+    assert MODELS["mvae"].completion_methods == ()  # latents in an objects plate
+
+
+def test_a_wrapped_user_model_samples_and_saves_like_a_pgm3d_one(tmp_path):
+    pyro.clear_param_store()
+    torch.manual_seed(0)
+    vae = VAE(z_dim=3, hidden_dim=16)
+    x = (torch.rand(40, PIXELS) < 0.3).float()
+    pair = pgm3d.wrap(vae)
+    fit(pair, x, epochs=2, progress=False)
+    draws, z = pair.sample(5, generator=torch.Generator().manual_seed(0), return_latents=True)
+    assert draws.shape == (5, PIXELS) and set(draws.unique().tolist()) <= {0.0, 1.0}
+    assert z.shape == (5, 3)
+    means = pair.sample(5, mean=True)
+    assert ((means > 0) & (means < 1)).all()
+    pgm3d.save(pair, tmp_path / "vae.pt")
+    back = pgm3d.load(tmp_path / "vae.pt")
+    torch.testing.assert_close(
+        back.source.decoder.fc1.weight, vae.decoder.fc1.weight, rtol=0, atol=0
+    )
+    assert pgm3d.inference.log_likelihood(back, x[:3], num_samples=5).shape == (3,)
