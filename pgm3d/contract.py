@@ -868,7 +868,11 @@ def _probe(pair: WrappedModel, x, mask, context) -> Structure:
         data_dim=D,
     )
     structure.refuse_coupled(mask)
-    return replace(structure, layout=_layout(pair, bound, structure, x, mask))
+    # whether the pair broadcasts over particles shows on two rows as well as on all of them
+    rows = slice(0, min(2, B))
+    few = pair.bind({k: v[rows] for k, v in context.items()})
+    layout = _layout(pair, few, structure, x[rows], None if mask is None else mask[rows])
+    return replace(structure, layout=layout)
 
 
 def _layout(pair, bound, structure, x, mask) -> str:

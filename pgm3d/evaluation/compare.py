@@ -69,6 +69,7 @@ def evaluate_posteriors(
     num_khat_samples: int = 500,
     options: dict | None = None,
     scored: torch.Tensor | None = None,
+    context=None,
 ) -> PosteriorComparison:
     """Run each completion method and measure it.
 
@@ -84,12 +85,15 @@ def evaluate_posteriors(
     :param options: per-method options, ``{name: {...}}``.
     :param scored: bool ``(B, D)``, the hidden entries whose completion is scored (default:
         every missing entry); leave out entries that were never observed (absent parts).
+    :param context: the model's row-aligned conditioning inputs, passed to every method.
     """
     with torch.no_grad():
-        return _evaluate(model, x, mask, methods, x_true, num_khat_samples, options or {}, scored)
+        return _evaluate(
+            model, x, mask, methods, x_true, num_khat_samples, options or {}, scored, context
+        )
 
 
-def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options, scored):
+def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options, scored, context):
     from pgm3d.inference import complete
     from pgm3d.models.base import completion_methods
 
@@ -101,7 +105,8 @@ def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options, scored
         name = method if isinstance(method, str) else getattr(method, "name", type(method).__name__)
         start = time.perf_counter()
         try:
-            result = complete(model, x, mask, method, **options.get(name, {}))
+            given = {} if context is None else {"context": context}
+            result = complete(model, x, mask, method, **given, **options.get(name, {}))
         except Exception as e:  # one failing back end must not discard the others' rows
             table.rows[name] = {"seconds": time.perf_counter() - start}
             table.errors[name] = f"{type(e).__name__}: {e}"
