@@ -517,32 +517,39 @@ class WrappedModel(nn.Module):
         mean: bool = False,
         return_latents: bool = False,
         context=None,
+        data_dim: int | None = None,
     ):
         """``n`` rows from the model: the wrapped pgm3d model's own ``sample``, or a forward
         simulation of the user's model (``poutine.uncondition``) with ``mean=True`` giving
         the observed site's mean at the simulated latents.
 
-        For a user's model Pyro draws from its global generator; a ``generator`` seeds it
-        for the draw (the global state is restored afterwards)."""
+        For a user's model Pyro draws from torch's global generator; a ``generator`` seeds it
+        for the draw (the global state is restored afterwards).
+
+        :param context: the model's conditioning inputs, ``n`` rows.
+        :param int data_dim: the width of a row, for a user's model that has not seen data yet.
+        """
         own = getattr(self._source, "sample", None)
         if callable(own) and getattr(self._source, "pgm3d_contract", None):
             return own(n, generator=generator, mean=mean, return_latents=return_latents)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-        if self._structure is None or self.data_dim is None:
+        D = self.data_dim or data_dim
+        if D is None:
             raise ContractError(
-                f"{self.name} has not been traced yet, so its data width is unknown; fit it or "
-                "run an entry point on data first"
+                f"{self.name} has not seen data, so the width of its rows is unknown; pass "
+                "data_dim= (or fit it, or run an entry point on data, first)"
             )
         ref = next(iter(self.trainable_parameters()), None)
         kw = {"dtype": ref.dtype, "device": ref.device} if ref is not None else {}
-        x = torch.zeros(n, self.data_dim, **kw)
+        x = torch.zeros(n, D, **kw)
         ctx = self.context_of(context, x)
+        self.structure(x, None, ctx)
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.no_grad(), torch.random.fork_rng(devices=devices):
             if generator is not None:
-                seed = int(torch.randint(2**32, (1,), generator=generator, device=generator.device))
-                pyro.set_rng_seed(seed)
+                seed = torch.randint(2**62, (1,), generator=generator, device=generator.device)
+                torch.manual_seed(int(seed))
             trace = poutine.trace(poutine.uncondition(self.bind(ctx).model)).get_trace(x)
         site = trace.nodes[self._structure.obs]
         value = site["fn"].mean if mean else site["value"]
@@ -868,11 +875,8 @@ def _probe(pair: WrappedModel, x, mask, context) -> Structure:
         data_dim=D,
     )
     structure.refuse_coupled(mask)
-    # whether the pair broadcasts over particles shows on two rows as well as on all of them
-    rows = slice(0, min(2, B))
-    few = pair.bind({k: v[rows] for k, v in context.items()})
-    layout = _layout(pair, few, structure, x[rows], None if mask is None else mask[rows])
-    return replace(structure, layout=layout)
+    # on all the rows, not a few: a guide may hold one distribution per row of this batch
+    return replace(structure, layout=_layout(pair, bound, structure, x, mask))
 
 
 def _layout(pair, bound, structure, x, mask) -> str:

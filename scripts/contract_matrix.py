@@ -16,16 +16,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
 
-import discrete_latent  # noqa: E402
-import global_latent  # noqa: E402
-import plain_functions  # noqa: E402
-import pyro_cvae  # noqa: E402
-import pyro_vae  # noqa: E402
+import discrete_latent
+import global_latent
+import plain_functions
+import pyro_cvae
+import pyro_vae
 
-import pgm3d  # noqa: E402
-from pgm3d.data import open_data, random_mask  # noqa: E402
-from pgm3d.evaluation import evaluate_posteriors, psis_khat  # noqa: E402
-from pgm3d.inference import OBJECTIVES, complete, fit, log_likelihood  # noqa: E402
+import pgm3d
+from pgm3d.data import open_data, random_mask
+from pgm3d.evaluation import evaluate_posteriors, psis_khat
+from pgm3d.inference import OBJECTIVES, complete, fit, log_likelihood
 
 
 def cases():

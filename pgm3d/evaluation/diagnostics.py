@@ -206,6 +206,7 @@ def sbc(
     num_bins: int = 10,
     mask_sampler: Callable | None = None,
     generator: torch.Generator | None = None,
+    data_dim: int | None = None,
     **options,
 ) -> SBCResult:
     r"""Simulation-based calibration of a completion method's posterior over latents.
@@ -218,6 +219,7 @@ def sbc(
 
     :param method: anything :func:`~pgm3d.inference.complete` accepts.
     :param mask_sampler: ``mask_sampler(shape, generator=)`` (default: all observed).
+    :param int data_dim: the width of a row, for a user's model that has not seen data.
     :param options: passed to the completion method.
     """
     from scipy.stats import chisquare
@@ -231,9 +233,9 @@ def sbc(
         )
     if num_simulations < 5 * num_bins:
         raise ValueError(f"num_simulations must be >= 5 * num_bins = {5 * num_bins}")
-    x, z_true = as_model(model).sample(
-        num_simulations, generator=generator, return_latents=True
-    )
+    pair = as_model(model)
+    extra = {} if data_dim is None else {"data_dim": data_dim}
+    x, z_true = pair.sample(num_simulations, generator=generator, return_latents=True, **extra)
     mask = (
         torch.ones_like(x, dtype=torch.bool)
         if mask_sampler is None

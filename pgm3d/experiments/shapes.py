@@ -289,11 +289,13 @@ class _Run:
             "unoriented": float(normal_angles(est, test.normals, pm, oriented=False).mean()),
         }
 
-    def symmetry(self, name, rows, model, means) -> torch.Tensor:
-        """Symmetry of samples (with observation noise) and of sampled means (without)."""
+    def symmetry(self, name, model, seed: int) -> torch.Tensor:
+        """Symmetry of samples (with observation noise) and of sampled means (without), both
+        drawn with the same generator seed (:meth:`~pgm3d.models.ShapeVAE.sample_shapes`)."""
         out = {}
-        for key, r in (("samples", rows), ("means", means)):
-            parts = model.to_points(r) if hasattr(model, "to_points") else r
+        for key, mean in (("samples", False), ("means", True)):
+            n = self.s["samples"]
+            parts = model.sample_shapes(n, generator=self.gen(seed), mean=mean)
             out[key] = symmetry_score(parts["points"].double(), parts["point_mask"])
         self.results["symmetry"][name] = {
             "mean": float(out["means"].mean()),
@@ -340,15 +342,7 @@ def run_shapes(
         "median": float(train_sym.median()),
         "samples mean": float(train_sym.mean()),
     }
-    n = s["samples"]
-    sym = {
-        "Diagonal": run.symmetry(
-            "Diagonal",
-            pattern.sample(n, generator=run.gen(2)),
-            pattern,
-            pattern.sample(n, generator=run.gen(2), mean=True),
-        )
-    }
+    sym = {"Diagonal": run.symmetry("Diagonal", pattern, 2)}
     vaes, timing = {}, {}
     for k in s["latent_dims"]:
         t = time.perf_counter()
@@ -362,15 +356,8 @@ def run_shapes(
                 name, model, chosen.to(dtype=torch.float64) if model is fa else chosen, dropped
             )
             run.normals(name, model, normal_test)
-        sym[f"ShapeVAE-{k}"] = run.symmetry(
-            f"ShapeVAE-{k}",
-            vae.sample(n, generator=run.gen(3)),
-            vae,
-            vae.sample(n, generator=run.gen(3), mean=True),
-        )
-        fa_rows = fa.sample_points(n, generator=run.gen(4))
-        fa_means = fa.sample_points(n, generator=run.gen(4), mean=True)
-        sym[f"ShapeFA-{k}"] = run.symmetry(f"ShapeFA-{k}", fa_rows, None, fa_means)
+        sym[f"ShapeVAE-{k}"] = run.symmetry(f"ShapeVAE-{k}", vae, 3)
+        sym[f"ShapeFA-{k}"] = run.symmetry(f"ShapeFA-{k}", fa, 4)
         x, mask = vae.data(run.test)
         act = active_units(vae, x, mask).activity.cpu()
         xf, mf = fa.data(run.test.to(dtype=torch.float64))
@@ -383,6 +370,7 @@ def run_shapes(
             "activity": fa_act.tolist(),
             "units_for_90%": _units_for(fa_act),
         }
+        fa_means = fa.sample_shapes(s["samples"], generator=run.gen(4), mean=True)
         run.models[k] = (vae, fa, fa_means)
     embed = run.fit_vae(2, s["embed_epochs"])
     metrics = _metrics(family, s, seed, run, timing, start)

@@ -209,3 +209,28 @@ def test_saving_a_pair_of_functions_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(ValueError, match="param store"):
         pgm3d.save((model, guide), tmp_path / "m.pt")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_rws_refuses_a_global_latent_it_cannot_differentiate():
+    class CoinBias(Tiny):
+        """A global Bernoulli switch (outside the data plate), drawn once per step."""
+
+        def model(self, x):
+            flip = pyro.sample("flip", dist.Bernoulli(torch.tensor(0.5, dtype=F64)))
+            with pyro.plate("data", x.shape[0]):
+                pyro.sample("x", dist.Normal(flip * self.w, 1.0).to_event(1), obs=x)
+
+        def guide(self, x):
+            pyro.sample("flip", dist.Bernoulli(torch.sigmoid(self.w.sum())))
+
+    refused_before_training(
+        CoinBias(), "global site 'flip' \\(Bernoulli\\) cannot be reparameterised", objective="rws"
+    )
+    fit(CoinBias(), x5(), "elbo", epochs=1, progress=False)  # the score-function ELBO is fine
+
+
+def test_data_of_another_width_than_the_model_was_traced_with():
+    pair = pgm3d.wrap(Tiny())
+    fit(pair, x5(), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="4 columns but the model's data dimension is 3"):
+        log_likelihood(pair, torch.zeros(2, 4, dtype=F64))

@@ -58,3 +58,18 @@ def test_a_wrapped_user_model_samples_and_saves_like_a_pgm3d_one(tmp_path):
         back.source.decoder.fc1.weight, vae.decoder.fc1.weight, rtol=0, atol=0
     )
     assert pgm3d.inference.log_likelihood(back, x[:3], num_samples=5).shape == (3,)
+
+
+def test_the_diagnostics_take_a_user_model(tmp_path):
+    from pgm3d.evaluation import active_units, sbc
+
+    pyro.clear_param_store()
+    torch.manual_seed(0)
+    vae = VAE(z_dim=2, hidden_dim=16)
+    x = (torch.rand(60, PIXELS) < 0.3).float()
+    fit(vae, x, epochs=2, progress=False)
+    units = active_units(vae, x, threshold=0.0)
+    assert units.activity.shape == (2,) and units.count == 2
+    result = sbc(vae, "importance", num_simulations=50, num_posterior_samples=9, num_bins=5,
+                 data_dim=PIXELS, num_proposals=100, chains=1, num_samples=9)  # fmt: skip
+    assert result.ranks.shape == (50, 2)
