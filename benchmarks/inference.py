@@ -25,9 +25,10 @@ import pyro
 import torch
 from _timing import interleaved, median_ratio
 
+from pgm3d.contract import as_model
 from pgm3d.data.images import load_digits
 from pgm3d.inference import OBJECTIVES
-from pgm3d.inference._tracing import latent_values, log_weights, plate_nesting, trace_guide
+from pgm3d.inference._tracing import log_weights, plate_nesting, row_latents, trace_guide
 from pgm3d.inference.iwae import iwae_bound
 from pgm3d.inference.samples import ChainState, decode_latents
 from pgm3d.models import VAE
@@ -108,14 +109,15 @@ def bench_mcmc(rounds, chains=4, rows=256):
         vae, x = model_and_data(hidden, 16, rows)
         mask = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) < 0.5
         xr, mr = x.repeat(chains, 1), mask.repeat(chains, 1)
+        pair = as_model(vae)
+        s = pair.check(xr, mr)
+        bound = pair.bind()
         with torch.no_grad():
-            nesting = plate_nesting(vae.model, vae.guide, xr, mr)
-            latents = latent_values(trace_guide(vae.guide, xr, mr, 1, nesting))
-            fn = decode_latents(vae, latents, xr, nesting)
-            start = ChainState(
-                latents, torch.where(mr, xr, fn.mean[0]), fn.mean[0], xr.new_zeros(xr.shape[0])
-            )
-            ctx = {"model": vae, "guide": vae.guide, "x": xr, "mask": mr, "nesting": nesting}
+            trace = trace_guide(bound.guide, xr, mr, 1, s.nesting, sites=s)
+            latents = row_latents(trace, 1, xr.shape[0], s.nesting, s)
+            mean = decode_latents(bound, latents, xr, s).mean[0]
+            start = ChainState(latents, torch.where(mr, xr, mean), mean, xr.new_zeros(xr.shape[0]))
+            ctx = {"bound": bound, "structure": s, "x": xr, "mask": mr}
             states = {"mwg": start, "pseudo_gibbs": start}
 
             def networks(vae=vae, start=start):

@@ -197,9 +197,7 @@ class _Caller:
                 )
         mask = "mask" in self.params and data_arg != "mask"
         given = {data_arg, *passed, *(["mask"] if mask else [])}
-        missing = [
-            n for n, p in self.params.items() if p.default is p.empty and n not in given
-        ]
+        missing = [n for n, p in self.params.items() if p.default is p.empty and n not in given]
         if missing:
             raise ContractError(
                 f"{self.text} needs argument(s) {missing}, which pgm3d does not fill: pass "
@@ -313,8 +311,10 @@ class WrappedModel(nn.Module):
         self.__dict__["_guide_caller"] = _Caller(guide, "guide")
         self.__dict__["_calls"] = {}
         self.__dict__["_structure"] = None
-        self.name = type(source).__name__ if source is not None else getattr(
-            model_fn, "__name__", type(model_fn).__name__
+        self.name = (
+            type(source).__name__
+            if source is not None
+            else getattr(model_fn, "__name__", type(model_fn).__name__)
         )
 
     # -------------------------------------------------------------------- plumbing
@@ -402,8 +402,7 @@ class WrappedModel(nn.Module):
             context = {self._context_name(): context}
         if not isinstance(context, dict):
             raise ContractError(
-                f"context must be a tensor or a dict of named tensors, got "
-                f"{type(context).__name__}"
+                f"context must be a tensor or a dict of named tensors, got {type(context).__name__}"
             )
         out = {}
         for name, value in context.items():
@@ -473,8 +472,7 @@ class WrappedModel(nn.Module):
         s.refuse_coupled(mask)
         if self.data_dim is not None and x.shape[-1] != self.data_dim:
             raise ContractError(
-                f"the data have {x.shape[-1]} columns but the model was traced with "
-                f"{self.data_dim}"
+                f"the data have {x.shape[-1]} columns but the model was traced with {self.data_dim}"
             )
         return s
 
@@ -664,9 +662,7 @@ def as_model(model, guide=None) -> WrappedModel:
 # ------------------------------------------------------------------------------ the probe
 def _sites(trace) -> dict:
     return {
-        n: s
-        for n, s in trace.nodes.items()
-        if s["type"] == "sample" and not is_deterministic(s)
+        n: s for n, s in trace.nodes.items() if s["type"] == "sample" and not is_deterministic(s)
     }
 
 
@@ -810,9 +806,7 @@ def _probe(pair: WrappedModel, x, mask, context) -> Structure:
         site = guide_sites[n]
         frame = next(f for f in site["cond_indep_stack"] if f.name == plate)
         dims[n] = (site["fn"].event_dim, frame.dim)
-        plates = tuple(
-            f.name for f in site["cond_indep_stack"] if f.vectorized and f.name != plate
-        )
+        plates = tuple(f.name for f in site["cond_indep_stack"] if f.vectorized and f.name != plate)
         if plates:
             others[n] = plates
     for site in (*model_sites.values(), *guide_sites.values()):
@@ -905,9 +899,11 @@ def _layout(pair, bound, structure, x, mask) -> str:
                         continue
                     lp = lp.reshape((1,) * (depth - lp.dim()) + lp.shape)
                     frame = next(f for f in site["cond_indep_stack"] if f.name == structure.plate)
-                    if lp.dim() != depth or lp.shape[0] not in (1, 2) or lp.shape[
-                        depth + frame.dim
-                    ] not in (1, B):
+                    if (
+                        lp.dim() != depth
+                        or lp.shape[0] not in (1, 2)
+                        or lp.shape[depth + frame.dim] not in (1, B)
+                    ):
                         raise ValueError(
                             f"site {name!r} has log-density shape {tuple(site['log_prob'].shape)}"
                             f" under 2 particles and {B} rows"

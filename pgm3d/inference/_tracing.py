@@ -46,9 +46,7 @@ DATA_PLATE = "data"
 
 def _sample_sites(trace) -> dict:
     return {
-        n: s
-        for n, s in trace.nodes.items()
-        if s["type"] == "sample" and not is_deterministic(s)
+        n: s for n, s in trace.nodes.items() if s["type"] == "sample" and not is_deterministic(s)
     }
 
 

@@ -88,9 +88,7 @@ def log_likelihood(
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples (K) must be an int >= 1, got {num_samples!r}")
     if global_latents not in ("predictive", "point"):
-        raise ValueError(
-            f"global_latents must be 'predictive' or 'point', got {global_latents!r}"
-        )
+        raise ValueError(f"global_latents must be 'predictive' or 'point', got {global_latents!r}")
     B, D = x.shape
     if chunk_size is None:
         chunk_size = max(1, min(num_samples, _CHUNK_ELEMENTS // (B * D)))

@@ -41,8 +41,11 @@ class RWS(Objective):
     needs_rsample = False
 
     def check_structure(self, structure) -> None:
-        bad = {n: structure.not_reparam[n] for n in structure.global_latents
-               if n in structure.not_reparam}
+        bad = {
+            n: structure.not_reparam[n]
+            for n in structure.global_latents
+            if n in structure.not_reparam
+        }
         if bad:
             name, kind = next(iter(bad.items()))
             raise ContractError(
@@ -52,9 +55,7 @@ class RWS(Objective):
 
     def loss_and_bound(self, bound, x, mask, scale, alpha):
         s, P = bound.structure, self.num_particles
-        live, log_q_global = (
-            draw_globals(bound, x, mask, alpha) if s.global_latents else ({}, 0.0)
-        )
+        live, log_q_global = draw_globals(bound, x, mask, alpha) if s.global_latents else ({}, 0.0)
         stopped = {n: v.detach() for n, v in live.items()} or None
         guide_trace = detached_copy(
             trace_guide(bound.guide, x, mask, P, s.nesting, alpha, sites=s, fixed=stopped)

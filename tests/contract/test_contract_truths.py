@@ -186,7 +186,7 @@ def test_context_is_minibatched_with_its_rows():
     fit(model, y, "elbo", context={"c": c}, epochs=200, batch_size=40, lr=0.05,
         lr_decay=0.98, progress=False)  # fmt: skip
     closed = float((c * y).sum() / (c * c).sum())  # least squares: the MLE of a
-    assert float(model.a) == pytest.approx(closed, abs=0.01)
+    assert model.a.item() == pytest.approx(closed, abs=0.01)
     # the conditional log-likelihood is the closed form N(y; a c, 1 + s^2)
     exact = dist.Normal(model.a.detach() * c, (1 + 0.25) ** 0.5).log_prob(y).sum(-1)
     torch.testing.assert_close(log_likelihood(model, y, context={"c": c}, num_samples=3), exact)
@@ -197,3 +197,24 @@ def test_the_structure_is_found_without_help():
     y = torch.randn(5, 1, dtype=F64)
     s = pair.structure(y, None, pair.context_of({"c": torch.randn(5, 1, dtype=F64)}, y))
     assert (s.obs, s.plate, s.local_latents, s.layout) == ("y", "data", ("z",), "vectorized")
+
+
+def test_a_pair_of_functions_resumes_bit_for_bit(tmp_path):
+    """The checkpoint holds the param store's tensors: a run resumed in a fresh param store
+    ends where an uninterrupted one does."""
+    x = torch.randn(90, 3, generator=torch.Generator().manual_seed(3), dtype=F64)
+    options = dict(objective="iwae", num_particles=2, batch_size=20, seed=1, progress=False)
+
+    def params():
+        return {n: pyro.param(n).detach().clone() for n in ("noise", "a", "b")}
+
+    pyro.clear_param_store()
+    fit((scale_model, scale_guide), x, epochs=4, checkpoint=tmp_path / "a.pt", **options)
+    uninterrupted = params()
+    pyro.clear_param_store()
+    fit((scale_model, scale_guide), x, epochs=2, checkpoint=tmp_path / "b.pt", **options)
+    pyro.clear_param_store()  # as in a new process
+    fit((scale_model, scale_guide), x, epochs=4, checkpoint=tmp_path / "b.pt", resume=True,
+        **options)  # fmt: skip
+    for name, value in params().items():
+        assert torch.equal(value, uninterrupted[name]), name
