@@ -91,6 +91,11 @@ def main():
             continue
         err = (done.x - exact)[~mask].pow(2).mean().sqrt()
         print(f"  {method:>12}: RMS distance to the exact E[x_m | x_v] {err:.4f}")
+    print(
+        "\npseudo-Gibbs and MwG alternate c and x_m (data augmentation): between clusters this\n"
+        "far apart a chain almost never changes c, so 4 chains see about 4 draws of it;\n"
+        "importance sampling reweights 1,000 proposals from q(c | x_v) instead."
+    )
 
 
 if __name__ == "__main__":
