@@ -14,7 +14,7 @@ from pyro.poutine.util import prune_subsample_sites
 from pgm3d.contract.structure import PARTICLES, ContractError, Structure
 from pgm3d.handlers import NotPerEntry, is_deterministic, mask_per_entry
 
-__all__ = ["probe"]
+__all__ = ["probe", "read_model"]
 
 
 def _sites(trace) -> dict:
@@ -280,3 +280,22 @@ def _layout(pair, bound, structure, x, mask) -> str:
             ) from e
         return "rows"
     return "vectorized"
+
+
+def read_model(pair, x, mask=None, context=None) -> tuple[dict, str, int]:
+    """Trace the model alone, its latents drawn from the prior (nothing recorded, no random
+    numbers consumed): what an automatic guide is built from.
+
+    :returns: ``(sites, plate, plate_dim)``: the model's sample sites by name
+        (``pyro.deterministic`` left out), the data plate's name and its ``dim``.
+    :raises ContractError: as :func:`probe` for the observed site and the data plate.
+    """
+    bound = pair.bind(context or {})
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), poutine.block():
+        trace = _traced("model", pair, bound.unmasked_model, x, mask)
+    sites = _sites(trace)
+    obs, _ = _observed_site(pair, sites, x, mask)
+    plate = _data_plate(sites[obs], pair._settings["plate"], x.shape[0], obs)
+    frame = next(f for f in sites[obs]["cond_indep_stack"] if f.name == plate)
+    return sites, plate, frame.dim

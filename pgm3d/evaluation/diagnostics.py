@@ -93,6 +93,8 @@ def _as_mvn(d) -> dist.MultivariateNormal:
     base = d.base_dist if isinstance(d, dist.Independent) else d
     if isinstance(base, torch.distributions.MultivariateNormal):
         return base
+    if isinstance(base, torch.distributions.LowRankMultivariateNormal):
+        return dist.MultivariateNormal(base.loc, covariance_matrix=base.covariance_matrix)
     if isinstance(base, torch.distributions.Normal) and isinstance(d, dist.Independent):
         loc, scale = base.loc, base.scale.expand_as(base.loc)
         return dist.MultivariateNormal(loc, scale_tril=torch.diag_embed(scale))
@@ -101,10 +103,15 @@ def _as_mvn(d) -> dist.MultivariateNormal:
     )
 
 
-def kl_to_exact(model, x, mask=None, *, guide=None, site: str = "z") -> torch.Tensor:
-    r""":math:`\mathrm{KL}(q(z \mid x_v)\,\|\,p(z \mid x_v))` per row, in closed form.
+def kl_to_exact(
+    model, x, mask=None, *, guide=None, site: str = "z", num_samples: int = 2000
+) -> torch.Tensor:
+    r""":math:`\mathrm{KL}(q(z \mid x_v)\,\|\,p(z \mid x_v))` per row.
 
-    For a linear-Gaussian model (which provides ``exact_posterior``) and a Gaussian guide.
+    For a linear-Gaussian model (which provides ``exact_posterior``). In closed form for a
+    Gaussian guide (diagonal, low-rank or full covariance); for any other guide with a density
+    (a normalising flow, say) by Monte Carlo, :math:`\frac1S\sum_s \log q(z_s) - \log
+    p(z_s \mid x_v)` with ``num_samples`` draws :math:`z_s \sim q`.
 
     :param guide: the guide to assess (default ``model.guide``, whose KL is 0 for FA/PPCA); or
         a distribution with batch shape ``(B,)``, e.g. ``complete(...).z``.
@@ -118,7 +125,13 @@ def kl_to_exact(model, x, mask=None, *, guide=None, site: str = "z") -> torch.Te
         q = guide
     else:
         q = _guide_site(as_model(model, guide), x, mask, site)
-    return kl_divergence(_as_mvn(q), source.exact_posterior(x, mask))
+    exact = source.exact_posterior(x, mask)
+    try:
+        q = _as_mvn(q)
+    except ValueError:
+        z = q.rsample((num_samples,)) if q.has_rsample else q.sample((num_samples,))
+        return (q.log_prob(z) - exact.log_prob(z)).mean(0)
+    return kl_divergence(q, exact)
 
 
 def _guide_site(pair, x, mask, site: str | None, context=None):

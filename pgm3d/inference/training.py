@@ -50,6 +50,7 @@ def fit(
     objective: str | Objective = "elbo",
     *,
     mask: torch.Tensor | None = None,
+    mask_sampler: Callable | None = None,
     context=None,
     guide=None,
     num_particles: int = 1,
@@ -83,6 +84,10 @@ def fit(
     :param objective: a name in ``OBJECTIVES`` (``"elbo"``, ``"meanfield"``, ``"iwae"``,
         ``"dreg"``, ``"rws"``) or a constructed :class:`~pgm3d.inference.Objective`.
     :param mask: optional bool ``(N, D)``, True = observed.
+    :param mask_sampler: draws a fresh mask for every minibatch, ``mask_sampler(shape,
+        generator=g)`` (e.g. ``functools.partial(random_mask, p_missing=0.5)``), combined with
+        ``mask``: training on incomplete data of a given missingness, for mask-aware guides.
+        Its generator is seeded from ``seed`` and kept in checkpoints.
     :param context: row-aligned conditioning inputs: an ``(N, ...)`` tensor or a dict of them
         by argument name, minibatched with the data.
     :param guide: a guide to train instead of the model's own.
@@ -144,9 +149,11 @@ def fit(
     ctx = pair.context_of(context, x)
     N = x.shape[0]
     B = min(batch_size, N)
+    masks = torch.Generator().manual_seed(seed + 1)
+    probe_mask = _batch_mask(mask, mask_sampler, slice(0, B), x, torch.Generator().manual_seed(0))
     # trace once on the first rows: every check before the first step, and the param sites
     first = slice(0, B)
-    loss_fn.prepare(x[first], None if mask is None else mask[first], _rows(ctx, first))
+    loss_fn.prepare(x[first], probe_mask, _rows(ctx, first))
     params = list(loss_fn.trainable_parameters() if parameters is None else parameters)
     if not params:
         raise ValueError("nothing to optimise: the model and guide have no parameters")
@@ -166,12 +173,14 @@ def fit(
         settings["lr_decay"] = lr_decay
     if ctx:
         settings["context"] = sorted(ctx)
+    if mask_sampler is not None:
+        settings["mask_sampler"] = True
     pyro.set_rng_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
     history = FitHistory()
     loop = {"epoch": 0, "position": 0, "order": None, "total": 0.0}
     if resume:
-        history, loop = _restore(checkpoint, settings, pair, optimizer, shuffle, x.device)
+        history, loop = _restore(checkpoint, settings, pair, optimizer, shuffle, masks, x.device)
     start = time.perf_counter() - history.seconds
 
     def save() -> None:
@@ -188,6 +197,7 @@ def fit(
                 rng=pyro.util.get_rng_state(),
                 cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
                 shuffle=shuffle.get_state(),
+                masks=masks.get_state() if mask_sampler is not None else None,
                 loop={**loop, "order": None if loop["order"] is None else loop["order"].cpu()},
                 history=asdict(history),
                 settings=settings,
@@ -214,7 +224,7 @@ def fit(
             optimizer.zero_grad()
             loss = loss_fn(
                 x[rows],
-                None if mask is None else mask[rows],
+                _batch_mask(mask, mask_sampler, rows, x, masks),
                 context=_rows(ctx, rows),
                 scale=N / len(rows),
                 kl_weight=alpha,
@@ -247,11 +257,24 @@ def fit(
     return history
 
 
+def _batch_mask(mask, sampler, rows, x, generator):
+    """A minibatch's mask: the data's, and a fresh draw of ``sampler`` if there is one."""
+    given = None if mask is None else mask[rows]
+    if sampler is None:
+        return given
+    shape = x[rows].shape
+    drawn = sampler(shape, generator=generator)
+    if not isinstance(drawn, torch.Tensor) or drawn.dtype != torch.bool or drawn.shape != shape:
+        raise ValueError(f"mask_sampler must return a bool tensor of shape {tuple(shape)}")
+    drawn = drawn.to(x.device)
+    return drawn if given is None else given & drawn
+
+
 def _rows(context: dict, rows) -> dict | None:
     return {k: v[rows] for k, v in context.items()} if context else None
 
 
-def _restore(path, settings, pair, optimizer, shuffle, device):
+def _restore(path, settings, pair, optimizer, shuffle, masks, device):
     """Load a checkpoint written by :func:`fit` into the live objects; returns the history and
     the loop position."""
     record = read_checkpoint(path, map_location=device)
@@ -279,6 +302,8 @@ def _restore(path, settings, pair, optimizer, shuffle, device):
     if record["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(record["cuda_rng"])
     shuffle.set_state(record["shuffle"])
+    if record.get("masks") is not None:
+        masks.set_state(record["masks"])
     loop = dict(record["loop"])
     if loop["order"] is not None:
         loop["order"] = loop["order"].to(device)
