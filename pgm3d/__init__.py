@@ -5,6 +5,7 @@ Layers, in the direction data flows: :mod:`pgm3d.data` -> :mod:`pgm3d.models` ->
 ``pgm3d`` command.
 """
 
+from pgm3d.autoguide import AutoGuide, auto
 from pgm3d.contract import ContractError, WrappedModel, wrap
 from pgm3d.inference import COMPLETION_METHODS, Completion, DenoisingEncoder, complete
 from pgm3d.models import MODELS, PPCA, FactorAnalysis
@@ -16,12 +17,14 @@ __all__ = [
     "COMPLETION_METHODS",
     "MODELS",
     "PPCA",
+    "AutoGuide",
     "Completion",
     "ContractError",
     "DenoisingEncoder",
     "FactorAnalysis",
     "WrappedModel",
     "__version__",
+    "auto",
     "complete",
     "load",
     "save",

@@ -17,6 +17,7 @@ from pgm3d.cli import build_parser, main
 from pgm3d.saving import read_checkpoint
 
 COMMANDS = ["demo", "fit", "complete", "evaluate", "sample", "bench", "report", "experiment"]
+EXPERIMENT_NAMES = ("missing-fa", "shapes", "classify", "mvae", "autoguides")
 SMALL_VAE = ["--model", "vae", "--data", "digits", "--latent-dim", "2", "--hidden", "16"]
 
 
@@ -30,7 +31,7 @@ def run(*parts) -> int:
 
 @pytest.mark.parametrize(
     "command",
-    [[], *([c] for c in COMMANDS), *(["experiment", e] for e in ("shapes", "classify", "mvae"))],
+    [[], *([c] for c in COMMANDS), *(["experiment", e] for e in EXPERIMENT_NAMES)],
 )
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:
@@ -89,6 +90,21 @@ def test_complete_evaluate_and_sample_read_a_fitted_run(vae_run, tmp_path):
     assert "max_rhat" in metrics["posteriors"]["mwg"]
     assert run("sample --run", vae_run / "model.pt", "-n 5 --quiet --out", tmp_path / "s") == 0
     assert (tmp_path / "s" / "samples.png").is_file()
+
+
+def test_fit_with_an_autoguide_in_place_of_the_models_guide(tmp_path, capsys):
+    small = [*SMALL_VAE, "--epochs 2 --iwae-samples 10 --ll-rows 10 --quiet"]
+    assert run("fit", *small, "--guide auto-full --out", tmp_path / "f") == 0
+    metrics = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert metrics["guide"] == "autoguide (full, mask-aware)"
+    model = pgm3d.load(tmp_path / "f")
+    assert isinstance(model, pgm3d.WrappedModel) and isinstance(model.source, pgm3d.models.VAE)
+    assert any(isinstance(p, pgm3d.AutoGuide) for p in model.parts)
+    samplers = "--methods importance --num-proposals 20 --rows 5 --quiet --out"
+    assert run("complete --run", tmp_path / "f", samplers, tmp_path / "c") == 0
+    assert run("fit", *small, "--epochs 3 --guide auto-full --resume --out", tmp_path / "f") == 0
+    assert run("fit --model ppca --data digits --guide auto-diag --out", tmp_path / "p") == 2
+    assert "--guide applies to the models trained by SGD" in capsys.readouterr().err
 
 
 def test_complete_on_shapes_drops_parts_and_draws_them(tmp_path):

@@ -180,23 +180,23 @@ class AutoGuide(nn.Module):
         heads, skips, globals_ = {}, {}, {}
         for s in self.sites:
             if s.local:
-                heads[s.name] = self._head(s, H)
+                heads[s.name] = self._head(s, H, D)
                 if self.skip and s.kind == "continuous":
                     skips[s.name] = nn.Linear(rows + extra, s.n)
             elif s.frames:  # a global site inside other plates: elementwise Gaussian
                 globals_[s.name] = _PlatedNormal(s, self.options["init_scale"])
             else:
-                globals_[s.name] = _Constant(self._head(s, _GLOBAL_FEATURES))
+                globals_[s.name] = _Constant(self._head(s, _GLOBAL_FEATURES, 0))
         self.heads, self.skips = nn.ModuleDict(heads), nn.ModuleDict(skips)
         self.global_heads = nn.ModuleDict(globals_)
         self.to(dtype=x.dtype, device=x.device)
 
-    def _head(self, s: _Site, features: int) -> nn.Module:
+    def _head(self, s: _Site, features: int, data_dim: int) -> nn.Module:
         if s.kind == "categorical":
             return CategoricalHead(features, s.event_shape, s.categories)
         if s.kind == "bernoulli":
             return BernoulliHead(features, s.event_shape)
-        return FAMILIES[self.family](features, s.n, **self.options)
+        return FAMILIES[self.family](features, s.n, data_dim=data_dim, **self.options)
 
     # ------------------------------------------------------------------------------ guide
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, **context):
@@ -214,7 +214,7 @@ class AutoGuide(nn.Module):
             for s in self.sites:
                 if s.local:
                     skip = self.skips[s.name](inputs) if s.name in self.skips else None
-                    values[s.name] = pyro.sample(s.name, self._site_dist(s, h, skip))
+                    values[s.name] = pyro.sample(s.name, self._site_dist(s, h, skip, x, mask))
         return values
 
     def _inputs(self, x, mask, context, values):
@@ -236,8 +236,10 @@ class AutoGuide(nn.Module):
         extra = torch.cat([p.expand(*lead, p.shape[-1]) for p in parts], -1)
         return rows, extra
 
-    def _site_dist(self, s: _Site, h, skip=None):
-        if s.local:
+    def _site_dist(self, s: _Site, h, skip=None, x=None, mask=None):
+        if s.local and self.family == "natural" and s.kind == "continuous":
+            fn = self.heads[s.name](h, skip, x, mask if self.aware else None)
+        elif s.local:
             fn = self.heads[s.name](h, skip)
         else:
             fn = self.global_heads[s.name]()

@@ -12,7 +12,10 @@ shape ``(n,)``:
 - ``"flow"``: the diagonal Gaussian pushed through ``flows`` conditional autoregressive
   transforms that also read :math:`h` — inverse autoregressive flows (Kingma et al. 2016;
   Pyro's ``conditional_affine_autoregressive``) or rational-quadratic splines (Durkan et al.
-  2019; ``conditional_spline_autoregressive``).
+  2019; ``conditional_spline_autoregressive``);
+- ``"natural"`` (pgm3d's): a full-covariance Gaussian in natural parameters to which every
+  *observed entry* adds a term, so its dependence on the pattern of missing entries is built
+  in (:class:`NaturalHead`).
 
 Scales start at ``init_scale`` (0.1, as Pyro's ``AutoNormal``).
 """
@@ -28,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pgm3d.contract import ContractError
+from pgm3d.distributions import PrecisionMultivariateNormal
 from pgm3d.registry import Registry
 
 __all__ = [
@@ -38,6 +42,7 @@ __all__ = [
     "FlowHead",
     "FullHead",
     "LowRankHead",
+    "NaturalHead",
 ]
 
 #: the continuous posterior families, by the name ``AutoGuide(family=...)`` takes
@@ -154,10 +159,69 @@ class FlowHead(nn.Module):
         return dist.TransformedDistribution(base, [t.condition(h) for t in self.transforms])
 
 
+class NaturalHead(nn.Module):
+    r"""A Gaussian whose natural parameters are sums over the observed entries.
+
+    .. math::
+        \Lambda = \Lambda_0 + \sum_{d \in v} e^{\beta_d} u_d u_d^\top + C(h)C(h)^\top,
+        \qquad
+        \eta = \eta_0 + \sum_{d \in v} e^{\beta_d}(x_d - c_d)\, u_d + b(h),
+        \qquad q = \mathcal{N}(\Lambda^{-1}\eta,\ \Lambda^{-1}).
+
+    Each observed entry :math:`d` adds the natural parameters of a Gaussian observation of
+    :math:`u_d^\top z` (noise variance :math:`e^{-\beta_d}`, offset :math:`c_d`) to those of
+    :math:`\Lambda_0, \eta_0`, the way observed entries add up in a conjugate model
+    (Johnson et al. 2016's structured recognition networks work in the same parameters). The
+    exact posterior of factor analysis (:math:`u_d = w_d`, :math:`e^{\beta_d} = 1/\psi_d`,
+    :math:`c_d = \mu_d`, :math:`\Lambda_0 = I`) is in the family for *every* pattern of
+    missing entries, including patterns never seen in training (thesis ch. 4: FCA, SCA and
+    the denoising encoder approximate exactly this dependence). The rank-``r`` term
+    :math:`C(h)` and the shift :math:`b(h)` read the encoder's features: the nonlinear part,
+    for models that are not linear-Gaussian. It needs the rows and the mask, so it reads
+    them (``x``, ``mask``) besides ``h``.
+    """
+
+    def __init__(self, features: int, n: int, *, data_dim: int = 0, rank=None, init_scale=0.1,
+                 **_):  # fmt: skip
+        super().__init__()
+        self.n, self.rank = n, rank or max(1, math.ceil(math.sqrt(n)))
+        D = data_dim
+        self.u = nn.Parameter(0.1 * torch.randn(D, n))
+        self.beta = nn.Parameter(torch.zeros(D))
+        self.offset = nn.Parameter(torch.zeros(D))
+        # Lambda_0 = L0 L0^T, starting at I / init_scale^2 (the other families' initial scale)
+        self.log_l0 = nn.Parameter(torch.full((n,), -math.log(init_scale)))
+        self.l0_off = nn.Parameter(torch.zeros(n, n))
+        self.eta0 = nn.Parameter(torch.zeros(n))
+        self.net = nn.Linear(features, n * (1 + self.rank))
+        with torch.no_grad():  # small: C C^T has zero gradient at C = 0
+            self.net.weight.mul_(0.01)
+            self.net.bias.zero_()
+
+    def forward(self, h, skip=None, x=None, mask=None):
+        n = self.n
+        l0 = self.l0_off.tril(-1) + torch.diag_embed(self.log_l0.exp())
+        precision = l0 @ l0.mT
+        eta = self.eta0
+        if x is not None:
+            w = self.beta.exp() * (torch.ones_like(x) if mask is None else mask.to(x.dtype))
+            precision = precision + (self.u.mT * w[..., None, :]) @ self.u  # sum_d w_d u_d u_d^T
+            eta = eta + (w * (x - self.offset)) @ self.u
+        out = self.net(h)
+        b, factor = out[..., :n], out[..., n:].unflatten(-1, (n, self.rank))
+        precision = precision + factor @ factor.mT
+        eta = eta + b if skip is None else eta + b + skip
+        eta, precision = torch.broadcast_tensors(eta[..., None], precision)
+        tril = torch.linalg.cholesky(precision)
+        loc = torch.cholesky_solve(eta[..., :1], tril)[..., 0]
+        return PrecisionMultivariateNormal(loc, tril)
+
+
 FAMILIES.register("diag")(DiagonalHead)
 FAMILIES.register("lowrank")(LowRankHead)
 FAMILIES.register("full")(FullHead)
 FAMILIES.register("flow")(FlowHead)
+FAMILIES.register("natural")(NaturalHead)
 
 
 class CategoricalHead(nn.Module):

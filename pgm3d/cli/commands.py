@@ -187,6 +187,20 @@ def _experiment(args, run, settings: dict, *positional) -> int:
     return _done(args, out, metrics["seconds"])
 
 
+def autoguides(args) -> int:
+    from pgm3d.experiments.autoguides import run_autoguides
+
+    settings = {
+        "families": None if args.families is None else tuple(args.families),
+        "epochs": args.epochs,
+        "vae_epochs": args.vae_epochs,
+        "gap_samples": args.gap_samples,
+    }
+    return _experiment(
+        args, run_autoguides, {**settings, "data_path": args.data_path}, args.dataset
+    )
+
+
 def classify(args) -> int:
     from pgm3d.experiments import run_classify
     from pgm3d.experiments.classify import FULL

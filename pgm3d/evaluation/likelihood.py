@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from pgm3d.contract import WrappedModel
 from pgm3d.models.base import Model
 
 __all__ = ["log_likelihood_per_dim"]
@@ -36,11 +37,12 @@ def log_likelihood_per_dim(
     """
     from pgm3d.inference import log_likelihood
 
-    protocol = isinstance(model, Model)
-    total = model.exact_log_likelihood(x, mask, existence) if protocol else None
+    own = model.source if isinstance(model, WrappedModel) else model
+    protocol = isinstance(own, Model)
+    total = own.exact_log_likelihood(x, mask, existence) if protocol else None
     exact = total is not None
     if not exact:
         with torch.no_grad():
             total = log_likelihood(model, x, mask, context=context, num_samples=num_samples)
-    count = model.observed_entries(mask, existence) if protocol else mask.sum(-1)
+    count = own.observed_entries(mask, existence) if protocol else mask.sum(-1)
     return (total.detach() / count.clamp_min(1)).cpu().double(), exact

@@ -17,7 +17,9 @@ import torch
 
 from pgm3d._io import atomic_write_json, atomic_write_text
 from pgm3d._progress import progress_bar
+from pgm3d.autoguide import auto
 from pgm3d.config import CONFIG_FILE, read_config
+from pgm3d.contract import WrappedModel
 from pgm3d.data.datasets import DataSplit, open_data
 from pgm3d.data.masks import drop_parts, half_volume_mask, quarter_mask, random_mask
 from pgm3d.data.shapes import ShapeSet
@@ -60,6 +62,7 @@ FIT_DEFAULTS = {
     "part_dim": None,
     "likelihood": "gaussian",
     "objective": None,  # "elbo" for the models trained by SGD
+    "guide": None,  # the model's own; "auto-<family>": an autoguide (pgm3d.autoguide)
     "epochs": 50,
     "batch_size": 100,
     "lr": 1e-3,
@@ -97,6 +100,11 @@ BENCH_DEFAULTS = {
     "num_particles": 8,
 }
 
+
+
+def _label(model) -> str:
+    """The model's class name (the wrapped model's, for a model with an autoguide)."""
+    return model.name if isinstance(model, WrappedModel) else type(model).__name__
 
 
 def _data(s: dict) -> DataSplit:
@@ -197,6 +205,15 @@ def run_fit(
         options["hidden"] = s["hidden"]
     model = build_model(s["model"], split.train, progress=progress, **options).to(device)
     metrics = {"model": s["model"], "data": s["data"], "seed": seed, "device": str(device)}
+    if s["guide"] not in (None, "model"):
+        if not trained_by_sgd(model):
+            raise ValueError(
+                f"--guide applies to the models trained by SGD (vae, shapevae, vsl, ...); "
+                f"{s['model']} is fitted when built"
+            )
+        family = s["guide"].removeprefix("auto-")
+        model = auto(model, family)
+        metrics["guide"] = f"autoguide ({family}, mask-aware)"
     if trained_by_sgd(model):
         objective = s["objective"] or "elbo"
         OBJECTIVES[objective]
@@ -331,7 +348,7 @@ def _prepare(run, s, seed, device):
     if not model.completion_methods:
         takers = [n for n in MODELS if MODELS[n].completion_methods]
         raise ValueError(
-            f"no completion back end applies to {type(model).__name__}; complete and evaluate "
+            f"no completion back end applies to {_label(model)}; complete and evaluate "
             f"take {', '.join(takers)} models"
         )
     s = {**s, **{k: v for k, v in info.items() if s.get(f"_given_{k}") is None}}
@@ -394,7 +411,7 @@ def run_complete(
     )
     _completion_figure(out / "completion.png", model, split, test, x, kept, filled, s)
     metrics = {
-        "model": type(model).__name__,
+        "model": _label(model),
         "data": s["data"],
         "rows": int(x.shape[0]),
         "hidden_entries": int(scored.sum()),
@@ -402,7 +419,7 @@ def run_complete(
         "completion": results,
     }
     lines = [
-        f"# Completion of hidden entries: {type(model).__name__} on {s['data']}\n",
+        f"# Completion of hidden entries: {_label(model)} on {s['data']}\n",
         "| method | imputation MSE | ± s.e. | seconds |",
         "|---|---:|---:|---:|",
     ]
@@ -496,7 +513,7 @@ def run_evaluate(
     options = {m: _options(m, s, seed, progress) for m in methods}
     table = evaluate_posteriors(model, x, kept, methods, x_true=x, options=options, scored=scored)
     metrics = {
-        "model": type(model).__name__,
+        "model": _label(model),
         "data": s["data"],
         "rows": int(x.shape[0]),
         "test_log_likelihood_nats_per_dim": float(ll.mean()),
@@ -505,7 +522,7 @@ def run_evaluate(
         "seconds": time.perf_counter() - start,
     }
     text = (
-        f"# Posterior approximations of {type(model).__name__} on {s['data']}\n\n"
+        f"# Posterior approximations of {_label(model)} on {s['data']}\n\n"
         f"Test log-likelihood: {metrics['test_log_likelihood_nats_per_dim']:.4f} nats per "
         f"observed dimension ({metrics['log_likelihood']}), {x.shape[0]} rows. Below, each "
         f"method infers the latents of the same rows with {int(scored.sum())} entries hidden.\n\n"
@@ -556,7 +573,7 @@ def run_sample(
             normals=None if shapes["normals"] is None else shapes["normals"].cpu(),
             masks=shapes["point_mask"].cpu(),
             part_of_point=part_of_point,
-            title=f"{type(model).__name__}: {n} samples",
+            title=f"{_label(model)}: {n} samples",
         )
     elif kind == "scenes":
         from pgm3d.viz import image_grid
@@ -564,15 +581,15 @@ def run_sample(
         S = model.image_size
         cols = min(8, n)
         grid = rows.cpu().reshape(-1, 3, S, S)[: n - n % cols or n].reshape(-1, cols, 3, S, S)
-        image_grid(grid, out / "samples.png", title=f"{type(model).__name__}: samples")
+        image_grid(grid, out / "samples.png", title=f"{_label(model)}: samples")
     elif kind == "voxels":
         from pgm3d.viz import render_shapes
 
-        title = f"{type(model).__name__}: {n} samples (occupancy > 0.5)"
+        title = f"{_label(model)}: {n} samples (occupancy > 0.5)"
         render_shapes((grids > 0.5).cpu(), out / "samples.png", kind="voxels", title=title)
     elif info.get("data") in ("digits", "frey"):
         _image_grid(rows.cpu(), (8, 8) if info["data"] == "digits" else (28, 20), out)
-    metrics = {"model": type(model).__name__, "samples": n, "mean": s["mean"], "seed": seed}
+    metrics = {"model": _label(model), "samples": n, "mean": s["mean"], "seed": seed}
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
 

@@ -161,30 +161,51 @@ def _kl(model, guide, x, mask):
     return kl_to_exact(model, x, mask, guide=guide).mean().item()
 
 
-def test_reading_the_mask_brings_the_guide_to_the_exact_posterior(small_ppca):
-    """Thesis ch. 4's point, measured: trained on random masks, the mask-aware full-covariance
-    autoguide's KL to the exact posterior on new masks beats SCA's and the denoising encoder's
-    and the mask-blind autoguide's, and is small (measured: 0.41 nats; SCA 13.4, DE 11.9,
-    mask-blind 3.5; K = 3, D = 12)."""
+def _trained(model, train, family, aware=True, epochs=150):
+    pyro.clear_param_store()
+    torch.manual_seed(0)
+    guide = AutoGuide(model, family, aware=aware, hidden=(64, 64))
+    guide(train[:2])  # build it, to optimise its parameters alone (the model is fixed)
+    sampler = functools.partial(random_mask, p_missing=0.5)
+    fit(model, train, "elbo", guide=guide, parameters=guide.parameters(), mask_sampler=sampler,
+        num_particles=4, epochs=epochs, batch_size=100, lr=3e-2, lr_decay=0.97,
+        progress=False)  # fmt: skip
+    return guide
+
+
+@pytest.fixture(scope="module")
+def baselines(small_ppca):
+    """New random masks of the test rows, and SCA's and the DE's KL to the exact posterior."""
     model, train, test = small_ppca
     sampler = functools.partial(random_mask, p_missing=0.5)
     mask = sampler(test.shape, generator=torch.Generator().manual_seed(9))
-    kl = {}
-    for name, aware in (("aware", True), ("blind", False)):
-        pyro.clear_param_store()
-        torch.manual_seed(0)
-        guide = AutoGuide(model, "full", aware=aware, hidden=(64, 64))
-        guide(train[:2])  # build it, to optimise its parameters alone (the model is fixed)
-        fit(model, train, "elbo", guide=guide, parameters=guide.parameters(),
-            mask_sampler=sampler, num_particles=4, epochs=150, batch_size=100, lr=1e-2,
-            lr_decay=0.97, progress=False)  # fmt: skip
-        kl[name] = _kl(model, guide, test, mask)
-    g = torch.Generator().manual_seed(1)
-    de = pgm3d.DenoisingEncoder.fit(model, train, sampler, generator=g)
-    kl["sca"] = _kl(model, complete(model, test, mask, "sca").z, test, mask)
+    de = pgm3d.DenoisingEncoder.fit(
+        model, train, sampler, generator=torch.Generator().manual_seed(1)
+    )
+    kl = {m: _kl(model, complete(model, test, mask, m).z, test, mask) for m in ("sca", "fca")}
     kl["de"] = _kl(model, complete(model, test, mask, de).z, test, mask)
-    assert kl["aware"] < 0.6, kl
-    assert kl["aware"] < min(kl["sca"], kl["de"], kl["blind"]) / 3, kl
+    return mask, kl
+
+
+def test_the_natural_family_reaches_the_exact_posterior_under_new_masks(small_ppca, baselines):
+    """Trained on random masks, the natural-parameter autoguide (exact for factor analysis under
+    any pattern) ends within 0.15 nats of the exact posterior on new masks (0.075 measured;
+    SCA 13.4, FCA 4.4, DE 11.9; K = 3, D = 12)."""
+    model, train, test = small_ppca
+    mask, kl = baselines
+    natural = _kl(model, _trained(model, train, "natural"), test, mask)
+    assert natural < 0.15 and natural < min(kl.values()) / 20, (natural, kl)
+
+
+@pytest.mark.slow
+def test_reading_the_mask_is_what_brings_the_guide_close(small_ppca, baselines):
+    """Thesis ch. 4's point, measured: the mask-aware full-covariance autoguide beats the
+    mask-blind one (0.29 against 1.9 measured), and both beat SCA and the DE."""
+    model, train, test = small_ppca
+    mask, kl = baselines
+    aware = _kl(model, _trained(model, train, "full"), test, mask)
+    blind = _kl(model, _trained(model, train, "full", aware=False), test, mask)
+    assert aware < blind / 3 and blind < min(kl["sca"], kl["de"]), (aware, blind, kl)
 
 
 def test_bad_requests():
@@ -208,3 +229,23 @@ def test_bad_requests():
 
     with pytest.raises(ContractError, match="discrete support .* Categorical and Bernoulli"):
         log_likelihood(auto(counts), x)
+
+
+def test_an_autoguided_run_resumes_bit_for_bit(digits01, tmp_path):
+    train, _ = digits01
+    options = dict(objective="iwae", num_particles=2, batch_size=50, seed=3, progress=False)
+    options["mask_sampler"] = functools.partial(random_mask, p_missing=0.3)
+
+    def pair():
+        pyro.clear_param_store()
+        torch.manual_seed(0)
+        return auto(VAE(z_dim=3, hidden_dim=16).model, "lowrank", hidden=(16,))
+
+    whole = pair()
+    fit(whole, train, epochs=3, checkpoint=tmp_path / "a.pt", **options)
+    first = pair()
+    fit(first, train, epochs=1, checkpoint=tmp_path / "b.pt", **options)
+    resumed = pair()  # a new process: new modules, an empty param store
+    fit(resumed, train, epochs=3, checkpoint=tmp_path / "b.pt", resume=True, **options)
+    for a, b in zip(whole.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
