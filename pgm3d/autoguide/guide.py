@@ -117,7 +117,8 @@ class AutoGuide(nn.Module):
     :param bool aware: read the mask (default); ``False`` reads the filled data as if
         complete.
     :param hidden: the encoder MLP's hidden widths (the last is the feature width).
-    :param shape: ``(C, H, W)`` or ``(C, R, R, R)`` of a row, for a convolutional trunk.
+    :param shape: ``(C, H, W)`` or ``(C, R, R, R)`` of a row, for a convolutional trunk
+        (default: a pgm3d model's :attr:`~pgm3d.models.base.Model.row_shape`).
     :param bool skip: add a linear term of the encoder's input to each location.
     :param float init_scale: initial posterior scale.
     :param family_options: for ``"lowrank"`` ``rank``; for ``"flow"`` ``flows`` (2), ``flow``
@@ -152,7 +153,10 @@ class AutoGuide(nn.Module):
             model = source
         self.__dict__["_pair"] = WrappedModel(model, _no_guide, **wrap_options)
         self.family, self.aware, self.skip = family, aware, skip
-        self.hidden, self.shape = tuple(hidden), shape
+        # a pgm3d model says what its rows are flattenings of: images and grids get a conv trunk
+        own = self._pair.source
+        self.hidden = tuple(hidden)
+        self.shape = shape if shape is not None else getattr(own, "row_shape", None)
         self.options = {
             "init_scale": init_scale,
             "rank": rank,

@@ -115,6 +115,13 @@ class Model:
             )
         return x, mask
 
+    @property
+    def row_shape(self) -> tuple[int, ...] | None:
+        """The shape one row is a flattening of — ``(C, H, W)`` images or ``(C, R, R, R)``
+        voxel grids — or ``None`` for rows with no such layout (autoguides read grids with a
+        convolutional trunk)."""
+        return None
+
     def default_kl_weight(self) -> float:
         """The KL weight :math:`\\alpha` its paper trains with (1: the ELBO)."""
         return 1.0

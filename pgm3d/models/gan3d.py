@@ -136,6 +136,11 @@ class GAN3D(Model, PyroModule):
         self.discriminator = Discriminator3D(resolution, width=width)
         self.encoder = Discriminator3D(resolution, 2 * latent_dim, width) if encoder else None
 
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """A row is a flattened occupancy grid of this shape."""
+        return (1, self.resolution, self.resolution, self.resolution)
+
     @classmethod
     def from_data(cls, data, *, latent_dim=None, hidden=None, **_) -> GAN3D:
         """The paper's network at a VoxelSet's resolution (``z`` of ``latent_dim``, 200)."""

@@ -166,6 +166,11 @@ class MVAE(Model, PyroModule):
         self.object_decoder = ObjectDecoder(object_dim, image_size, channels)
         self.renderer = Renderer(channels)
 
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """A row is a flattened RGB image of this shape."""
+        return (3, self.image_size, self.image_size)
+
     @classmethod
     def from_data(cls, data, *, latent_dim=None, **_) -> MVAE:
         """Object slots for the scenes' largest sprite count (:meth:`objects_for`), each a

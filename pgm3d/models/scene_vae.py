@@ -50,6 +50,11 @@ class SceneVAE(Model, PyroModule):
         self.decoder = ObjectDecoder(latent_dim, image_size, channels)
         self.renderer = Renderer(channels)
 
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """A row is a flattened RGB image of this shape."""
+        return (3, self.image_size, self.image_size)
+
     @classmethod
     def from_data(cls, data, *, latent_dim=None, **_) -> SceneVAE:
         """As many latent dimensions as the MVAE for the same scenes (12 per object slot)."""

@@ -132,6 +132,11 @@ class VSL(Model, PyroModule):
 
     data_kind = "voxels"
 
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """A row is a flattened occupancy grid of this shape."""
+        return (1, self.resolution, self.resolution, self.resolution)
+
     @classmethod
     def from_data(cls, data, *, latent_dim=None, hidden=None, **_) -> VSL:
         """Sized for a VoxelSet's resolution with the seed's defaults: ``z_0`` of

@@ -249,3 +249,55 @@ def test_an_autoguided_run_resumes_bit_for_bit(digits01, tmp_path):
     fit(resumed, train, epochs=3, checkpoint=tmp_path / "b.pt", resume=True, **options)
     for a, b in zip(whole.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_image_rows_are_read_by_a_convolutional_trunk(digits01):
+    from pgm3d.models import SceneVAE
+
+    train, _ = digits01
+    pyro.clear_param_store()
+    torch.manual_seed(0)
+    pair = auto(VAE(z_dim=3, hidden_dim=16).model, "diag", shape=(1, 8, 8), hidden=(32,))
+    h = fit(pair, train, "elbo", epochs=4, batch_size=50, lr=3e-3, progress=False)
+    assert h.bound[-1] > h.bound[0]
+    trunk = guide_of(pair).encoder.trunk
+    assert isinstance(trunk[0], torch.nn.Conv2d) and trunk[0].in_channels == 2  # data, mask
+    # a pgm3d model says its rows are images: the trunk is chosen from its row_shape
+    scenes = SceneVAE(4, image_size=16, width=4, channels=4)
+    x = (torch.rand(3, 3 * 16 * 16, generator=torch.Generator().manual_seed(0)) < 0.2).float()
+    pair = auto(scenes, "lowrank", hidden=(16,))
+    assert torch.isfinite(log_likelihood(pair, x, num_samples=4)).all()
+    assert guide_of(pair).encoder.trunk[0].in_channels == 6  # RGB and its mask
+
+
+def test_a_better_family_shrinks_the_iwae_gap_on_a_fixed_vae():
+    """A VAE trained with a diagonal autoguide, then frozen: a flow guide trained on it brings
+    the bound at K = 1 closer to the bound at K = 2,000 (their gap estimates KL(q || p(z|x)))
+    than the diagonal guide it was trained with (measured over seeds 0-2: 0.16-0.26 against
+    0.25-0.35 nats per digit)."""
+    from pgm3d.data import open_data
+    from pgm3d.models import VAE as PgmVAE
+
+    split = open_data("digits", seed=0)
+    train, test = split.train[:600].float(), split.test[:200].float()
+    pyro.clear_param_store()
+    torch.manual_seed(0)
+    vae = PgmVAE(64, 4, hidden=(64,))
+    diag = auto(vae, "diag", hidden=(64,))
+    fit(diag, train, "elbo", epochs=20, lr=3e-3, progress=False)
+    torch.manual_seed(0)
+    flow = AutoGuide(vae, "flow", hidden=(64,))
+    flow(train[:2])
+    fit(vae, train, "elbo", guide=flow, parameters=flow.parameters(), epochs=20, lr=3e-3,
+        progress=False)  # fmt: skip
+
+    def gap(guide):
+        pyro.set_rng_seed(0)
+        with torch.no_grad():
+            one = torch.stack(
+                [log_likelihood(vae, test, guide=guide, num_samples=1) for _ in range(20)]
+            )
+            return (log_likelihood(vae, test, guide=guide, num_samples=2000) - one.mean(0)).mean()
+
+    g_diag, g_flow = gap(guide_of(diag)), gap(flow)
+    assert 0 < g_flow < g_diag, (g_flow, g_diag)

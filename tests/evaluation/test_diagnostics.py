@@ -1,3 +1,4 @@
+import math
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -123,14 +124,33 @@ def test_evaluate_posteriors_table(fa):
     assert header.count("|") == first.count("|")  # no stray pipes in the column names
 
 
+def test_kl_of_a_guide_with_no_closed_form_is_estimated_by_monte_carlo(fa):
+    """KL(U(0, 1)^2 || N(m, P^-1)) = -E_U[log N(z; m, P^-1)], in closed form:
+    (K log 2 pi - log|P| + tr(P) / 12 + (1/2 - m)^T P (1/2 - m)) / 2."""
+    x = fa.sample(4, generator=torch.Generator().manual_seed(2))
+    exact = fa.exact_posterior(x)
+    P, m = exact.precision_matrix, exact.mean
+    d = 0.5 - m
+    closed = 0.5 * (
+        2 * math.log(2 * math.pi)
+        - torch.logdet(P)
+        + P.diagonal(dim1=-2, dim2=-1).sum(-1) / 12
+        + (d[..., None, :] @ P @ d[..., :, None])[..., 0, 0]
+    )
+    pyro.set_rng_seed(0)
+    uniform = dist.Uniform(torch.zeros(4, 2, dtype=F64), 1.0).to_event(1)
+    estimate = kl_to_exact(fa, x, guide=uniform, num_samples=50000)
+    torch.testing.assert_close(estimate, closed.detach(), rtol=0.01, atol=0.01)
+
+
 def test_bad_inputs(fa):
     x = fa.sample(4)
     with pytest.raises(ValueError, match="num_samples"):
         psis_khat(fa, x, num_samples=5)
     with pytest.raises(ValueError, match="divisible"):
         sbc(fa, num_posterior_samples=100)
-    with pytest.raises(ValueError, match="Gaussian"):
-        kl_to_exact(fa, x, guide=dist.Uniform(torch.zeros(4, 2), 1.0).to_event(1))
+    with pytest.raises(ValueError, match="exact_posterior"):
+        kl_to_exact(torch.nn.Linear(2, 2).double(), x)
     with pytest.raises(ValueError, match="at least 2 rows"):
         active_units(fa, x[:1])
     with pytest.raises(ValueError, match="no site 'w'"):
