@@ -1,4 +1,5 @@
 import math
+
 import pyro
 import pyro.distributions as dist
 import pytest
