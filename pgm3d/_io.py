@@ -2,6 +2,8 @@
 
 A reader (or a run killed mid-write) therefore sees either the old file or the new one, never
 a torn one: ``os.replace`` is atomic on POSIX and Windows when both paths are on one volume.
+The file gets the permissions any other tool's would (``0o666`` less the umask), not the
+``0o600`` of a temporary file.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
-__all__ = ["atomic_save", "atomic_write", "atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text"]
 
 
 def atomic_write(path: str | Path, write: Callable) -> Path:
@@ -23,6 +23,7 @@ def atomic_write(path: str | Path, write: Callable) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -35,9 +36,11 @@ def atomic_write(path: str | Path, write: Callable) -> Path:
     return path
 
 
-def atomic_save(obj, path: str | Path) -> Path:
-    """``torch.save(obj, path)``, atomically."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
+def _umask() -> int:
+    """The process's umask (reading it means setting it; it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

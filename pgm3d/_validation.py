@@ -6,15 +6,25 @@ argument, so a user sees the mistake at the boundary rather than a shape error d
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
+
+#: the largest seed every generator pgm3d seeds accepts (numpy's legacy seed is 32-bit)
+MAX_SEED = 2**32 - 1
 
 __all__ = [
     "as_data",
     "check_data",
+    "check_device",
+    "check_float",
     "check_inputs",
+    "check_int",
     "check_mask",
     "check_model_matches",
     "check_observed_finite",
+    "check_seed",
     "clean_missing",
     "fill_where_missing",
 ]
@@ -149,3 +159,85 @@ def check_model_matches(model, x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(
             f"{name} has {x.shape[-1]} columns but the model's data dimension is {data_dim}"
         )
+
+
+# ---------------------------------------------------------------------------- options
+def check_int(value, name: str, *, low: int | None = 1, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]``; booleans and non-integral floats are refused
+    (``epochs = 1.5`` or ``true`` in a config must not become one epoch).
+
+    :raises TypeError: not an integer.
+    :raises ValueError: out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be {_range(low, high, False, False)}, got {value}")
+    return value
+
+
+def check_float(
+    value,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a finite float in the interval from ``low`` to ``high`` (``*_open``: the
+    end is excluded). NaN and infinities are refused whatever the range.
+
+    :raises TypeError: not a real number.
+    :raises ValueError: not finite or out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if below or above:
+        raise ValueError(f"{name} must be {_range(low, high, low_open, high_open)}, got {value}")
+    return value
+
+
+def _range(low, high, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    return f"{'<' if high_open else '<='} {high}"
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """A seed every generator accepts: an integer in ``[0, 2**32 - 1]``."""
+    return check_int(seed, name, low=0, high=MAX_SEED)
+
+
+def check_device(device, name: str = "device") -> torch.device:
+    """``device`` as a :class:`torch.device` that exists on this machine.
+
+    :raises ValueError: not a device name torch knows (``"foo"``), or CUDA/MPS asked for where
+        there is none (rather than torch's assertion deep inside the first tensor move).
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"{name} {device!r} is not a torch device; use cpu, cuda or cuda:N"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {device!r}: no CUDA device is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{name} {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name} {device!r}: no MPS device is available")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{name} {device!r}: pgm3d runs on cpu, cuda or mps devices")
+    return dev

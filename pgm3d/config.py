@@ -11,15 +11,24 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pgm3d._io import atomic_write_text
 
-__all__ = ["CONFIG_FILE", "RunFolderError", "claim_run_folder", "read_config", "write_config"]
+__all__ = [
+    "CONFIG_FILE",
+    "RunFolderError",
+    "claim_run_folder",
+    "read_config",
+    "run_folder",
+    "write_config",
+]
 
 CONFIG_FILE = "config.toml"
 #: options that change how a run is shown or started, not what it computes
-VOLATILE = frozenset({"quiet", "overwrite", "resume", "config", "progress"})
+VOLATILE = frozenset({"quiet", "overwrite", "resume", "config", "progress", "trust_file"})
 
 
 class RunFolderError(ValueError):
@@ -101,15 +110,23 @@ def plain(config: dict) -> dict:
 
 
 def claim_run_folder(
-    out: str | Path, config: dict, *, overwrite: bool = False, resume: bool = False
+    out: str | Path,
+    config: dict,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    checkpoint: str | None = None,
 ) -> Path:
     """Make ``out`` the folder of the run ``config`` and save the config there.
 
     A folder that is empty or holds the same run (same config, up to :data:`VOLATILE` options;
-    on ``resume`` also up to ``epochs``, which may grow) is used as it is.
+    on ``resume`` also up to ``epochs``, which may grow) is used as it is — unless it holds
+    the run's ``checkpoint``: training again from the start would overwrite it, so that takes
+    ``resume`` (continue) or ``overwrite`` (discard it: the only way to).
 
     :raises RunFolderError: ``out`` holds a different run or files that are not a pgm3d run
-        (unless ``overwrite``), or ``resume`` finds no run to resume.
+        (unless ``overwrite``), a checkpoint (unless ``resume`` or ``overwrite``), or
+        ``resume`` finds no run to resume. Nothing is written then.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -131,9 +148,53 @@ def claim_run_folder(
             raise RunFolderError(
                 f"{out} holds a different run ({detail}); choose another --out or pass --overwrite"
             )
+        if checkpoint is not None and not resume and (out / checkpoint).is_file():
+            raise RunFolderError(_checkpoint_refusal(out, checkpoint))
     elif resume and not saved.is_file():
         raise RunFolderError(f"nothing to resume in {out}: it holds no {CONFIG_FILE}")
+    if overwrite and checkpoint is not None and not resume:
+        from pgm3d.saving import MODEL_FILE
+
+        for name in (checkpoint, MODEL_FILE):  # the old run's, discarded as --overwrite asked
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     stored = {k: v for k, v in new.items() if k not in VOLATILE}
     write_config(saved, stored, "the effective configuration of this run (pgm3d ... --config it)")
     return out
+
+
+def _checkpoint_refusal(out: Path, checkpoint: str) -> str:
+    from pgm3d.saving import MODEL_FILE
+
+    if (out / MODEL_FILE).is_file():
+        return (
+            f"{out} holds this run, finished ({MODEL_FILE}, {checkpoint}); training it again "
+            "from the start would overwrite both: to train it longer, pass --resume with more "
+            "--epochs; to start over, pass --overwrite"
+        )
+    return (
+        f"{out} holds an unfinished run ({checkpoint}, no {MODEL_FILE}); starting again would "
+        "overwrite its checkpoint: continue it with --resume, or discard it with --overwrite"
+    )
+
+
+@contextmanager
+def run_folder(out: str | Path, config: dict, **claim) -> Iterator[Path]:
+    """:func:`claim_run_folder` for the length of a run that may be refused: if the run fails
+    before writing anything but the config, the config (and the folder, if the claim made it)
+    is removed again, so a refused run leaves no trace and the corrected command is accepted.
+
+    :param claim: ``overwrite``, ``resume``, ``checkpoint`` (see :func:`claim_run_folder`).
+    """
+    out = Path(out)
+    existed = out.is_dir()
+    fresh = not existed or not any(out.iterdir())
+    out = claim_run_folder(out, config, **claim)
+    try:
+        yield out
+    except BaseException:
+        if fresh and {p.name for p in out.iterdir()} <= {CONFIG_FILE}:
+            (out / CONFIG_FILE).unlink(missing_ok=True)
+            if not existed:
+                out.rmdir()
+        raise

@@ -104,8 +104,12 @@ def column(make, x, context) -> dict:
         f"{m} " + ("failed" if m in table.errors else "measured") for m in table.rows
     )
     with tempfile.TemporaryDirectory() as tmp:
-        out["save / load"] = attempt(
-            lambda: pgm3d.load(pgm3d.save(pgm3d.wrap(*_parts(model)), Path(tmp) / "m.pt"))
+        # a user's model is never rebuilt from a file: it loads into one the user builds
+        out["save / load(into=)"] = attempt(
+            lambda: pgm3d.load(
+                pgm3d.save(pgm3d.wrap(*_parts(model)), Path(tmp) / "m.pt"),
+                into=pgm3d.wrap(*_parts(make())),
+            )
         )
     return out
 

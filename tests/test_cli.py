@@ -196,7 +196,7 @@ def test_bench_hides_parts_of_shapes_not_their_existence_flags(tmp_path):
                 "--n-train",
                 "10",
                 "--n-test",
-                "0",
+                "2",
             ],
             "--objective does not apply",
         ),
@@ -258,7 +258,7 @@ def test_a_config_with_an_unknown_or_invalid_option_is_refused(tmp_path, capsys)
     assert "unknown options ['epoch'] for `pgm3d fit`; it takes:" in capsys.readouterr().err
     bad.write_text('log = "paper"\n')
     assert run("fit", "--config", bad, "--out", tmp_path / "o") == 2
-    assert "log = 'paper'; choose one of: csv, tensorboard, none" in capsys.readouterr().err
+    assert "log = 'paper': choose one of: csv, tensorboard, none" in capsys.readouterr().err
 
 
 def test_resume_with_a_corrupt_checkpoint_fails_and_overwrites_nothing(vae_run, tmp_path, capsys):

@@ -153,6 +153,8 @@ class AutoGuide(nn.Module):
             model = source
         self.__dict__["_pair"] = WrappedModel(model, _no_guide, **wrap_options)
         self.family, self.aware, self.skip = family, aware, skip
+        self._wrap_options = dict(wrap_options)
+        self.built: dict | None = None  # what _setup found: rebuilds the networks on load
         # a pgm3d model says what its rows are flattenings of: images and grids get a conv trunk
         own = self._pair.source
         self.hidden = tuple(hidden)
@@ -167,7 +169,32 @@ class AutoGuide(nn.Module):
         self.sites: list[_Site] | None = None
 
     # ------------------------------------------------------------------------------ setup
+    def options_record(self) -> dict:
+        """The constructor's options as plain values (a model file stores them)."""
+        return {
+            "family": self.family,
+            "aware": self.aware,
+            "hidden": list(self.hidden),
+            "shape": None if self.shape is None else list(self.shape),
+            "skip": self.skip,
+            **self.options,
+            **self._wrap_options,
+        }
+
+    def build(self, built: dict) -> None:
+        """Build the networks as a first call on data of this width (and context of these row
+        shapes) would: what :func:`pgm3d.load` does before loading their tensors."""
+        dtype = getattr(torch, built.get("dtype", "float32"))
+        x = torch.zeros(2, built["data_dim"], dtype=dtype)
+        context = {k: torch.zeros(2, *shape, dtype=dtype) for k, shape in built["context"].items()}
+        self._setup(x, None, context)
+
     def _setup(self, x: torch.Tensor, mask, context: dict) -> None:
+        self.built = {
+            "data_dim": x.shape[-1],
+            "context": {k: list(v.shape[1:]) for k, v in context.items()},
+            "dtype": str(x.dtype).removeprefix("torch."),
+        }
         sites, plate, plate_dim = read_model(self._pair, x, mask, context)
         self.plate, self.plate_dim = plate, plate_dim
         self.sites = [

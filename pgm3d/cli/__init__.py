@@ -14,11 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from pgm3d import __version__
 from pgm3d.cli import commands
-from pgm3d.cli.options import CONFIG_EXCLUDE, add_common, add_data, apply_config
+from pgm3d.cli.options import CONFIG_EXCLUDE, add_checks, add_common, add_data, apply_config
+from pgm3d.inference.training import TrainingError
 
 __all__ = ["main"]
 
@@ -183,13 +182,24 @@ def _fit(sub) -> None:
         "--checkpoint-every", type=int, default=None, help="steps between checkpoints (100)"
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    _trust_file(p, "a checkpoint")
     p.add_argument("--log", choices=["csv", "tensorboard", "none"], default="csv")
     add_common(p, "runs/fit")
     p.set_defaults(func=commands.fit)
 
 
+def _trust_file(p, what: str) -> None:
+    p.add_argument(
+        "--trust-file",
+        action="store_true",
+        help=f"also read {what} written by pgm3d 0.1, a pickle: reading it can run any code "
+        "it holds, so only for files you made or trust",
+    )
+
+
 def _inference_options(p, method_help: str) -> None:
     p.add_argument("--run", required=True, help="a model file or a `pgm3d fit` folder")
+    _trust_file(p, "a model file")
     add_data(p, from_run=True)
     p.add_argument("--methods", nargs="+", default=None, help=method_help)
     p.add_argument(
@@ -234,6 +244,7 @@ def _steps(sub) -> None:
 
     p = sub.add_parser("sample", help="draw samples from a saved model")
     p.add_argument("--run", required=True, help="a model file or a `pgm3d fit` folder")
+    _trust_file(p, "a model file")
     p.add_argument("-n", "--num", type=int, default=16, help="samples (16)")
     p.add_argument(
         "--noise", action="store_true", help="add observation noise (default: decoder means)"
@@ -296,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     _fit(sub)
     _steps(sub)
     _experiments(sub)
+    add_checks(parser)
     return parser
 
 
@@ -307,8 +319,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "config", None) is not None:
             args = apply_config(parser, args, argv)
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
-            parser.error(f"--device {args.device}: no CUDA device is available")
         return args.func(args)
     except KeyboardInterrupt:
         out = getattr(args, "out", None)
@@ -318,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except (FileNotFoundError, ValueError, ImportError, NotADirectoryError) as e:
+    except (OSError, ValueError, TypeError, ImportError, TrainingError) as e:
+        # expected failures (bad input, a refused file or folder, a diverged run): one line
+        # that says what to do; anything else is a bug and keeps its traceback
         print(f"pgm3d: error: {e}", file=sys.stderr)
         return 2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pgm3d.cli.options import effective_config, pick
-from pgm3d.config import claim_run_folder, plain
+from pgm3d.config import plain, run_folder
 
 __all__ = [
     "bench",
@@ -26,9 +26,9 @@ def _progress(args):
     return False if args.quiet else None
 
 
-def _claim(args, resume: bool = False) -> Path:
-    config = effective_config(args)
-    return claim_run_folder(args.out, config, overwrite=args.overwrite, resume=resume)
+def _claim(args, **claim):
+    """The ``--out`` folder for the length of the run (:func:`pgm3d.config.run_folder`)."""
+    return run_folder(args.out, effective_config(args), overwrite=args.overwrite, **claim)
 
 
 def _done(args, out: Path, seconds: float | None) -> int:
@@ -43,31 +43,39 @@ def _done(args, out: Path, seconds: float | None) -> int:
 
 def fit(args) -> int:
     from pgm3d.experiments.workflows import FIT_DEFAULTS, run_fit
+    from pgm3d.saving import CHECKPOINT_FILE
 
-    out = _claim(args, resume=args.resume)
     settings = pick(args, FIT_DEFAULTS)
     settings["log"] = None if args.log == "none" else args.log
-    metrics = run_fit(
-        out,
-        seed=args.seed,
-        device=args.device,
-        resume=args.resume,
-        progress=_progress(args),
-        summary=not args.quiet,
-        config=plain(effective_config(args)),
-        **settings,
-    )
+    with _claim(args, resume=args.resume, checkpoint=CHECKPOINT_FILE) as out:
+        metrics = run_fit(
+            out,
+            seed=args.seed,
+            device=args.device,
+            resume=args.resume,
+            trust=args.trust_file,
+            progress=_progress(args),
+            summary=not args.quiet,
+            config=plain(effective_config(args)),
+            **settings,
+        )
     return _done(args, out, metrics["seconds"])
 
 
 def _inference(args, run) -> int:
     from pgm3d.experiments.workflows import COMPLETE_DEFAULTS
 
-    out = _claim(args)
     settings = pick(args, COMPLETE_DEFAULTS)
-    metrics = run(
-        out, args.run, seed=args.seed, device=args.device, progress=_progress(args), **settings
-    )
+    with _claim(args) as out:
+        metrics = run(
+            out,
+            args.run,
+            seed=args.seed,
+            device=args.device,
+            trust=args.trust_file,
+            progress=_progress(args),
+            **settings,
+        )
     return _done(args, out, metrics.get("seconds"))
 
 
@@ -86,33 +94,41 @@ def evaluate(args) -> int:
 def sample(args) -> int:
     from pgm3d.experiments.workflows import run_sample
 
-    out = _claim(args)
-    run_sample(out, args.run, seed=args.seed, device=args.device, num=args.num, mean=not args.noise)
+    with _claim(args) as out:
+        run_sample(
+            out,
+            args.run,
+            seed=args.seed,
+            device=args.device,
+            trust=args.trust_file,
+            num=args.num,
+            mean=not args.noise,
+        )
     return _done(args, out, None)
 
 
 def bench(args) -> int:
     from pgm3d.experiments.workflows import BENCH_DEFAULTS, run_bench
 
-    out = _claim(args)
-    metrics = run_bench(
-        out,
-        seed=args.seed,
-        device=args.device,
-        progress=_progress(args),
-        quick=args.quick,
-        **pick(args, BENCH_DEFAULTS),
-    )
+    with _claim(args) as out:
+        metrics = run_bench(
+            out,
+            seed=args.seed,
+            device=args.device,
+            progress=_progress(args),
+            quick=args.quick,
+            **pick(args, BENCH_DEFAULTS),
+        )
     return _done(args, out, None) if metrics else 1
 
 
 def demo(args) -> int:
     from pgm3d.experiments.demo import run_demo
 
-    out = _claim(args)
-    metrics = run_demo(
-        out, seed=args.seed, device=args.device, quick=args.quick, progress=_progress(args)
-    )
+    with _claim(args) as out:
+        metrics = run_demo(
+            out, seed=args.seed, device=args.device, quick=args.quick, progress=_progress(args)
+        )
     if not args.quiet:
         print(Path(metrics["summary_file"]).read_text())
         print(f"open {out / 'report.html'} in a browser ({metrics['seconds']:.0f} s in all)")
@@ -131,20 +147,20 @@ def report(args) -> int:
 def missing_fa(args) -> int:
     from pgm3d.experiments import run_missing_fa
 
-    out = _claim(args)
-    metrics = run_missing_fa(
-        args.dataset,
-        args.pattern,
-        out,
-        seed=args.seed,
-        repeats=args.repeats,
-        device=args.device,
-        quick=args.quick,
-        data_path=args.data_path,
-        masks_per_row=args.masks_per_row,
-        plus_masks=args.plus_masks,
-        progress=_progress(args),
-    )
+    with _claim(args) as out:
+        metrics = run_missing_fa(
+            args.dataset,
+            args.pattern,
+            out,
+            seed=args.seed,
+            repeats=args.repeats,
+            device=args.device,
+            quick=args.quick,
+            data_path=args.data_path,
+            masks_per_row=args.masks_per_row,
+            plus_masks=args.plus_masks,
+            progress=_progress(args),
+        )
     _done(args, out, metrics["seconds"])
     if not args.quiet:
         differ = [k for k, ok in metrics["orderings"].items() if not ok]
@@ -174,16 +190,16 @@ def shapes(args) -> int:
 
 def _experiment(args, run, settings: dict, *positional) -> int:
     """Claim ``--out`` and run an experiment with the common options and ``settings``."""
-    out = _claim(args)
-    metrics = run(
-        *positional,
-        out,
-        seed=args.seed,
-        device=args.device,
-        quick=args.quick,
-        progress=_progress(args),
-        **settings,
-    )
+    with _claim(args) as out:
+        metrics = run(
+            *positional,
+            out,
+            seed=args.seed,
+            device=args.device,
+            quick=args.quick,
+            progress=_progress(args),
+            **settings,
+        )
     return _done(args, out, metrics["seconds"])
 
 

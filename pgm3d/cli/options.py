@@ -7,7 +7,15 @@ from pathlib import Path
 
 from pgm3d.config import read_config
 
-__all__ = ["CONFIG_EXCLUDE", "add_common", "add_data", "apply_config", "effective_config", "pick"]
+__all__ = [
+    "CONFIG_EXCLUDE",
+    "add_checks",
+    "add_common",
+    "add_data",
+    "apply_config",
+    "effective_config",
+    "pick",
+]
 
 #: namespace entries that are plumbing, not configuration
 CONFIG_EXCLUDE = frozenset({"func", "_leaf", "config", "command", "experiment"})
@@ -53,6 +61,78 @@ def add_data(p: argparse.ArgumentParser, *, default: str | None = None, from_run
     g.add_argument("--resolution", type=int, default=None, help="voxel grid size (32)")
 
 
+def _checked(name: str, check):
+    """An argparse ``type`` that parses a command-line string (or takes a config file's value
+    as it is) and checks it with ``check``; a bad value becomes argparse's usage error."""
+
+    def convert(value):
+        try:
+            return check(name, value)
+        except (TypeError, ValueError) as e:
+            # argparse names the option already: "argument --epochs: must be >= 1, got 0"
+            raise argparse.ArgumentTypeError(str(e).removeprefix(f"{name} ")) from None
+
+    convert.__name__ = name
+    return convert
+
+
+def _setting(name: str, value):
+    from pgm3d.experiments._settings import SETTINGS, check_setting
+
+    if isinstance(value, str):
+        kind = SETTINGS[name].kind
+        try:
+            value = kind(value.strip())
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ValueError(f"{name} must be {what}, got {value!r}") from None
+    return check_setting(name, value)
+
+
+def _seed(name: str, value):
+    from pgm3d._validation import check_seed
+
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    return check_seed(value, name)
+
+
+def _device(name: str, value):
+    from pgm3d._validation import check_device
+
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a device name such as cpu or cuda, got {value!r}")
+    check_device(value, name)
+    return value
+
+
+def _actions(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                yield from _actions(sub)
+        else:
+            yield action
+
+
+def add_checks(parser: argparse.ArgumentParser) -> None:
+    """Give every numeric option of every subcommand the check of its setting
+    (:data:`pgm3d.experiments._settings.SETTINGS`), and ``--seed`` and ``--device`` theirs, so
+    ``-n 0``, ``--kl-weight nan``, ``--device foo`` or ``--seed 2**70`` are usage errors."""
+    from pgm3d.experiments._settings import SETTINGS
+
+    for action in _actions(parser):
+        if action.dest in SETTINGS:
+            action.type = _checked(action.dest, _setting)
+        elif action.dest == "seed":
+            action.type = _checked("seed", _seed)
+        elif action.dest == "device" and action.option_strings:
+            action.type = _checked("device", _device)
+
+
 def _section(args) -> str:
     return f"experiment.{args.experiment}" if args.command == "experiment" else args.command
 
@@ -72,22 +152,33 @@ def apply_config(parser: argparse.ArgumentParser, args, argv: list[str]):
             f"it takes: {', '.join(sorted(actions))}"
         )
     for key, value in config.items():
-        action = actions[key]
-        if action.nargs in ("+", "*") and not isinstance(value, list):
-            value = [value]
-        if action.type is not None and value is not None:
-            value = (
-                [action.type(v) for v in value] if isinstance(value, list) else action.type(value)
-            )
-        if action.choices is not None and value not in action.choices:
-            raise ValueError(
-                f"{args.config}: {key} = {value!r}; choose one of: "
-                f"{', '.join(map(str, action.choices))}"
-            )
-        config[key] = value
+        try:
+            config[key] = _config_value(actions[key], value)
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
+            raise ValueError(f"{args.config}: {key} = {value!r}: {e}") from None
     leaf.set_defaults(**config)
     args = parser.parse_args(argv)
     return args
+
+
+def _config_value(action: argparse.Action, value):
+    """A config file's value for ``action``, checked as the command line would check it."""
+    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+        if not isinstance(value, bool):
+            raise TypeError(f"must be true or false, got {type(value).__name__}")
+        return value
+    listed = action.nargs in ("+", "*")
+    if listed and not isinstance(value, list):
+        value = [value]
+    if value is None:
+        return value
+    for v in value if listed else [value]:
+        if action.type in (None, Path) and not isinstance(v, str):
+            raise TypeError(f"must be a string, got {type(v).__name__}")
+        if action.choices is not None and v not in action.choices:
+            raise ValueError(f"choose one of: {', '.join(map(str, action.choices))}")
+    convert = action.type or (lambda v: v)
+    return [convert(v) for v in value] if listed else convert(value)
 
 
 def effective_config(args) -> dict:

@@ -32,6 +32,7 @@ from pgm3d.autoguide import AutoGuide, auto
 from pgm3d.data.images import load_dataset, train_test_split
 from pgm3d.data.masks import quarter_mask, random_mask
 from pgm3d.evaluation import kl_to_exact
+from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import DenoisingEncoder, complete, fit, log_likelihood
 from pgm3d.models import PPCA, VAE
 
@@ -171,11 +172,8 @@ def run_autoguides(
         ``hidden``, ``lr``, ``natural_lr``, ``vae_epochs``, ``vae_families``, ``gap_rows``,
         ``gap_samples``).
     """
-    s = {**(QUICK if quick else FULL)}
-    unknown = sorted(set(settings) - set(s))
-    if unknown:
-        raise ValueError(f"unknown settings {unknown}; choose from {sorted(s)}")
-    s.update({k: v for k, v in settings.items() if v is not None})
+    check_run(seed, device)
+    s = merge_settings(QUICK if quick else FULL, settings)
     start = time.perf_counter()
     data = load_dataset(dataset, **({"path": data_path} if data_path is not None else {}))
     x = data.x.to(device=torch.device(device), dtype=torch.float64)

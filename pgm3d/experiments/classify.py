@@ -30,7 +30,7 @@ from pgm3d._progress import progress_bar
 from pgm3d.data import VoxelSet
 from pgm3d.data.datasets import open_voxels
 from pgm3d.data.masks import half_volume_mask
-from pgm3d.experiments._settings import merge_settings
+from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import complete, fit, fit_gan
 from pgm3d.models import GAN3D, VSL
 from pgm3d.saving import save
@@ -207,6 +207,7 @@ def run_classify(
     """
     if model not in ("vsl", "gan"):
         raise ValueError(f"unknown model {model!r} for classification; choose one of: vsl, gan")
+    check_run(seed, device)
     s = merge_settings(QUICK if quick else FULL, settings)
     R = s["resolution"] or (30 if model == "vsl" else 32)
     start = time.perf_counter()

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from pgm3d._io import atomic_write_json, atomic_write_text
+from pgm3d.experiments._settings import check_run
 from pgm3d.experiments.missing_fa import run_missing_fa
 from pgm3d.experiments.shapes import run_shapes
 from pgm3d.experiments.workflows import run_complete, run_evaluate
@@ -162,6 +163,7 @@ def run_demo(
 
     :param bool quick: smoke-test settings (:data:`DEMO_QUICK`), about a minute.
     """
+    check_run(seed, device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = DEMO_QUICK if quick else DEMO

@@ -29,6 +29,7 @@ import torch
 from pgm3d.data.images import load_dataset, train_test_split
 from pgm3d.data.masks import quarter_mask, random_mask
 from pgm3d.evaluation import imputation_mse
+from pgm3d.experiments._settings import check_run, check_setting
 from pgm3d.inference import DenoisingEncoder, complete
 from pgm3d.models import PPCA
 
@@ -212,8 +213,17 @@ def run_missing_fa(
     patterns = PATTERNS if pattern == "both" else (pattern,)
     if any(p not in PATTERNS for p in patterns):
         raise ValueError(f"pattern must be one of random, quarters, both; got {pattern!r}")
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    check_run(seed, device)
+    repeats, masks_per_row, plus_masks = (
+        check_setting(k, v)
+        for k, v in (("repeats", repeats), ("masks_per_row", masks_per_row),
+                     ("plus_masks", plus_masks))
+    )  # fmt: skip
+    explained_variance, test_fraction, p_missing = (
+        check_setting(k, v)
+        for k, v in (("explained_variance", explained_variance),
+                     ("test_fraction", test_fraction), ("p_missing", p_missing))
+    )  # fmt: skip
     if plus_masks is None:
         plus_masks = 4 if quick else 16
     start = time.perf_counter()

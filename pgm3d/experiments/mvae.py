@@ -18,7 +18,7 @@ import torch
 from pgm3d._io import atomic_write_json, atomic_write_text
 from pgm3d.data.sprites import multi_sprites
 from pgm3d.evaluation.counting import count_accuracy, count_confusion, kl_count_threshold
-from pgm3d.experiments._settings import merge_settings
+from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import fit, log_likelihood
 from pgm3d.models.mvae import MVAE
 from pgm3d.models.scene_vae import SceneVAE
@@ -98,6 +98,7 @@ def run_mvae(
     :param settings: overrides of :data:`FULL` / :data:`QUICK`.
     :returns: the metrics also written to ``out/metrics.json``.
     """
+    check_run(seed, device)
     s = merge_settings(QUICK if quick else FULL, settings)
     if s["max_sprites"] < 1:
         raise ValueError(f"max_sprites must be >= 1, got {s['max_sprites']}")

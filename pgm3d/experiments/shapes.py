@@ -40,7 +40,7 @@ from pgm3d.evaluation import (
     reconstruct_surface,
     symmetry_score,
 )
-from pgm3d.experiments._settings import merge_settings
+from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import complete, fit
 from pgm3d.models import PatternGaussian, ShapeFA, ShapeVAE, model_rows
 from pgm3d.saving import save
@@ -325,6 +325,7 @@ def run_shapes(
     :returns: the metrics dictionary also written to ``metrics.json``.
     """
     start = time.perf_counter()
+    check_run(seed, device)
     s = _settings(quick, settings)
     run = _Run(family, s, seed, device, progress)
     chosen, dropped = run.completion_rows()

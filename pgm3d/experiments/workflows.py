@@ -25,7 +25,7 @@ from pgm3d.data.masks import drop_parts, half_volume_mask, quarter_mask, random_
 from pgm3d.data.shapes import ShapeSet
 from pgm3d.data.voxels import VoxelSet
 from pgm3d.evaluation import evaluate_posteriors, imputation_mse, log_likelihood_per_dim
-from pgm3d.experiments._settings import merge_settings
+from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import COMPLETION_METHODS, OBJECTIVES, EpochSummary, complete, fit, fit_gan
 from pgm3d.inference.logs import training_log
 from pgm3d.models import MODELS, SAMPLERS, build_model, model_rows, trained_by_sgd
@@ -176,6 +176,7 @@ def run_fit(
     seed: int = 0,
     device: str = "cpu",
     resume: bool = False,
+    trust: bool = False,
     progress: bool | None = None,
     summary: bool = False,
     config: dict | None = None,
@@ -190,13 +191,15 @@ def run_fit(
     :param settings: see :data:`FIT_DEFAULTS` (``model``, ``data``, ``objective``, ``epochs`` ...).
     :param bool resume: continue from ``out/checkpoint.pt`` (bit-exact, see
         :func:`~pgm3d.inference.fit`).
+    :param bool trust: on ``resume``, also read a checkpoint pgm3d 0.1 wrote (a pickle, which
+        can run code: only your own; see :mod:`pgm3d.saving`).
     :param bool summary: print one line per epoch.
     :param dict config: the effective configuration, stored in the checkpoint and model file.
     """
+    check_run(seed, device)
     s = merge_settings(FIT_DEFAULTS, settings)
     s["seed"] = seed
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     split = _data(s)
     torch.manual_seed(seed)
@@ -214,6 +217,7 @@ def run_fit(
         family = s["guide"].removeprefix("auto-")
         model = auto(model, family)
         metrics["guide"] = f"autoguide ({family}, mask-aware)"
+    out.mkdir(parents=True, exist_ok=True)  # everything it needs is read and checked by now
     if trained_by_sgd(model):
         objective = s["objective"] or "elbo"
         OBJECTIVES[objective]
@@ -240,6 +244,7 @@ def run_fit(
             checkpoint=out / CHECKPOINT_FILE,
             checkpoint_every=s["checkpoint_every"],
             resume=resume,
+            trust=trust,
             config=config,
         )
         model.eval()
@@ -279,9 +284,9 @@ def run_fit(
     return metrics
 
 
-def _run_info(run: str | Path, device) -> tuple[object, dict]:
+def _run_info(run: str | Path, device, trust: bool = False) -> tuple[object, dict]:
     """A saved model and the data settings it was fitted with (from its file or folder)."""
-    model, info = load(run, device=device, with_info=True)
+    model, info = load(run, device=device, with_info=True, trust=trust)
     run = Path(run)
     saved = run / CONFIG_FILE if run.is_dir() else run.parent / CONFIG_FILE
     if not info and saved.is_file():
@@ -343,8 +348,8 @@ def _options(method: str, s: dict, seed: int, progress) -> dict:
     return {k: v for k, v in given.items() if k in allowed}
 
 
-def _prepare(run, s, seed, device):
-    model, info = _run_info(run, device)
+def _prepare(run, s, seed, device, trust):
+    model, info = _run_info(run, device, trust)
     if not model.completion_methods:
         takers = [n for n in MODELS if MODELS[n].completion_methods]
         raise ValueError(
@@ -375,6 +380,7 @@ def run_complete(
     *,
     seed: int = 0,
     device: str = "cpu",
+    trust: bool = False,
     progress: bool | None = None,
     **settings,
 ) -> dict:
@@ -386,11 +392,14 @@ def run_complete(
 
     :param run: a model file or a ``pgm3d fit`` folder; its data settings are the defaults.
     :param settings: see :data:`COMPLETE_DEFAULTS`.
+    :param bool trust: also read a model file pgm3d 0.1 wrote (a pickle, which can run
+        code: only files you trust; see :mod:`pgm3d.saving`).
     """
+    check_run(seed, device)
     s = _resolve(settings, COMPLETE_DEFAULTS)
+    s, model, split, test, x, kept, scored = _prepare(run, s, seed, device, trust)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    s, model, split, test, x, kept, scored = _prepare(run, s, seed, device)
     results, filled = {}, {}
     for method in progress_bar(_methods(model, s["methods"]), desc="complete", progress=progress):
         t = time.perf_counter()
@@ -488,6 +497,7 @@ def run_evaluate(
     *,
     seed: int = 0,
     device: str = "cpu",
+    trust: bool = False,
     progress: bool | None = None,
     **settings,
 ) -> dict:
@@ -497,12 +507,15 @@ def run_evaluate(
     entries. Writes ``metrics.json`` and ``table.md``.
 
     :param settings: see :data:`COMPLETE_DEFAULTS`.
+    :param bool trust: also read a model file pgm3d 0.1 wrote (a pickle, which can run
+        code: only files you trust; see :mod:`pgm3d.saving`).
     """
+    check_run(seed, device)
     s = _resolve(settings, COMPLETE_DEFAULTS)
+    start = time.perf_counter()
+    s, model, _split, test, x, kept, scored = _prepare(run, s, seed, device, trust)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    s, model, _split, test, x, kept, scored = _prepare(run, s, seed, device)
     full = model_rows(model, test)[1]
     existence = test.existence if isinstance(test, ShapeSet) else None
     torch.manual_seed(seed)
@@ -538,6 +551,7 @@ def run_sample(
     *,
     seed: int = 0,
     device: str = "cpu",
+    trust: bool = False,
     progress: bool | None = None,
     **settings,
 ) -> dict:
@@ -546,11 +560,14 @@ def run_sample(
 
     :param settings: see :data:`SAMPLE_DEFAULTS` (``mean=True`` draws decoder means, without
         observation noise).
+    :param bool trust: also read a model file pgm3d 0.1 wrote (a pickle, which can run
+        code: only files you trust; see :mod:`pgm3d.saving`).
     """
+    check_run(seed, device)
     s = merge_settings(SAMPLE_DEFAULTS, settings)
+    model, info = _run_info(run, device, trust)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model, info = _run_info(run, device)
     n = s["num"]
     g = torch.Generator(device=device).manual_seed(seed)
     kind = model.data_kind
@@ -640,6 +657,7 @@ def run_bench(
 
     :param settings: see :data:`BENCH_DEFAULTS`.
     """
+    check_run(seed, device)
     s = merge_settings(BENCH_DEFAULTS, settings)
     s["seed"] = seed
     if quick:

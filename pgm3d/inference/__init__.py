@@ -17,7 +17,7 @@ from pgm3d.inference.logs import CSVLog, EpochSummary, TensorBoardLog
 from pgm3d.inference.objectives import OBJECTIVES, Objective
 from pgm3d.inference.rws import RWS
 from pgm3d.inference.samples import SampleCompletion
-from pgm3d.inference.training import FitHistory, fit
+from pgm3d.inference.training import FitHistory, TrainingError, fit
 
 __all__ = [
     "COMPLETION_METHODS",
@@ -36,6 +36,7 @@ __all__ = [
     "Objective",
     "SampleCompletion",
     "TensorBoardLog",
+    "TrainingError",
     "check_guide",
     "complete",
     "d_should_update",

@@ -13,11 +13,24 @@ import pyro.util
 import torch
 
 from pgm3d._progress import progress_bar
-from pgm3d._validation import as_data, check_mask, check_model_matches, check_observed_finite
+from pgm3d._validation import (
+    as_data,
+    check_device,
+    check_float,
+    check_int,
+    check_mask,
+    check_model_matches,
+    check_observed_finite,
+    check_seed,
+)
 from pgm3d.inference.objectives import OBJECTIVES, Objective
 from pgm3d.saving import read_checkpoint, write_checkpoint
 
-__all__ = ["FitHistory", "fit"]
+__all__ = ["FitHistory", "TrainingError", "fit"]
+
+
+class TrainingError(RuntimeError):
+    """Training diverged (a non-finite loss); the last checkpoint is left as it was."""
 
 
 @dataclass
@@ -68,6 +81,7 @@ def fit(
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 100,
     resume: bool = False,
+    trust: bool = False,
     config: dict | None = None,
 ) -> FitHistory:
     """Train a model/guide pair by stochastic optimisation of an objective.
@@ -112,24 +126,29 @@ def fit(
     :param bool resume: continue from ``checkpoint``; the run then ends with the same parameters,
         bit for bit, as one that was never interrupted. Its settings must match the
         checkpoint's, except ``epochs``, which may grow.
+    :param bool trust: on ``resume``, also read a checkpoint pgm3d 0.1 wrote (a pickle, which
+        can run code: only your own; see :mod:`pgm3d.saving`).
     :param dict config: stored in the checkpoint (e.g. the command line's effective config).
     :returns: a :class:`FitHistory`.
     :raises pgm3d.saving.CheckpointError: ``resume`` with a corrupt or foreign checkpoint
         (nothing is written then).
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if kl_warmup < 0:
-        raise ValueError(f"kl_warmup must be >= 0, got {kl_warmup}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
-    if not 0 < lr_decay <= 1:
-        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}")
+    for name, value in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("num_particles", num_particles),
+        ("checkpoint_every", checkpoint_every),
+    ):
+        check_int(value, name)
+    check_int(kl_warmup, "kl_warmup", low=0)
+    check_float(kl_weight, "kl_weight", low=0.0)
+    check_float(lr, "lr", low=0.0, low_open=True)
+    check_float(lr_decay, "lr_decay", low=0.0, high=1.0, low_open=True)
+    check_seed(seed)
+    if device is not None:
+        check_device(device)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs the checkpoint file to resume from")
-    if checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     if isinstance(objective, Objective):
         loss_fn = objective
     else:
@@ -180,7 +199,9 @@ def fit(
     history = FitHistory()
     loop = {"epoch": 0, "position": 0, "order": None, "total": 0.0}
     if resume:
-        history, loop = _restore(checkpoint, settings, pair, optimizer, shuffle, masks, x.device)
+        history, loop = _restore(
+            checkpoint, settings, pair, optimizer, shuffle, masks, x.device, trust=trust
+        )
     start = time.perf_counter() - history.seconds
 
     def save() -> None:
@@ -188,9 +209,9 @@ def fit(
             history.seconds = time.perf_counter() - start
             write_checkpoint(
                 checkpoint,
-                # the object itself only for pgm3d's models (pgm3d.load reads it back); the
+                # how to rebuild the model, when pgm3d can (pgm3d.load reads it back); the
                 # parameters of any pair are in its state and its param-store tensors
-                model=pair.source if getattr(pair.source, "pgm3d_contract", None) else None,
+                model=pair,
                 state=pair.state_dict(),
                 pyro_params={k: v.detach() for k, v in pair.param_store_tensors().items()},
                 optimizer=optimizer.state_dict(),
@@ -230,7 +251,7 @@ def fit(
                 kl_weight=alpha,
             )
             if not torch.isfinite(loss):
-                raise RuntimeError(
+                raise TrainingError(
                     f"the {loss_fn.__class__.__name__} loss became {loss.item()} at epoch "
                     f"{epoch}, step {history.steps}; try a smaller lr"
                 )
@@ -253,7 +274,7 @@ def fit(
     save()
     history.seconds = time.perf_counter() - start
     if history.bound and math.isnan(history.bound[-1]):
-        raise RuntimeError("training produced a NaN bound")
+        raise TrainingError("training produced a NaN bound")
     return history
 
 
@@ -274,10 +295,11 @@ def _rows(context: dict, rows) -> dict | None:
     return {k: v[rows] for k, v in context.items()} if context else None
 
 
-def _restore(path, settings, pair, optimizer, shuffle, masks, device):
+def _restore(path, settings, pair, optimizer, shuffle, masks, device, trust=False):
     """Load a checkpoint written by :func:`fit` into the live objects; returns the history and
     the loop position."""
-    record = read_checkpoint(path, map_location=device)
+    # on the CPU: random states stay there, the rest is copied to the live tensors' devices
+    record = read_checkpoint(path, trust=trust)
     differ = [
         f"{k}: {record['settings'].get(k)!r} in the checkpoint, {v!r} now"
         for k, v in settings.items()
@@ -287,7 +309,7 @@ def _restore(path, settings, pair, optimizer, shuffle, masks, device):
         raise ValueError(f"cannot resume from {path}: settings differ ({'; '.join(differ)})")
     if "state" in record:
         pair.load_state_dict(record["state"])
-    else:  # written before pairs were wrapped: the model (and guide) objects themselves
+    else:  # a trusted 0.1 pickle from before pairs were wrapped: the model objects themselves
         pair.parts[0].load_state_dict(record["model"].state_dict())
         if record.get("guide") is not None:
             pair.parts[1].load_state_dict(record["guide"].state_dict())

@@ -16,6 +16,9 @@ functions) goes through the same entry points via :func:`pgm3d.wrap`, and
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 
 __all__ = [
@@ -72,8 +75,33 @@ def flat_rows(data) -> tuple[torch.Tensor, torch.Tensor]:
     return x, ~torch.isnan(x)
 
 
+def _recording(init):
+    """Wrap a constructor so the outermost call records its arguments (what a model file
+    stores to build the model again; :mod:`pgm3d.saving`)."""
+    sig = inspect.signature(init)
+
+    @functools.wraps(init)
+    def constructor(self, *args, **kwargs):
+        if "_init_args" not in self.__dict__:
+            bound = sig.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            recorded = dict(bound.arguments)
+            recorded.pop(next(iter(sig.parameters)))  # self
+            for name, p in sig.parameters.items():
+                if p.kind is p.VAR_KEYWORD:
+                    recorded.update(recorded.pop(name, {}))
+            self.__dict__["_init_args"] = recorded
+        init(self, *args, **kwargs)
+
+    return constructor
+
+
 class Model:
     """Mixin of pgm3d's models (with ``PyroModule`` or ``nn.Module``).
+
+    Each subclass's constructor records the arguments of the call that built the model
+    (:attr:`init_args`): a model file stores them (and the tensors) instead of a pickled
+    object, and :func:`pgm3d.load` calls the constructor again with them.
 
     :cvar pgm3d_contract: where the adapter finds the data: the observed site ``"x"`` in the
         plate ``"data"``, passed as the argument ``x``.
@@ -87,6 +115,24 @@ class Model:
     data_kind = "rows"
     trained_by = "sgd"
     completion_methods: tuple[str, ...] = SAMPLERS
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording(cls.__init__)
+
+    @property
+    def init_args(self) -> dict:
+        """The arguments the model was constructed with, by name."""
+        return dict(self.__dict__.get("_init_args", {}))
+
+    def extra_state(self) -> dict:
+        """Plain (JSON) facts a model file keeps beside the tensors and the constructor's
+        arguments: state set after construction that is not a parameter or buffer."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore what :meth:`extra_state` returned."""
 
     @classmethod
     def accepts(cls, kind: str) -> bool:

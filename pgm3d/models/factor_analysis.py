@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from pyro.nn import PyroParam
@@ -66,6 +66,13 @@ class FactorAnalysis(LinearGaussian):
             raise ValueError("psi must be positive")
         self.psi = PyroParam(psi.clone(), constraint=constraints.positive, event_dim=1)
         self.fit_info: EMInfo | None = None
+
+    def extra_state(self) -> dict:
+        return {} if self.fit_info is None else {"fit_info": asdict(self.fit_info)}
+
+    def load_extra_state(self, state: dict) -> None:
+        if "fit_info" in state:
+            self.fit_info = EMInfo(**state["fit_info"])
 
     @classmethod
     def from_data(cls, data, *, latent_dim=None, progress=None, **_) -> FactorAnalysis:

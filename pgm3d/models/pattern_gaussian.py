@@ -108,6 +108,12 @@ class PatternGaussian(PartRows, Model, nn.Module):
         log_n = -0.5 * ((points - loc) ** 2 / var + var.log() + math.log(2 * math.pi))
         return prior.log_prob(e) + torch.where(keep, log_n, 0.0).sum(-1)
 
+    def extra_state(self) -> dict:
+        return {"fitted": bool(self.fitted)}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.fitted = bool(state.get("fitted", False))
+
     def exact_log_likelihood(self, x, mask, existence=None) -> torch.Tensor:
         """The closed form :meth:`log_likelihood`."""
         return self.log_likelihood(x, mask)

@@ -74,7 +74,9 @@ def test_the_comparison_table_and_saving(digits01, tmp_path):
     )  # fmt: skip
     assert not table.errors and set(table.rows) == {"pseudo_gibbs", "importance"}
     pgm3d.save(pair, tmp_path / "auto.pt")
-    back = pgm3d.load(tmp_path / "auto.pt")
+    fresh = auto(VAE(z_dim=3, hidden_dim=32), "full", hidden=(32,))
+    back = pgm3d.load(tmp_path / "auto.pt", into=fresh)
+    assert back is fresh
     pyro.set_rng_seed(0)
     a = log_likelihood(pair, test, num_samples=5)
     pyro.set_rng_seed(0)

@@ -53,7 +53,10 @@ def test_a_wrapped_user_model_samples_and_saves_like_a_pgm3d_one(tmp_path):
     means = pair.sample(5, mean=True)
     assert ((means > 0) & (means < 1)).all()
     pgm3d.save(pair, tmp_path / "vae.pt")
-    back = pgm3d.load(tmp_path / "vae.pt")
+    # a user's class is never rebuilt from a file (that would run code it names): load into one
+    with pytest.raises(pgm3d.saving.CheckpointError, match="into=model"):
+        pgm3d.load(tmp_path / "vae.pt")
+    back = pgm3d.load(tmp_path / "vae.pt", into=pgm3d.wrap(VAE(z_dim=3, hidden_dim=16)))
     torch.testing.assert_close(
         back.source.decoder.fc1.weight, vae.decoder.fc1.weight, rtol=0, atol=0
     )
