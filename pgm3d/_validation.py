@@ -24,9 +24,11 @@ __all__ = [
     "check_mask",
     "check_model_matches",
     "check_observed_finite",
+    "check_rows_observed",
     "check_seed",
     "clean_missing",
     "fill_where_missing",
+    "largest_value",
 ]
 
 
@@ -46,6 +48,12 @@ def check_data(x, name: str = "x", *, dim: int = 2) -> torch.Tensor:
         raise ValueError(f"{name} must be {dim}-D, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must have a floating-point dtype, got {x.dtype}")
+    if x.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(
+            f"{name} is {x.dtype}: pgm3d computes in float32 or float64 (half precision "
+            f"underflows the small variances and probabilities these models need); use "
+            f"{name}.float()"
+        )
     if x.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
     return x
@@ -90,18 +98,56 @@ def check_mask(mask, x: torch.Tensor, name: str = "mask") -> torch.Tensor:
     return mask
 
 
+def largest_value(dtype: torch.dtype) -> float:
+    """The largest magnitude pgm3d accepts in data of ``dtype``: the fourth root of its
+    largest float (about 1.3e9 in float32, 1e77 in float64), so that squares, products of
+    squares and sums of them (variances, precisions, quadratic forms) stay finite."""
+    return torch.finfo(dtype).max ** 0.25
+
+
 def check_observed_finite(x: torch.Tensor, mask: torch.Tensor | None, name: str = "x") -> None:
-    """Raise if an observed entry of ``x`` is NaN or infinite; missing entries may hold anything."""
-    if bool(torch.isfinite(x.sum())):
-        return  # fast path: a NaN or inf anywhere would make the sum non-finite
+    """Raise if an observed entry of ``x`` is NaN, infinite or too large to square safely
+    (:func:`largest_value`); missing entries may hold anything. Positions are 1-based."""
+    if x.numel() == 0:
+        return
+    limit = largest_value(x.dtype)
+    top = x.abs().amax()  # NaN if any entry is NaN
+    if bool(torch.isfinite(top)) and top <= limit:
+        return  # fast path: no NaN, no inf, nothing too large
     bad = ~torch.isfinite(x)
     if mask is not None:
         bad &= mask
     if bool(bad.any()):
-        row, col = (int(i) for i in bad.nonzero()[0])
+        row, col = (int(i) + 1 for i in bad.nonzero()[0])
         raise ValueError(
-            f"{name} has a NaN or infinite value at an observed entry (row {row}, column {col}); "
-            "mark it missing in the mask or fix the data"
+            f"{name} has a NaN or infinite value at an observed entry (row {row}, column {col}, "
+            "counting from 1); mark it missing in the mask or fix the data"
+        )
+    large = x.abs() > limit
+    if mask is not None:
+        large &= mask
+    if bool(large.any()):
+        row, col = (int(i) + 1 for i in large.nonzero()[0])
+        raise ValueError(
+            f"{name} has a value of magnitude {x[row - 1, col - 1].item():.3g} (row {row}, column "
+            f"{col}, counting from 1): above {limit:.3g}, the largest whose squares stay finite "
+            f"in {x.dtype}; rescale (standardise) the data or use float64"
+        )
+
+
+def check_rows_observed(mask: torch.Tensor | None, name: str = "x") -> None:
+    """Raise if a row has no observed entry: it carries no information to train on (and its
+    likelihood is not scored: :func:`~pgm3d.inference.log_likelihood` gives NaN)."""
+    if mask is None:
+        return
+    empty = ~mask.reshape(mask.shape[0], -1).any(-1)
+    if bool(empty.any()):
+        rows = (empty.nonzero()[:, 0] + 1).tolist()
+        shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+        what = "every row" if len(rows) == mask.shape[0] else f"{len(rows)} row(s) ({shown})"
+        raise ValueError(
+            f"{name}: {what} of {mask.shape[0]} have no observed entry (rows counted from 1); "
+            "such rows carry nothing to train on: drop them"
         )
 
 

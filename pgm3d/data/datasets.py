@@ -9,6 +9,7 @@ other ``.npz`` files are read as data rows. The ``pgm3d`` command resolves ``--d
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +19,13 @@ import torch
 from pgm3d.data.images import DATASETS as IMAGE_DATASETS
 from pgm3d.data.images import train_test_split
 from pgm3d.data.loaders import MESH_SUFFIXES, load_voxels
+from pgm3d.data.rows import ROW_SUFFIXES, read_rows
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.sprites import SpriteScenes, multi_sprites
 from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes
 
 __all__ = ["DataSplit", "data_names", "fit_resolution", "open_data", "open_voxels"]
 
-ROW_SUFFIXES = (".npy", ".npz", ".csv", ".txt")
 #: the name of the procedural voxel set (:func:`~pgm3d.data.voxel_classes`)
 VOXEL_SET = "voxel-classes"
 #: multi-sprite scene sets (:func:`~pgm3d.data.multi_sprites`) by name: their sprite slots
@@ -40,12 +41,17 @@ class DataSplit:
         :class:`~pgm3d.data.SpriteScenes`, or an ``(N, D)`` tensor of rows.
     :ivar test: the same kind as ``train``.
     :ivar image_shape: ``(H, W)`` when the rows are images, for figures.
+    :ivar columns: the column names of a text file with a header.
+    :ivar empty_rows: 1-based rows of a file that have no observed entry (they cannot be
+        trained on, and their likelihood is not scored).
     """
 
     name: str
     train: ShapeSet | VoxelSet | SpriteScenes | torch.Tensor
     test: ShapeSet | VoxelSet | SpriteScenes | torch.Tensor
     image_shape: tuple[int, int] | None = None
+    columns: tuple[str, ...] | None = None
+    empty_rows: tuple[int, ...] = ()
 
     @property
     def is_shapes(self) -> bool:
@@ -79,11 +85,22 @@ def _is_voxel_file(path: Path) -> bool:
     if path.is_dir() or path.suffix == ".mat" or path.name.endswith(".npy.gz"):
         return True
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            return "voxels" in f
+        return "voxels" in _npz_keys(path)
     if path.suffix == ".npy":  # a grid (R, R, R) or a stack (N, R, R, R), not (N, D) rows
-        return np.load(path, mmap_mode="r", allow_pickle=False).ndim in (3, 4)
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False).ndim in (3, 4)
+        except (OSError, ValueError, EOFError) as e:
+            raise ValueError(f"cannot read {path}: {e}") from None
     return False
+
+
+def _npz_keys(path: Path) -> list[str]:
+    """The array names of an ``.npz`` file, with a message naming it if it is unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return list(f.keys())
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"cannot read {path}: {e}") from None
 
 
 def open_voxels(
@@ -143,22 +160,6 @@ def _split_rows(x: torch.Tensor, test_fraction: float, seed: int):
     return train_test_split(x, test_fraction, generator=torch.Generator().manual_seed(seed))
 
 
-def _read_rows(path: Path) -> np.ndarray:
-    try:
-        if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                keys = list(f.keys())
-                key = "x" if "x" in keys else keys[0] if len(keys) == 1 else None
-                if key is None:
-                    raise ValueError(f"{path} holds {keys}; name the data array 'x'")
-                return f[key]
-        return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read data rows from {path}: {e}") from None
-
-
 def open_data(
     spec: str | Path,
     *,
@@ -175,7 +176,8 @@ def open_data(
     :param spec: a shape family (``"chairs"``, ``"airplanes"``, ``"tables"``, ``"lamps"``: the
         training set is drawn with ``seed``, the test set with ``seed + 1``), an image set
         (``"digits"``, ``"frey"``), a shapes ``.npz`` written by :meth:`ShapeSet.save`, or a
-        ``.npy`` / ``.npz`` / ``.csv`` / ``.txt`` file of ``(N, D)`` rows (NaN = missing), or voxel
+        ``.npy`` / ``.npz`` / ``.csv`` / ``.txt`` file of ``(N, D)`` rows (NaN = missing; see
+        :mod:`pgm3d.data.rows` for what each file type may hold), or voxel
         grids (see :func:`open_voxels`): ``"voxel-classes"``, a ``.mat`` file, an ``.npz`` with a
         ``voxels`` array, or a ModelNet-style folder.
     :param n_train: shapes to draw for training (families, ``"sprites-3"`` / ``"sprites-8"``
@@ -216,17 +218,12 @@ def open_data(
     if _is_voxel_file(path):
         return open_voxels(path, resolution=resolution, test_fraction=test_fraction, seed=seed)
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            is_shapes = "part_of_point" in f
-        if is_shapes:
+        if "part_of_point" in _npz_keys(path):
             data = load_shapes(path)
             train, test = _held_out(len(data), test_fraction, seed, "shapes")
             return DataSplit(name, data[train], data[test])
     if path.suffix not in ROW_SUFFIXES:
         raise ValueError(f"{path}: unsupported data file type; use one of {ROW_SUFFIXES}")
-    rows = _read_rows(path)
-    if rows.ndim != 2 or not np.issubdtype(rows.dtype, np.number):
-        raise ValueError(f"{path}: expected a 2-D numeric array of rows, got {rows.shape}")
-    x = torch.as_tensor(rows.astype(np.float64))
-    train, test = _split_rows(x, test_fraction, seed)
-    return DataSplit(name, train, test)
+    rows = read_rows(path)
+    train, test = _split_rows(torch.as_tensor(rows.x), test_fraction, seed)
+    return DataSplit(name, train, test, columns=rows.columns, empty_rows=rows.empty)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,12 @@ MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl")
 VOXEL_SUFFIXES = (".mat", ".npy", ".npy.gz", ".npz")
 
 
+class UnreadableFile(ValueError):
+    """A file that cannot be parsed at all (truncated, corrupt, not the format its suffix
+    says); a folder load may skip it (``on_error="skip"``). Files that read but hold the
+    wrong content — another resolution, values that are not 0/1 — are errors."""
+
+
 def _suffix(path: Path) -> str:
     name = path.name.lower()
     return ".npy.gz" if name.endswith(".npy.gz") else path.suffix.lower()
@@ -53,13 +60,13 @@ def _off_header(path: Path) -> tuple[bool, int, int]:
             if len(tokens) >= 4:
                 break
     if not tokens or not tokens[0].upper().startswith("OFF"):
-        raise ValueError(f"{path}: not an OFF file (no 'OFF' header)")
+        raise UnreadableFile(f"{path}: not an OFF file (no 'OFF' header)")
     split = tokens[0].upper() == "OFF"
     counts = tokens[1:3] if split else [tokens[0][3:], *tokens[1:2]]
     try:
         return split, int(counts[0]), int(counts[1])
     except (IndexError, ValueError):
-        raise ValueError(f"{path}: malformed OFF header {' '.join(tokens[:4])!r}") from None
+        raise UnreadableFile(f"{path}: malformed OFF header {' '.join(tokens[:4])!r}") from None
 
 
 def load_mesh(path: str | os.PathLike, *, dtype=torch.float64) -> Mesh:
@@ -93,13 +100,13 @@ def load_mesh(path: str | os.PathLike, *, dtype=torch.float64) -> Mesh:
             if suffix == ".stl":  # STL stores every triangle's corners separately
                 tm.merge_vertices()
     except Exception as e:  # trimesh raises many types on malformed input
-        raise ValueError(f"{path}: could not read mesh ({type(e).__name__}: {e})") from e
+        raise UnreadableFile(f"{path}: could not read mesh ({type(e).__name__}: {e})") from e
     if not hasattr(tm, "faces") or len(tm.faces) == 0 or len(tm.vertices) == 0:
-        raise ValueError(f"{path}: empty mesh (no faces)")
+        raise UnreadableFile(f"{path}: empty mesh (no faces)")
     if header is not None:
         _, n_vertices, n_faces = header
         if len(tm.vertices) < n_vertices or len(tm.faces) < n_faces:
-            raise ValueError(
+            raise UnreadableFile(
                 f"{path}: truncated or corrupt OFF file: header declares {n_vertices} vertices and "
                 f"{n_faces} faces, read {len(tm.vertices)} and {len(tm.faces)}"
             )
@@ -147,7 +154,7 @@ def _read_voxel_file(path: Path, key: str) -> tuple[torch.Tensor, dict]:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
     except Exception as e:  # numpy, scipy and gzip raise many types on malformed files
-        raise ValueError(f"{path}: could not read voxel file ({type(e).__name__}: {e})") from e
+        raise UnreadableFile(f"{path}: could not read voxel file ({type(e).__name__}: {e})") from e
     if suffix != ".npz":
         if key not in arrays:
             raise ValueError(f"{path}: no key {key!r} in .mat file (found {list(arrays)})")
@@ -165,6 +172,7 @@ def load_voxels(
     key: str = "instance",
     solid: bool = True,
     progress: bool | None = None,
+    on_error: str = "skip",
 ) -> VoxelSet:
     """Read voxel grids from a file or a ModelNet-style folder.
 
@@ -180,23 +188,25 @@ def load_voxels(
     :param int resolution: grid size for meshes; for voxel files, the size they must have.
     :param bool solid: for meshes, fill the interior (non-watertight meshes raise; pass False for
         surface voxels).
+    :param str on_error: in a folder, what an unreadable file (:class:`UnreadableFile`) does:
+        ``"skip"`` it, with one
+        warning that names every skipped file and why (a download with one broken file of
+        thousands still loads), or ``"raise"``. A folder in which no file reads is an error.
     :returns: a :class:`~pgm3d.data.voxels.VoxelSet` (``split`` is ``""`` when a file has none).
     :raises ValueError: wrong rank or non-binary values, mixed resolutions, a folder without
         ``train``/``test`` files, unreadable files -- naming the file.
     """
     path = Path(path)
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     if path.is_dir():
-        return _load_folder(path, resolution, key, solid, progress)
+        return _load_folder(path, resolution, key, solid, progress, on_error)
     if not path.is_file():
         raise FileNotFoundError(f"no voxel file or folder at {path}")
     suffix = _suffix(path)
     if suffix in MESH_SUFFIXES:
-        grids, meta = (
-            voxelize(
-                load_mesh(path), resolution or 32, padding=(resolution or 32) // 10, solid=solid
-            )[None],
-            {},
-        )
+        R = resolution or 32
+        grids, meta = voxelize(load_mesh(path), R, padding=R // 10, solid=solid)[None], {}
     elif suffix in VOXEL_SUFFIXES:
         grids, meta = _read_voxel_file(path, key)
     else:
@@ -232,11 +242,17 @@ def _scan(root: Path, suffixes) -> tuple[list[str], list[tuple[Path, int, str]]]
     return classes, files
 
 
-def _load_folder(root: Path, resolution, key, solid, progress) -> VoxelSet:
+def _load_folder(root: Path, resolution, key, solid, progress, on_error) -> VoxelSet:
     classes, files = _scan(root, VOXEL_SUFFIXES + MESH_SUFFIXES)
-    grids, labels, split, sources = [], [], [], []
+    grids, labels, split, sources, skipped = [], [], [], [], []
     for f, label, part in progress_bar(files, desc=f"loading {root.name}", progress=progress):
-        one = load_voxels(f, resolution=resolution, key=key, solid=solid)
+        try:
+            one = load_voxels(f, resolution=resolution, key=key, solid=solid)
+        except UnreadableFile as e:
+            if on_error == "raise":
+                raise
+            skipped.append(str(e))
+            continue
         if grids and one.resolution != grids[0].shape[-1]:
             raise ValueError(
                 f"{f}: resolution {one.resolution} differs from {grids[0].shape[-1]} "
@@ -246,6 +262,14 @@ def _load_folder(root: Path, resolution, key, solid, progress) -> VoxelSet:
         labels += [label] * len(one)
         split += [part] * len(one)
         sources += [str(f)] * len(one)
+    if skipped:
+        shown = "\n  ".join(skipped[:20]) + ("\n  ..." if len(skipped) > 20 else "")
+        if not grids:
+            raise ValueError(f"{root}: no file could be read:\n  {shown}")
+        warnings.warn(
+            f"{root}: skipped {len(skipped)} of {len(files)} unreadable files:\n  {shown}",
+            stacklevel=3,
+        )
     return VoxelSet(
         torch.cat(grids), torch.tensor(labels), tuple(classes), np.array(split), sources=sources
     )

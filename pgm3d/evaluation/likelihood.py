@@ -33,6 +33,9 @@ def log_likelihood_per_dim(
     existence columns count in the numerator, as ``log p(e)``, not the denominator); for a
     user's model, the observed entries of ``mask``.
 
+    A row with no observed entry is not scored: its value is NaN (average with
+    ``nanmean``, and say how many there were).
+
     :returns: ``(values (N,), exact)``.
     """
     from pgm3d.inference import log_likelihood
@@ -45,4 +48,6 @@ def log_likelihood_per_dim(
         with torch.no_grad():
             total = log_likelihood(model, x, mask, context=context, num_samples=num_samples)
     count = own.observed_entries(mask, existence) if protocol else mask.sum(-1)
-    return (total.detach() / count.clamp_min(1)).cpu().double(), exact
+    values = total.detach() / count.clamp_min(1)
+    values = values.masked_fill(count == 0, float("nan"))
+    return values.cpu().double(), exact

@@ -202,6 +202,13 @@ def run_fit(
     out = Path(out)
     start = time.perf_counter()
     split = _data(s)
+    if split.empty_rows:
+        shown = ", ".join(map(str, split.empty_rows[:10]))
+        raise ValueError(
+            f"{s['data']}: {len(split.empty_rows)} row(s) have no observed entry (rows {shown}"
+            f"{', ...' if len(split.empty_rows) > 10 else ''}, counting from 1); they carry "
+            "nothing to train on: drop them"
+        )
     torch.manual_seed(seed)
     options = {k: s[k] for k in ("latent_dim", "part_dim", "likelihood") if s[k] is not None}
     if s["hidden"] is not None:
@@ -272,7 +279,7 @@ def run_fit(
     )
     metrics.update(
         parameters=sum(p.numel() for p in model.parameters()),
-        test_log_likelihood_nats_per_dim=float(ll.mean()),
+        **_scored(ll),
         log_likelihood="exact" if exact else f"IWAE bound, K={s['iwae_samples']}",
         seconds=time.perf_counter() - start,
     )
@@ -282,6 +289,14 @@ def run_fit(
     ]
     _write(out, metrics, _table(f"{s['model']} fitted to {s['data']}", rows))
     return metrics
+
+
+def _scored(ll: torch.Tensor) -> dict:
+    """The mean test log-likelihood over the rows that have one (rows with no observed entry
+    are NaN, not scored) and, when there are such rows, how many."""
+    unscored = int(ll.isnan().sum())
+    out = {"test_log_likelihood_nats_per_dim": float(ll.nanmean())}
+    return {**out, "rows_not_scored": unscored} if unscored else out
 
 
 def _run_info(run: str | Path, device, trust: bool = False) -> tuple[object, dict]:
@@ -529,7 +544,7 @@ def run_evaluate(
         "model": _label(model),
         "data": s["data"],
         "rows": int(x.shape[0]),
-        "test_log_likelihood_nats_per_dim": float(ll.mean()),
+        **_scored(ll),
         "log_likelihood": "exact" if exact else f"IWAE bound, K={s['iwae_samples']}",
         "posteriors": table.rows,
         "seconds": time.perf_counter() - start,
@@ -537,7 +552,13 @@ def run_evaluate(
     text = (
         f"# Posterior approximations of {_label(model)} on {s['data']}\n\n"
         f"Test log-likelihood: {metrics['test_log_likelihood_nats_per_dim']:.4f} nats per "
-        f"observed dimension ({metrics['log_likelihood']}), {x.shape[0]} rows. Below, each "
+        f"observed dimension ({metrics['log_likelihood']}), {x.shape[0]} rows"
+        + (
+            f" ({metrics['rows_not_scored']} with no observed entry, not scored)"
+            if "rows_not_scored" in metrics
+            else ""
+        )
+        + ". Below, each "
         f"method infers the latents of the same rows with {int(scored.sum())} entries hidden.\n\n"
         + table.to_markdown()
     )

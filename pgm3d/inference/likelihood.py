@@ -56,7 +56,8 @@ def log_likelihood(
     guide=None,
     global_latents: str = "predictive",
 ) -> torch.Tensor:
-    """Per-row log-likelihood of the observed entries, shape ``(B,)``.
+    """Per-row log-likelihood of the observed entries, shape ``(B,)``; NaN for a row with no
+    observed entry (it is not scored).
 
     :param model: any model :func:`~pgm3d.contract.as_model` accepts.
     :param torch.Tensor x: ``(B, D)`` data; missing entries may hold anything.
@@ -80,7 +81,7 @@ def log_likelihood(
         if context is not None:
             raise ValueError("method='exact' takes no context")
         check_inputs(source, x, mask)
-        return source.log_likelihood(x, mask)
+        return _unscored(source.log_likelihood(x, mask), mask)
     pair = as_model(model, guide)
     check_inputs(pair, x, mask)
     if method != "iwae":
@@ -105,4 +106,12 @@ def log_likelihood(
             k = min(chunk_size, num_samples - acc.count)
             lw = log_weights(bound.model, bound.guide, x, mask, k, s.nesting, sites=s)
             acc.update(lw.total)
-    return acc.log_mean_exp()
+    return _unscored(acc.log_mean_exp(), mask)
+
+
+def _unscored(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """NaN for rows with no observed entry: nothing was observed, so there is nothing to score
+    (a finite number there would slip into averages as if it were a measurement)."""
+    if mask is None:
+        return values
+    return values.masked_fill(~mask.reshape(mask.shape[0], -1).any(-1), float("nan"))

@@ -21,6 +21,7 @@ from pgm3d._validation import (
     check_mask,
     check_model_matches,
     check_observed_finite,
+    check_rows_observed,
     check_seed,
 )
 from pgm3d.inference.objectives import OBJECTIVES, Objective
@@ -165,6 +166,7 @@ def fit(
             mask = None  # nothing to marginalise: skip the masking handler on every step
     check_model_matches(pair, x, "data")
     check_observed_finite(x, mask, "data")
+    check_rows_observed(mask, "data")
     ctx = pair.context_of(context, x)
     N = x.shape[0]
     B = min(batch_size, N)

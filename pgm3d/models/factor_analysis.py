@@ -15,7 +15,7 @@ from pyro.nn import PyroParam
 from torch.distributions import constraints
 
 from pgm3d._progress import progress_bar
-from pgm3d._validation import as_data
+from pgm3d._validation import as_data, check_observed_finite, check_rows_observed
 from pgm3d.models.linear_gaussian import (
     LinearGaussian,
     check_latent_dim,
@@ -237,6 +237,8 @@ class FactorAnalysis(LinearGaussian):
             raise ValueError(
                 f"mask must be bool {tuple(X.shape)}, got {mask.dtype} {tuple(mask.shape)}"
             )
+        check_observed_finite(X, mask, "X")
+        check_rows_observed(mask, "X")
         N, D = X.shape
         K = check_latent_dim(latent_dim, D)
         count = mask.sum(0)

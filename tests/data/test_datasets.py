@@ -107,7 +107,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(ValueError, match="cannot split 1 voxel grids"):
         open_data(tmp_path / "cube.npy")
     np.save(tmp_path / "line.npy", np.zeros(5))
-    with pytest.raises(ValueError, match="2-D numeric array"):
+    with pytest.raises(ValueError, match="2-D array of rows"):
         open_data(tmp_path / "line.npy")
     with pytest.raises(FileNotFoundError, match="no voxel data at 'nowhere'"):
         open_voxels("nowhere")

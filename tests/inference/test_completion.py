@@ -180,7 +180,7 @@ def test_methods_reject_models_without_the_interface(case):
 
 def test_bad_x_and_mask(case):
     model, x, mask = case
-    with pytest.raises(ValueError, match=r"observed entry \(row 0"):
+    with pytest.raises(ValueError, match=r"observed entry \(row 1, column 1, counting from 1"):
         complete(model, x, ~mask)
     with pytest.raises(ValueError, match="mask must have the shape"):
         complete(model, x, mask[:, :5])
