@@ -29,6 +29,7 @@ __all__ = [
     "clean_missing",
     "fill_where_missing",
     "largest_value",
+    "missing_as_nan",
 ]
 
 
@@ -100,7 +101,7 @@ def check_mask(mask, x: torch.Tensor, name: str = "mask") -> torch.Tensor:
 
 def largest_value(dtype: torch.dtype) -> float:
     """The largest magnitude pgm3d accepts in data of ``dtype``: the fourth root of its
-    largest float (about 1.3e9 in float32, 1e77 in float64), so that squares, products of
+    largest float (about 4.3e9 in float32, 1.2e77 in float64), so that squares, products of
     squares and sums of them (variances, precisions, quadratic forms) stay finite."""
     return torch.finfo(dtype).max ** 0.25
 
@@ -114,25 +115,30 @@ def check_observed_finite(x: torch.Tensor, mask: torch.Tensor | None, name: str 
     top = x.abs().amax()  # NaN if any entry is NaN
     if bool(torch.isfinite(top)) and top <= limit:
         return  # fast path: no NaN, no inf, nothing too large
-    bad = ~torch.isfinite(x)
-    if mask is not None:
-        bad &= mask
-    if bool(bad.any()):
-        row, col = (int(i) + 1 for i in bad.nonzero()[0])
+    where = _first_observed(~torch.isfinite(x), mask)
+    if where is not None:
         raise ValueError(
-            f"{name} has a NaN or infinite value at an observed entry (row {row}, column {col}, "
-            "counting from 1); mark it missing in the mask or fix the data"
+            f"{name} has a NaN or infinite value at an observed entry (row {where[0]}, column "
+            f"{where[1]}, counting from 1); mark it missing in the mask or fix the data"
         )
-    large = x.abs() > limit
-    if mask is not None:
-        large &= mask
-    if bool(large.any()):
-        row, col = (int(i) + 1 for i in large.nonzero()[0])
+    where = _first_observed(x.abs() > limit, mask)
+    if where is not None:
+        value = x[where[0] - 1, where[1] - 1].item()
         raise ValueError(
-            f"{name} has a value of magnitude {x[row - 1, col - 1].item():.3g} (row {row}, column "
-            f"{col}, counting from 1): above {limit:.3g}, the largest whose squares stay finite "
-            f"in {x.dtype}; rescale (standardise) the data or use float64"
+            f"{name} has a value of magnitude {value:.3g} (row {where[0]}, column {where[1]}, "
+            f"counting from 1): above {limit:.3g}, the largest pgm3d takes in {x.dtype} "
+            "(squares of squares must stay finite); rescale (standardise) the data or use float64"
         )
+
+
+def _first_observed(flags: torch.Tensor, mask: torch.Tensor | None) -> tuple[int, int] | None:
+    """The 1-based (row, column) of the first flagged entry that is observed, if any."""
+    if mask is not None:
+        flags = flags & mask
+    if not bool(flags.any()):
+        return None
+    row, col = (int(i) + 1 for i in flags.nonzero()[0])
+    return row, col
 
 
 def check_rows_observed(mask: torch.Tensor | None, name: str = "x") -> None:
@@ -149,6 +155,17 @@ def check_rows_observed(mask: torch.Tensor | None, name: str = "x") -> None:
             f"{name}: {what} of {mask.shape[0]} have no observed entry (rows counted from 1); "
             "such rows carry nothing to train on: drop them"
         )
+
+
+def missing_as_nan(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
+    """NaN means missing: without a mask, the entries of ``x`` that are NaN are the missing
+    ones (``None`` if there are none). A given mask is returned as it is — NaN where it says
+    observed is then an error (:func:`check_observed_finite`), never a guess."""
+    if mask is None and isinstance(x, torch.Tensor) and x.is_floating_point():
+        missing = x.isnan()
+        if bool(missing.any()):
+            return ~missing
+    return mask
 
 
 def clean_missing(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

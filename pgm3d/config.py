@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pgm3d._io import atomic_write_text
+from pgm3d._io import atomic_write, atomic_write_text
 
 __all__ = [
     "CONFIG_FILE",
@@ -133,7 +133,8 @@ def claim_run_folder(
         raise RunFolderError(f"--out {out} is a file, not a folder")
     saved = out / CONFIG_FILE
     new = plain(config)
-    ignore = VOLATILE | ({"epochs"} if resume else set())
+    # "out" too: a run folder that was moved or copied is still the same run
+    ignore = VOLATILE | {"out"} | ({"epochs"} if resume else set())
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         if not saved.is_file():
             raise RunFolderError(
@@ -182,19 +183,24 @@ def _checkpoint_refusal(out: Path, checkpoint: str) -> str:
 def run_folder(out: str | Path, config: dict, **claim) -> Iterator[Path]:
     """:func:`claim_run_folder` for the length of a run that may be refused: if the run fails
     before writing anything but the config, the config (and the folder, if the claim made it)
-    is removed again, so a refused run leaves no trace and the corrected command is accepted.
+    is removed again, so a refused run leaves no trace and the corrected command is accepted;
+    in a folder that held a run, a failed run puts that run's config back.
 
     :param claim: ``overwrite``, ``resume``, ``checkpoint`` (see :func:`claim_run_folder`).
     """
     out = Path(out)
     existed = out.is_dir()
     fresh = not existed or not any(out.iterdir())
+    saved = out / CONFIG_FILE
+    old = saved.read_bytes() if saved.is_file() else None
     out = claim_run_folder(out, config, **claim)
     try:
         yield out
     except BaseException:
         if fresh and {p.name for p in out.iterdir()} <= {CONFIG_FILE}:
-            (out / CONFIG_FILE).unlink(missing_ok=True)
+            saved.unlink(missing_ok=True)
             if not existed:
                 out.rmdir()
+        elif old is not None and saved.read_bytes() != old:
+            atomic_write(saved, lambda f: f.write(old))  # the run it describes is still there
         raise

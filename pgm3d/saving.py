@@ -305,10 +305,15 @@ def load(
     :raises CheckpointError: the file is truncated, corrupt (checksum), not a pgm3d file, holds
         a user's model and no ``into``, or is an untrusted pickle.
     """
+    from pgm3d._validation import check_device
+
+    device = check_device(device)
     path = _resolve(path)
     record = _read(path, device, trust)
     if record.get("legacy"):
-        model = record["model"]
+        model = record.get("model")
+        if not isinstance(model, torch.nn.Module):
+            raise CheckpointError(f"{path} holds no model")
         if into is not None:
             into.load_state_dict(model.state_dict())
             model = into

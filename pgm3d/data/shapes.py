@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pgm3d._validation import check_device
 from pgm3d.data.mesh import Mesh
 from pgm3d.data.parts import Part
 from pgm3d.registry import Registry
@@ -320,7 +321,7 @@ def shapes(
     if isinstance(family, os.PathLike) or (isinstance(family, str) and family.endswith(".npz")):
         data = load_shapes(family, dtype=dtype)
         data = data if n is None else data[: _positive(n, "n")]
-        return data.to(device) if device is not None else data
+        return data.to(check_device(device)) if device is not None else data
     fam: ShapeFamily = FAMILIES[family]()
     n = _positive(n, "n")
     counts = _point_counts(points_per_part, fam.part_names)

@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from pgm3d._progress import progress_bar
-from pgm3d._validation import as_data
+from pgm3d._validation import as_data, check_device
 
 __all__ = ["GANHistory", "d_should_update", "fit_gan"]
 
@@ -87,7 +87,7 @@ def fit_gan(
     if not 0 < d_threshold <= 1:
         raise ValueError(f"d_threshold must be in (0, 1], got {d_threshold}")
     if device is not None:
-        gan.to(device)
+        gan.to(check_device(device))
     ref = next(gan.parameters())
     x = as_data(data, "data", device=ref.device).to(ref.dtype)
     if x.shape[-1] != gan.data_dim:

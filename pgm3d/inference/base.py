@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import Distribution
 
-from pgm3d._validation import check_data, check_inputs, fill_where_missing
+from pgm3d._validation import check_data, check_inputs, fill_where_missing, missing_as_nan
 from pgm3d.contract import WrappedModel, as_model
 from pgm3d.registry import Registry
 
@@ -85,7 +85,8 @@ def complete(
         closed forms.
     :param torch.Tensor x: ``(B, D)`` data; entries where ``mask`` is False are ignored (they
         may be NaN).
-    :param mask: bool ``(B, D)``, ``True`` = observed; ``None`` = fully observed.
+    :param mask: bool ``(B, D)``, ``True`` = observed; ``None``: the NaN entries of ``x``
+        are the missing ones (none if it has none).
     :param method: a registered name (see ``COMPLETION_METHODS.names()``): the closed forms
         ``"exact"``, ``"fca"``, ``"sca"``, ``"mean"`` of linear-Gaussian models, or the
         samplers ``"pseudo_gibbs"``, ``"mwg"``, ``"importance"``, ``"nuts"`` of any model; or
@@ -98,6 +99,7 @@ def complete(
         for the samplers) on ``x``'s device and dtype.
     """
     check_data(x, "x")
+    mask = missing_as_nan(x, mask)  # NaN means missing
     if mask is None:
         mask = torch.ones_like(x, dtype=torch.bool)
     if isinstance(method, str):

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import torch
 
-from pgm3d._validation import check_inputs
+from pgm3d._validation import check_inputs, missing_as_nan
 from pgm3d.contract import WrappedModel, as_model
 from pgm3d.inference._tracing import log_weights
 from pgm3d.inference.globals import point_estimate
@@ -61,7 +61,7 @@ def log_likelihood(
 
     :param model: any model :func:`~pgm3d.contract.as_model` accepts.
     :param torch.Tensor x: ``(B, D)`` data; missing entries may hold anything.
-    :param mask: bool ``(B, D)``, True = observed.
+    :param mask: bool ``(B, D)``, True = observed (default: NaN entries are missing).
     :param context: row-aligned conditioning inputs (a tensor or a dict of named tensors);
         the result is then :math:`\\log p(x_v \\mid c)`.
     :param int num_samples: importance samples ``K`` per row (``method="iwae"``).
@@ -80,9 +80,11 @@ def log_likelihood(
             )
         if context is not None:
             raise ValueError("method='exact' takes no context")
+        mask = missing_as_nan(x, mask)
         check_inputs(source, x, mask)
         return _unscored(source.log_likelihood(x, mask), mask)
     pair = as_model(model, guide)
+    mask = missing_as_nan(x, mask)
     check_inputs(pair, x, mask)
     if method != "iwae":
         raise ValueError(f"method must be 'iwae' or 'exact', got {method!r}")

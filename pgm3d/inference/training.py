@@ -23,6 +23,7 @@ from pgm3d._validation import (
     check_observed_finite,
     check_rows_observed,
     check_seed,
+    missing_as_nan,
 )
 from pgm3d.inference.objectives import OBJECTIVES, Objective
 from pgm3d.saving import read_checkpoint, write_checkpoint
@@ -98,7 +99,7 @@ def fit(
     :param data: ``(N, D)`` tensor or array.
     :param objective: a name in ``OBJECTIVES`` (``"elbo"``, ``"meanfield"``, ``"iwae"``,
         ``"dreg"``, ``"rws"``) or a constructed :class:`~pgm3d.inference.Objective`.
-    :param mask: optional bool ``(N, D)``, True = observed.
+    :param mask: optional bool ``(N, D)``, True = observed (default: NaN entries are missing).
     :param mask_sampler: draws a fresh mask for every minibatch, ``mask_sampler(shape,
         generator=g)`` (e.g. ``functools.partial(random_mask, p_missing=0.5)``), combined with
         ``mask``: training on incomplete data of a given missingness, for mask-aware guides.
@@ -160,11 +161,12 @@ def fit(
     if device is not None:
         pair.to(device)
     x = as_data(data, "data", device=device)
+    check_model_matches(pair, x, "data")
+    mask = missing_as_nan(x, mask)
     if mask is not None:
         mask = check_mask(mask.to(x.device), x)
         if bool(mask.all()):
             mask = None  # nothing to marginalise: skip the masking handler on every step
-    check_model_matches(pair, x, "data")
     check_observed_finite(x, mask, "data")
     check_rows_observed(mask, "data")
     ctx = pair.context_of(context, x)

@@ -141,10 +141,12 @@ class FactorAnalysis(LinearGaussian):
         :param progress: show a progress bar (``None``: only on a terminal).
         """
         X = as_data(X, "X")
-        if not bool(torch.isfinite(X).all()):
+        if bool(X.isnan().any()):
             raise ValueError(
-                "X has NaN or infinite entries; FactorAnalysis.fit needs complete data"
+                "X has NaN (missing) entries; FactorAnalysis.fit needs complete data "
+                "(fit_missing takes incomplete data)"
             )
+        check_observed_finite(X, None, "X")
         N, D = X.shape
         K = check_latent_dim(latent_dim, D)
         if max_iter < 1:

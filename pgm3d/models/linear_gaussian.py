@@ -24,7 +24,7 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
 
-from pgm3d._validation import check_inputs, clean_missing
+from pgm3d._validation import check_inputs, clean_missing, missing_as_nan
 from pgm3d.distributions import PrecisionMultivariateNormal
 from pgm3d.linalg import SMALL_BATCH, masked_gram, unique_rows
 from pgm3d.models.base import LINEAR_METHODS, SAMPLERS, Model, check_n
@@ -233,7 +233,7 @@ class LinearGaussian(Model, PyroModule):
 
     # ------------------------------------------------------------------ helpers
     def _check_inputs(self, x, mask):
-        return check_inputs(self, x, mask)
+        return check_inputs(self, x, missing_as_nan(x, mask))
 
     def _project(self, x, mask):
         return clean_missing(x - self.mu, mask) @ (self.W / self.psi[:, None])

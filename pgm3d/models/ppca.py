@@ -9,7 +9,7 @@ import torch
 from pyro.nn import PyroParam
 from torch.distributions import constraints
 
-from pgm3d._validation import as_data
+from pgm3d._validation import as_data, check_observed_finite
 from pgm3d.models.linear_gaussian import LinearGaussian, check_latent_dim, principal_components
 
 __all__ = ["PPCA"]
@@ -85,8 +85,9 @@ class PPCA(LinearGaussian):
         :returns: the fitted :class:`PPCA`.
         """
         X = as_data(X, "X")
-        if not bool(torch.isfinite(X).all()):
-            raise ValueError("X has NaN or infinite entries; PPCA.fit needs complete data")
+        if bool(X.isnan().any()):
+            raise ValueError("X has NaN (missing) entries; PPCA.fit needs complete data")
+        check_observed_finite(X, None, "X")
         N, D = X.shape
         if (latent_dim is None) == (explained_variance is None):
             raise ValueError("give exactly one of latent_dim or explained_variance")

@@ -96,8 +96,12 @@ def test_fit_rejects_bad_arguments(data):
         with pytest.raises(ValueError, match=match):
             fit(vae, data, **{"progress": False, **kwargs})
     bad = data.clone()
-    bad[3, 1] = torch.nan
-    with pytest.raises(ValueError, match="data has a NaN"):
+    bad[3, 1] = torch.nan  # NaN means missing: fine without a mask ...
+    fit(VAE(6, 2, hidden=(8,)), bad, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="data has a NaN"):  # ... not where a mask says observed
+        fit(vae, bad, mask=torch.ones_like(bad, dtype=torch.bool), progress=False)
+    bad[3, 1] = torch.inf
+    with pytest.raises(ValueError, match=r"data has a NaN or infinite value .*row 4, column 2"):
         fit(vae, bad, progress=False)
     with pytest.raises(ValueError, match="columns"):
         fit(vae, data[:, :5], progress=False)
