@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import difflib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "did_you_mean"]
+
+
+def did_you_mean(name, options: Iterable[str]) -> str:
+    """`` (did you mean 'vae'?)`` for the closest of ``options`` to a mistyped ``name``, or
+    ``""`` when none is close (difflib's ratio >= 0.6)."""
+    close = difflib.get_close_matches(str(name), list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Registry(Generic[T]):
@@ -37,7 +45,8 @@ class Registry(Generic[T]):
             return self._entries[name]
         except (KeyError, TypeError):
             raise ValueError(
-                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; choose one "
+                f"of: {', '.join(self.names())}"
             ) from None
 
     def __contains__(self, name: object) -> bool:

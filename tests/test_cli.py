@@ -388,3 +388,21 @@ def test_the_quick_demo_writes_the_report_metrics_and_figures(tmp_path):
     assert len(pngs) >= 8 and page.count("data:image/png;base64,") == len(pngs)
     for heading in ("Summary", "Chairs", "ShapeFA, where the exact posterior", "digits"):
         assert heading in page
+
+
+def test_cli_conventions_no_abbreviations_suggestions_and_a_default_model(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--epoch", "3"])  # not taken for --epochs
+    assert "unrecognized arguments: --epoch 3 (did you mean '--epochs'?)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fti"])
+    assert "(did you mean 'fit'?)" in capsys.readouterr().err
+    assert run("fit --model vea --quiet --out", tmp_path / "x") == 2
+    assert "unknown model 'vea' (did you mean 'vae'?)" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert run("fit --data digits --epochs 1 --iwae-samples 5 --ll-rows 10 --quiet --out", out) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "vae" and "default for rows" in metrics["model_chosen"]
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    assert "Draw samples from a saved model" in capsys.readouterr().out

@@ -11,13 +11,22 @@ effective config as ``config.toml`` beside its outputs.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from pgm3d import __version__
 from pgm3d.cli import commands
-from pgm3d.cli.options import CONFIG_EXCLUDE, add_checks, add_common, add_data, apply_config
+from pgm3d.cli.options import (
+    CONFIG_EXCLUDE,
+    add_checks,
+    add_common,
+    add_data,
+    apply_config,
+    walk_actions,
+)
 from pgm3d.inference.training import TrainingError
+from pgm3d.registry import did_you_mean
 
 __all__ = ["main"]
 
@@ -152,7 +161,12 @@ def _fit(sub) -> None:
         "VAEs, closed form or EM for the linear models), save model.pt (pgm3d.load) and "
         "measure its test log-likelihood.",
     )
-    p.add_argument("--model", default="shapevae", help=f"one of {', '.join(MODELS.names())}")
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"one of {', '.join(MODELS.names())} (default: the one for the data: shapevae for "
+        "shapes, vae for rows, vsl for voxels, mvae for scenes)",
+    )
     add_data(p)
     p.add_argument("--latent-dim", type=int, default=None, help="size of z (8; VSL z0 20; GAN 200)")
     p.add_argument("--hidden", type=int, default=None, help="hidden width (model default)")
@@ -242,7 +256,13 @@ def _steps(sub) -> None:
     add_common(p, "runs/evaluate")
     p.set_defaults(func=commands.evaluate)
 
-    p = sub.add_parser("sample", help="draw samples from a saved model")
+    p = sub.add_parser(
+        "sample",
+        help="draw samples from a saved model",
+        description="Draw samples from a saved model (a model file or a `pgm3d fit` folder): "
+        "decoder means by default, --noise to add observation noise; writes samples.npz, a "
+        "figure for shapes, voxels and images, and metrics.json.",
+    )
     p.add_argument("--run", required=True, help="a model file or a `pgm3d fit` folder")
     _trust_file(p, "a model file")
     p.add_argument("-n", "--num", type=int, default=16, help="samples (16)")
@@ -295,9 +315,35 @@ def _others(sub) -> None:
     p.set_defaults(func=commands.report, device="cpu")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with no abbreviations (``--epoch 3`` is not taken for ``--epochs``) and a
+    "did you mean" for a mistyped option, subcommand or choice."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
+
+    def error(self, message: str):
+        super().error(message + _suggestion(self, message))
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        options = re.findall(r"'([^']*)'", choice.group(2))
+        return did_you_mean(choice.group(1), options)
+    unknown = re.search(r"unrecognized arguments: (.*)", message)
+    if unknown:
+        flags = sorted({s for a in walk_actions(parser) for s in a.option_strings})
+        for word in unknown.group(1).split():
+            hint = did_you_mean(word, flags) if word.startswith("-") else ""
+            if hint:
+                return hint
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``pgm3d`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pgm3d",
         description="Deep latent-variable models of 3D shapes and images on Pyro.",
     )

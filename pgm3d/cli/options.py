@@ -15,6 +15,7 @@ __all__ = [
     "apply_config",
     "effective_config",
     "pick",
+    "walk_actions",
 ]
 
 #: namespace entries that are plumbing, not configuration
@@ -109,11 +110,12 @@ def _device(name: str, value):
     return value
 
 
-def _actions(parser: argparse.ArgumentParser):
+def walk_actions(parser: argparse.ArgumentParser):
+    """Every option of ``parser`` and of its subcommands, recursively."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
-                yield from _actions(sub)
+                yield from walk_actions(sub)
         else:
             yield action
 
@@ -124,7 +126,7 @@ def add_checks(parser: argparse.ArgumentParser) -> None:
     ``-n 0``, ``--kl-weight nan``, ``--device foo`` or ``--seed 2**70`` are usage errors."""
     from pgm3d.experiments._settings import SETTINGS
 
-    for action in _actions(parser):
+    for action in walk_actions(parser):
         if action.dest in SETTINGS:
             action.type = _checked(action.dest, _setting)
         elif action.dest == "seed":

@@ -23,6 +23,7 @@ from pgm3d.data.rows import ROW_SUFFIXES, read_rows
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.sprites import SpriteScenes, multi_sprites
 from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes
+from pgm3d.registry import did_you_mean
 
 __all__ = ["DataSplit", "data_names", "fit_resolution", "open_data", "open_voxels"]
 
@@ -210,7 +211,8 @@ def open_data(
     path = Path(name)
     if path.suffix not in ROW_SUFFIXES and not path.exists():
         raise ValueError(
-            f"unknown data {name!r}; choose one of: {', '.join(data_names())}, or a path to a "
+            f"unknown data {name!r}{did_you_mean(name, data_names())}; choose one of: "
+            f"{', '.join(data_names())}, or a path to a "
             f"shapes .npz or a {'/'.join(ROW_SUFFIXES)} file of rows"
         )
     if not path.exists():

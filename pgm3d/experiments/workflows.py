@@ -29,6 +29,7 @@ from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import COMPLETION_METHODS, OBJECTIVES, EpochSummary, complete, fit, fit_gan
 from pgm3d.inference.logs import training_log
 from pgm3d.models import MODELS, SAMPLERS, build_model, model_rows, trained_by_sgd
+from pgm3d.models.base import DATA_KINDS, data_kind
 from pgm3d.saving import CHECKPOINT_FILE, MODEL_FILE, load, save
 
 __all__ = [
@@ -56,7 +57,7 @@ DATA_DEFAULTS = {
 }
 FIT_DEFAULTS = {
     **DATA_DEFAULTS,
-    "model": "shapevae",
+    "model": None,  # the default for the data's kind (DEFAULT_MODELS): shapevae for chairs
     "latent_dim": None,  # the model's own default (8; VSL's z0 20; the GAN's 200)
     "hidden": None,  # the model's own default
     "part_dim": None,
@@ -89,6 +90,8 @@ COMPLETE_DEFAULTS = {
     "figure_rows": 4,
 }
 SAMPLE_DEFAULTS = {"num": 16, "mean": True}
+#: the model ``run_fit`` builds when none is named, by the kind of the data
+DEFAULT_MODELS = {"shapes": "shapevae", "rows": "vae", "voxels": "vsl", "scenes": "mvae"}
 BENCH_DEFAULTS = {
     **DATA_DEFAULTS,
     "model": "vae",
@@ -213,8 +216,14 @@ def run_fit(
     options = {k: s[k] for k in ("latent_dim", "part_dim", "likelihood") if s[k] is not None}
     if s["hidden"] is not None:
         options["hidden"] = s["hidden"]
+    chosen = s["model"] is None
+    if chosen:  # the default fits the data, and the table says so
+        kind = data_kind(split.train)
+        s["model"] = DEFAULT_MODELS[kind]
     model = build_model(s["model"], split.train, progress=progress, **options).to(device)
     metrics = {"model": s["model"], "data": s["data"], "seed": seed, "device": str(device)}
+    if chosen:
+        metrics["model_chosen"] = f"the default for {DATA_KINDS[kind][0]}; --model to choose"
     if s["guide"] not in (None, "model"):
         if not trained_by_sgd(model):
             raise ValueError(
