@@ -28,9 +28,9 @@ from _timing import interleaved, median_ratio
 from pgm3d.contract import as_model
 from pgm3d.data.images import load_digits
 from pgm3d.inference import OBJECTIVES
-from pgm3d.inference._tracing import log_weights, plate_nesting, row_latents, trace_guide
 from pgm3d.inference.iwae import iwae_bound
 from pgm3d.inference.samples import ChainState, decode_latents
+from pgm3d.inference.trace import log_weights, plate_nesting, row_latents, trace_guide
 from pgm3d.models import VAE
 
 

@@ -14,11 +14,11 @@ import pyro.distributions as dist
 import torch
 from torch.distributions import kl_divergence
 
-from pgm3d._arviz import psislw
 from pgm3d._validation import check_inputs
 from pgm3d.contract import WrappedModel, as_model
-from pgm3d.inference._tracing import DATA_PLATE, log_weights
+from pgm3d.evaluation.arviz import psislw
 from pgm3d.inference.globals import point_estimate
+from pgm3d.inference.trace import DATA_PLATE, log_weights
 
 __all__ = [
     "ActiveUnits",

@@ -226,10 +226,7 @@ def _table(m: dict) -> str:
 
 
 def _figures(out, mvae, vae, test, xt, watched, kl_maps, results, seed) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from pgm3d.viz import image_grid
 
@@ -239,7 +236,8 @@ def _figures(out, mvae, vae, test, xt, watched, kl_maps, results, seed) -> None:
         return rows.reshape(-1, 3, S, S).cpu()
 
     # training curves
-    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    fig = Figure(figsize=(5.5, 3.2), dpi=110)
+    ax = fig.subplots()
     for name, r in results.items():
         ep = np.arange(1, len(r["train_elbo_per_epoch"]) + 1)
         ax.plot(ep, r["train_elbo_per_epoch"], marker="o", ms=3, label=name.upper())
@@ -249,7 +247,6 @@ def _figures(out, mvae, vae, test, xt, watched, kl_maps, results, seed) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "training_curves.png")
-    plt.close(fig)
 
     n = min(8, len(xt))
     rows = xt[:n]

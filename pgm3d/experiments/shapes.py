@@ -487,7 +487,7 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
 
 
 def _figures(out, family, run, vaes, embed, sym, pattern):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from pgm3d.viz import interpolation_strip, render_mesh, render_shapes
 
@@ -511,16 +511,17 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
     d = pattern.to_points(pattern.sample(16, generator=run.gen(6), mean=True))
     draw(d, "samples_diagonal.png", "Per-pattern diagonal Gaussian (pattern means)")
     # symmetry histogram
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     for name, score in sym.items():
         ax.hist(score.cpu().numpy(), bins=40, histtype="step", label=name, density=True)
     ax.set_xlabel("symmetry score")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "symmetry_hist.png", dpi=110)
-    plt.close(fig)
     # latent activity
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     for name, a in run.results["activity"].items():
         if name.startswith("ShapeVAE"):
             ax.plot(sorted(a["activity"], reverse=True), marker=".", label=name)
@@ -530,12 +531,12 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "latent_activity.png", dpi=110)
-    plt.close(fig)
     # 2-D embedding coloured by style
     x, mask = embed.data(run.test)
     with torch.no_grad():
         z = embed.encode(x, mask).mean.cpu()
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.subplots()
     for k, name in enumerate(run.test.style_names):
         sel = run.test.style.cpu() == k
         ax.scatter(z[sel, 0], z[sel, 1], s=8, label=name)
@@ -543,7 +544,6 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
     ax.set_title(f"2-D ShapeVAE embedding of test {family}")
     fig.tight_layout()
     fig.savefig(out / "embedding_2d.png", dpi=110)
-    plt.close(fig)
     # interpolation between two test shapes of different styles
     k = max(vaes)
     vae = vaes[k]

@@ -104,7 +104,6 @@ BENCH_DEFAULTS = {
 }
 
 
-
 def _label(model) -> str:
     """The model's class name (the wrapped model's, for a model with an autoguide)."""
     return model.name if isinstance(model, WrappedModel) else type(model).__name__
@@ -135,12 +134,10 @@ def _table(title: str, rows: list[tuple[str, str]]) -> str:
 
 
 def _curve(history, path: Path, title: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    fig = Figure(figsize=(5.5, 3.2), dpi=110)
+    ax = fig.subplots()
     ax.plot(np.arange(1, len(history.bound) + 1), history.bound, color="#2c4a75")
     ax.set_xlabel("epoch")
     ax.set_ylabel("bound per data point (nats)")
@@ -148,7 +145,6 @@ def _curve(history, path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _fit_gan(model, train, s: dict, out: Path, seed: int, resume: bool, progress):
@@ -642,22 +638,14 @@ def run_sample(
 
 
 def _image_grid(rows: torch.Tensor, shape, out: Path) -> None:
-    import matplotlib
+    """Samples as a grid of at most 8 columns (the last row padded blank)."""
+    from pgm3d.viz import image_grid
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = rows.shape[0]
-    cols = min(8, n)
-    fig, axes = plt.subplots(
-        -(-n // cols), cols, figsize=(cols * 0.9, -(-n // cols) * 0.9), squeeze=False
-    )
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, r in zip(axes.flat, rows, strict=False):
-        ax.imshow(r.reshape(shape).clamp(-1, 1).numpy(), cmap="gray", vmin=-1, vmax=1)
-    fig.savefig(out / "samples.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    n, cols = rows.shape[0], min(8, rows.shape[0])
+    R = -(-n // cols)
+    padded = torch.full((R * cols, rows.shape[1]), float("nan"))
+    padded[:n] = rows.clamp(-1, 1)
+    image_grid(padded.reshape(R, cols, *shape), out / "samples.png", cmap="gray", panel=0.9)
 
 
 def _sync(device) -> None:

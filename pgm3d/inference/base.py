@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch.distributions import Distribution
 
-from pgm3d._validation import check_data, check_inputs, fill_where_missing, missing_as_nan
+from pgm3d._validation import check_data, check_inputs
 from pgm3d.contract import WrappedModel, as_model
+from pgm3d.missing import fill_where_missing, missing_as_nan
 from pgm3d.registry import Registry
 
 __all__ = ["COMPLETION_METHODS", "Completion", "complete", "fill_missing", "require"]

@@ -26,9 +26,10 @@ import pyro.distributions as dist
 import torch
 
 from pgm3d._progress import progress_bar
-from pgm3d._validation import as_data, check_model_matches, fill_where_missing
+from pgm3d._validation import as_data, check_model_matches
 from pgm3d.inference.base import Completion, fill_missing, require
-from pgm3d.models.linear_gaussian import cholesky
+from pgm3d.linalg import cholesky
+from pgm3d.missing import fill_where_missing
 
 __all__ = ["DenoisingEncoder"]
 

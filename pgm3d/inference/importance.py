@@ -16,8 +16,6 @@ import pyro
 import torch
 
 from pgm3d._progress import progress_bar
-from pgm3d._validation import fill_where_missing
-from pgm3d.inference._tracing import log_weights, obs_rows, row_latents
 from pgm3d.inference.base import COMPLETION_METHODS
 from pgm3d.inference.samples import (
     SampleCompletion,
@@ -26,7 +24,9 @@ from pgm3d.inference.samples import (
     finish,
     prepare,
 )
+from pgm3d.inference.trace import log_weights, obs_rows, row_latents
 from pgm3d.linalg import StreamingLogSumExp
+from pgm3d.missing import fill_where_missing
 
 __all__ = ["importance"]
 

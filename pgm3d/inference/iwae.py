@@ -19,8 +19,8 @@ import math
 
 import torch
 
-from pgm3d.inference._tracing import detached_copy, log_q_at, log_weights
 from pgm3d.inference.objectives import OBJECTIVES, Objective, global_term, with_value
+from pgm3d.inference.trace import detached_copy, log_q_at, log_weights
 
 __all__ = ["IWAE", "DReG", "iwae_bound"]
 

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import torch
 
-from pgm3d._validation import check_inputs, missing_as_nan
+from pgm3d._validation import check_inputs
 from pgm3d.contract import WrappedModel, as_model
-from pgm3d.inference._tracing import log_weights
 from pgm3d.inference.globals import point_estimate
+from pgm3d.inference.trace import log_weights
 from pgm3d.linalg import StreamingLogSumExp
+from pgm3d.missing import missing_as_nan
 
 __all__ = ["log_likelihood"]
 

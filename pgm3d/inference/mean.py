@@ -8,9 +8,9 @@ FCA posterior; only the filled-in data differ (FCA decodes that latent, this doe
 
 from __future__ import annotations
 
-from pgm3d._validation import fill_where_missing
 from pgm3d.inference.base import COMPLETION_METHODS, Completion, require
 from pgm3d.inference.fca import fca
+from pgm3d.missing import fill_where_missing
 
 __all__ = ["mean_imputation"]
 

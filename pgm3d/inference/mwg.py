@@ -25,8 +25,9 @@ from __future__ import annotations
 import pyro.distributions as dist
 import torch
 
-from pgm3d._validation import fill_where_missing
-from pgm3d.inference._tracing import (
+from pgm3d.inference.base import COMPLETION_METHODS
+from pgm3d.inference.samples import ChainState, chain_method, obs_log_prob, rows_view
+from pgm3d.inference.trace import (
     log_q_at,
     log_weights,
     obs_rows,
@@ -35,8 +36,7 @@ from pgm3d.inference._tracing import (
     trace_guide,
     trace_with_rows,
 )
-from pgm3d.inference.base import COMPLETION_METHODS
-from pgm3d.inference.samples import ChainState, chain_method, obs_log_prob, rows_view
+from pgm3d.missing import fill_where_missing
 
 __all__ = ["mwg"]
 

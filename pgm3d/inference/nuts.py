@@ -16,9 +16,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer import MCMC, NUTS
 
-from pgm3d._validation import fill_where_missing
 from pgm3d.contract import ContractError
-from pgm3d.inference._tracing import rows_of
 from pgm3d.inference.base import COMPLETION_METHODS
 from pgm3d.inference.samples import (
     SampleCompletion,
@@ -27,6 +25,8 @@ from pgm3d.inference.samples import (
     finish,
     prepare,
 )
+from pgm3d.inference.trace import rows_of
+from pgm3d.missing import fill_where_missing
 
 __all__ = ["nuts"]
 

@@ -32,7 +32,7 @@ from pyro.poutine.util import prune_subsample_sites
 from pgm3d._validation import check_inputs
 from pgm3d.contract import Bound, ContractError, Structure, as_model
 from pgm3d.handlers import LatentScale
-from pgm3d.inference._tracing import LogWeights, log_weights
+from pgm3d.inference.trace import LogWeights, log_weights
 from pgm3d.registry import Registry
 
 __all__ = ["OBJECTIVES", "Objective", "with_value"]

@@ -12,10 +12,10 @@ distribution is not the posterior, and the bias is measured (not corrected) here
 
 from __future__ import annotations
 
-from pgm3d._validation import fill_where_missing
-from pgm3d.inference._tracing import row_latents, trace_guide
 from pgm3d.inference.base import COMPLETION_METHODS
 from pgm3d.inference.samples import ChainState, chain_method, decode_latents
+from pgm3d.inference.trace import row_latents, trace_guide
+from pgm3d.missing import fill_where_missing
 
 __all__ = ["pseudo_gibbs"]
 

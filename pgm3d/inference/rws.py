@@ -12,15 +12,15 @@ from __future__ import annotations
 import torch
 
 from pgm3d.contract import ContractError
-from pgm3d.inference._tracing import (
+from pgm3d.inference.iwae import _totals, iwae_bound
+from pgm3d.inference.objectives import OBJECTIVES, Objective, draw_globals, with_value
+from pgm3d.inference.trace import (
     detached_copy,
     log_q_at,
     log_weights,
     trace_guide,
     with_values,
 )
-from pgm3d.inference.iwae import _totals, iwae_bound
-from pgm3d.inference.objectives import OBJECTIVES, Objective, draw_globals, with_value
 
 __all__ = ["RWS"]
 

@@ -20,11 +20,10 @@ from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import prune_subsample_sites
 from torch.distributions import Distribution
 
-from pgm3d._arviz import from_posterior
-from pgm3d._convergence import rhat_ess
-from pgm3d._validation import fill_where_missing
 from pgm3d.contract import PARTICLES, PGM3D, Bound, Structure, as_model
-from pgm3d.inference._tracing import (
+from pgm3d.inference.base import Completion
+from pgm3d.inference.globals import point_estimate
+from pgm3d.inference.trace import (
     _per_datum,
     obs_rows,
     row_latents,
@@ -32,8 +31,7 @@ from pgm3d.inference._tracing import (
     to_trace,
     trace_guide,
 )
-from pgm3d.inference.base import Completion
-from pgm3d.inference.globals import point_estimate
+from pgm3d.missing import fill_where_missing
 
 __all__ = [
     "SampleCompletion",
@@ -70,6 +68,8 @@ class SampleCompletion(Completion):
         s = self.samples[name]
         if s.shape[0] < 2 or s.shape[1] < 4:
             raise ValueError("R-hat needs at least 2 chains of at least 4 draws")
+        from pgm3d.evaluation.convergence import rhat_ess  # diagnostics are evaluation's
+
         rhat, ess = rhat_ess(s.detach().double().cpu().numpy())
         as_tensor = lambda a: torch.as_tensor(a, dtype=s.dtype, device=s.device)  # noqa: E731
         return {"rhat": as_tensor(rhat), "ess": as_tensor(ess)}
@@ -77,6 +77,8 @@ class SampleCompletion(Completion):
     def to_arviz(self, include_x: bool = False):
         """The samples as ArviZ data (``az.from_dict``: arviz 0.x InferenceData or a 1.x
         DataTree), posterior group only; ``include_x`` adds the completed data."""
+        from pgm3d.evaluation.arviz import from_posterior
+
         return from_posterior(
             {
                 name: value.detach().cpu().numpy()

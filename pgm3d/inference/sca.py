@@ -18,7 +18,7 @@ import torch
 
 from pgm3d.distributions import PrecisionMultivariateNormal
 from pgm3d.inference.base import COMPLETION_METHODS, Completion, fill_missing, require
-from pgm3d.models.linear_gaussian import cholesky
+from pgm3d.linalg import cholesky
 
 __all__ = ["sca"]
 

@@ -23,9 +23,9 @@ from pgm3d._validation import (
     check_observed_finite,
     check_rows_observed,
     check_seed,
-    missing_as_nan,
 )
 from pgm3d.inference.objectives import OBJECTIVES, Objective
+from pgm3d.missing import missing_as_nan
 from pgm3d.saving import read_checkpoint, write_checkpoint
 
 __all__ = ["FitHistory", "TrainingError", "fit"]

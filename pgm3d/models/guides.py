@@ -20,7 +20,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pgm3d._validation import clean_missing
+from pgm3d.missing import clean_missing
 
 __all__ = ["GaussianEncoderGuide", "mlp"]
 

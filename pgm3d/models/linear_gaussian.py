@@ -24,12 +24,13 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
 
-from pgm3d._validation import check_inputs, clean_missing, missing_as_nan
+from pgm3d._validation import check_inputs
 from pgm3d.distributions import PrecisionMultivariateNormal
-from pgm3d.linalg import SMALL_BATCH, masked_gram, unique_rows
+from pgm3d.linalg import SMALL_BATCH, cholesky, masked_gram, unique_rows
+from pgm3d.missing import clean_missing, missing_as_nan
 from pgm3d.models.base import LINEAR_METHODS, SAMPLERS, Model, check_n
 
-__all__ = ["LinearGaussian", "check_latent_dim", "cholesky"]
+__all__ = ["LinearGaussian", "check_latent_dim"]
 
 
 def check_latent_dim(latent_dim, data_dim: int) -> int:
@@ -272,18 +273,6 @@ def _solve(L: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise :math:`(L L^\top)^{-1} b` for ``L`` of shape ``(B, K, K)``, ``b`` of ``(B, K)``."""
     y = torch.linalg.solve_triangular(L, b.unsqueeze(-1), upper=False)
     return torch.linalg.solve_triangular(L.mT, y, upper=True).squeeze(-1)
-
-
-def cholesky(P: torch.Tensor) -> torch.Tensor:
-    """Lower Cholesky factor of a batch of SPD matrices, with an error that says which failed."""
-    L, info = torch.linalg.cholesky_ex(P)
-    if bool(info.any()):
-        bad = int(info.nonzero()[0, 0]) if info.dim() else 0
-        raise ValueError(
-            f"posterior precision {bad} is not positive definite; the model's parameters are "
-            "invalid (check psi > 0 and finite W)"
-        )
-    return L
 
 
 def principal_components(Xc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,7 +31,8 @@ from pyro.nn import PyroModule
 from torch import nn
 from torch.nn import functional as F
 
-from pgm3d._validation import check_inputs, clean_missing
+from pgm3d._validation import check_inputs
+from pgm3d.missing import clean_missing
 from pgm3d.models.base import Model, check_n
 
 __all__ = ["MVAE", "ObjectDecoder", "Renderer", "SpriteEncoder", "gaussian_kl"]

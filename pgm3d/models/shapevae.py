@@ -32,7 +32,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from pgm3d._validation import clean_missing
+from pgm3d.missing import clean_missing
 from pgm3d.models.base import Model, check_n
 from pgm3d.models.part_rows import PartRows
 

@@ -47,7 +47,8 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from pgm3d._validation import check_inputs, clean_missing
+from pgm3d._validation import check_inputs
+from pgm3d.missing import clean_missing
 from pgm3d.models.base import Model, check_n
 
 __all__ = ["VSL"]

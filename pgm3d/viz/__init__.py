@@ -1,4 +1,5 @@
-"""Figures (matplotlib, headless Agg backend), written as PNG files."""
+"""Figures, written as PNG files with matplotlib's object API (``Figure``, no pyplot): making
+one never switches the backend of a notebook or a GUI session."""
 
 from pgm3d.viz.images import completion_grid, image_grid
 from pgm3d.viz.shapes import (

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
 import numpy as np
 import torch
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 __all__ = ["completion_grid", "image_grid"]
 
@@ -34,7 +31,8 @@ def _panels(
     """Draw a grid of panels: ``(H, W, 3)`` arrays as RGB in ``[0, 1]``, ``(H, W)`` arrays with
     ``cmap`` between ``vmin`` and ``vmax``."""
     R, C = len(panels), len(panels[0])
-    fig, axes = plt.subplots(R, C, figsize=size, squeeze=False)
+    fig = Figure(figsize=size)
+    axes = fig.subplots(R, C, squeeze=False)
     for i, row in enumerate(panels):
         for j, img in enumerate(row):
             ax = axes[i, j]
@@ -52,7 +50,6 @@ def _panels(
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
     return str(path)
 
 
@@ -102,7 +99,7 @@ def image_grid(
     """Save a grid of images, one panel per entry of ``images``.
 
     :param images: ``(R, C, 3, H, W)`` RGB in ``[0, 1]``, or ``(R, C, H, W)`` scalar maps
-        (drawn with ``cmap``, each panel scaled to the whole grid's range).
+        (drawn with ``cmap``, each panel scaled to the whole grid's range; NaN is blank).
     :param row_titles: a label left of each row.
     :param col_titles: a title above each column.
     :returns: ``str(path)``.
@@ -118,8 +115,8 @@ def image_grid(
         rows,
         path,
         size=(panel * C + 0.6, panel * R + 0.4),
-        vmin=float(images.min()),
-        vmax=float(images.max()),
+        vmin=float(images.nan_to_num(float("inf")).min()),  # NaN panels: left blank
+        vmax=float(images.nan_to_num(float("-inf")).max()),
         cmap=cmap,
         row_titles=row_titles,
         col_titles=col_titles,

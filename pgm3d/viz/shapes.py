@@ -1,5 +1,5 @@
 """Figures of 3D shapes: point clouds with normals and part colours, voxel grids, grids of many
-shapes and interpolation strips, written as PNG with matplotlib's headless Agg backend.
+shapes and interpolation strips, written as PNG with matplotlib's object API (no pyplot).
 
 pgm3d's data is ``y``-up with the front at ``+z``; the figures show it upright from the
 front-right, three-quarter view.
@@ -13,9 +13,7 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 import torch
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 
 __all__ = [
@@ -56,7 +54,7 @@ def _setup(ax, lo, hi, elev, azim):
 
 
 def _part_colors(part_of_point, n: int) -> np.ndarray:
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     if part_of_point is None:
         return np.tile(np.array(cmap(0)[:3]), (n, 1))
     return np.array([cmap(int(k) % 10)[:3] for k in _numpy(part_of_point).astype(int)])
@@ -154,7 +152,7 @@ def plot_voxels(ax, voxels, *, color=(0.35, 0.55, 0.8), elev: float = 20.0, azim
 def _figure(n: int, ncols: int, panel: float, titled: bool):
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig = plt.figure(figsize=(panel * ncols, panel * nrows + (0.3 if titled else 0)))
+    fig = Figure(figsize=(panel * ncols, panel * nrows + (0.3 if titled else 0)))
     axes = [fig.add_subplot(nrows, ncols, i + 1, projection="3d") for i in range(n)]
     return fig, axes
 
@@ -166,7 +164,6 @@ def _save(fig, path, title, captions: bool = False) -> str:
     fig.subplots_adjust(left=0, right=1, bottom=0, top=top, wspace=0, hspace=0.1)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return str(path)
 
 
@@ -242,7 +239,7 @@ def render_point_cloud(
     points, path, *, normals=None, part_of_point=None, mask=None, title=None, **kwargs
 ) -> str:
     """One point cloud ``(P, 3)`` as a PNG (see :func:`plot_points` for the options)."""
-    fig = plt.figure(figsize=(4, 4))
+    fig = Figure(figsize=(4, 4))
     ax = fig.add_subplot(projection="3d")
     plot_points(ax, points, normals, part_of_point, mask, size=kwargs.pop("size", 4.0), **kwargs)
     return _save(fig, path, title)
@@ -257,7 +254,7 @@ def render_mesh(mesh, path, *, color=(0.55, 0.65, 0.85), title=None, elev=20.0, 
     normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normal /= np.linalg.norm(normal, axis=-1, keepdims=True).clip(1e-12)
     shade = 0.35 + 0.65 * np.clip(normal @ _LIGHT, 0, 1)
-    fig = plt.figure(figsize=(4, 4))
+    fig = Figure(figsize=(4, 4))
     ax = fig.add_subplot(projection="3d")
     ax.add_collection3d(
         Poly3DCollection(
@@ -271,7 +268,7 @@ def render_mesh(mesh, path, *, color=(0.55, 0.65, 0.85), title=None, elev=20.0, 
 
 def render_voxels(voxels, path, *, title=None, **kwargs) -> str:
     """One voxel grid ``(R, R, R)`` as a PNG."""
-    fig = plt.figure(figsize=(4, 4))
+    fig = Figure(figsize=(4, 4))
     plot_voxels(fig.add_subplot(projection="3d"), voxels, **kwargs)
     return _save(fig, path, title)
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pgm3d._arviz import rhat_ess as arviz_rhat_ess
-from pgm3d._convergence import rhat_ess
+from pgm3d.evaluation.arviz import rhat_ess as arviz_rhat_ess
+from pgm3d.evaluation.convergence import rhat_ess
 
 
 def _ar1(rng, chains, draws, shape, phi):

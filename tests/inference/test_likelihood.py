@@ -8,7 +8,7 @@ import torch
 
 from pgm3d import FactorAnalysis
 from pgm3d.inference import likelihood, log_likelihood
-from pgm3d.inference._tracing import LogWeights
+from pgm3d.inference.trace import LogWeights
 
 F64 = torch.float64
 

@@ -8,7 +8,7 @@ import torch
 
 from pgm3d.data import multi_sprites
 from pgm3d.inference import complete, fit, log_likelihood
-from pgm3d.inference._tracing import log_weights
+from pgm3d.inference.trace import log_weights
 from pgm3d.models import MODELS, MVAE, SceneVAE
 from pgm3d.models.mvae import gaussian_kl
 

@@ -27,3 +27,19 @@ def test_completion_grids_of_images_and_volumes(tmp_path):
     observed = torch.ones(2, 6**3, dtype=torch.bool)
     voxel_completion_grid(grids, observed, {"mwg": grids}, tmp_path / "v.png")
     assert _is_png(tmp_path / "c.png") and _is_png(tmp_path / "v.png")
+
+
+def test_drawing_a_figure_leaves_the_users_matplotlib_backend_alone(tmp_path):
+    """pgm3d draws with matplotlib's object API; a notebook's backend is never switched."""
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import torch\n"
+        "import pgm3d.viz, pgm3d.experiments, pgm3d.cli\n"
+        "from pgm3d.viz import image_grid\n"
+        f"image_grid(torch.rand(1, 2, 4, 4), r'{tmp_path / 'g.png'}', cmap='gray')\n"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"

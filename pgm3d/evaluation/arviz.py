@@ -46,7 +46,7 @@ def psislw(log_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def rhat_ess(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rank-normalised split R-hat and bulk ESS (Vehtari et al. 2021) of ``(chain, draw, ...)``
-    samples, each shaped like one draw (the reference for :mod:`pgm3d._convergence`, which
+    samples, each shaped like one draw (the reference for :mod:`pgm3d.evaluation.convergence`, which
     pgm3d uses: ArviZ loops over variables). A chain that never moves has no within-chain variance:
     its R-hat is inf or NaN, which is the answer, so numpy's warning about it is silenced."""
     with warnings.catch_warnings():
