@@ -21,8 +21,10 @@ def did_you_mean(name, options: Iterable[str]) -> str:
 class Registry(Generic[T]):
     """A named collection of objects of one kind.
 
-    ``registry.register("name")`` is a decorator; ``registry["name"]`` looks an entry up and,
-    for an unknown name, raises a :class:`ValueError` that lists the valid ones.
+    ``registry.register("name", **info)`` is a decorator; ``registry["name"]`` looks an entry
+    up and, for an unknown name, raises a :class:`ValueError` that lists the valid ones (and
+    the closest, for a typo). ``info`` is what the command line, the benchmarks and the report
+    need to know of an entry without keeping their own lists (:meth:`info`).
 
     :param str kind: what the entries are, used in error messages (e.g. ``"completion method"``).
     """
@@ -30,15 +32,27 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._info: dict[str, dict] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **info) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._entries[name] = obj
+            self._info[name] = dict(info)
             return obj
 
         return decorator
+
+    def unregister(self, name: str) -> None:
+        """Remove an entry (a test's or a notebook's temporary one)."""
+        self[name]
+        del self._entries[name], self._info[name]
+
+    def info(self, name: str) -> dict:
+        """What was registered with ``name`` besides the object (a copy)."""
+        self[name]
+        return dict(self._info[name])
 
     def __getitem__(self, name: str) -> T:
         try:

@@ -117,12 +117,12 @@ def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options, scored
             row["mse"] = imputation_mse(x_true, result.x, ~missing).mean
         if exact is not None and bool(missing.any()):
             row["mse_to_exact"] = float((result.x - exact)[missing].pow(2).mean())
-        if exact is not None:
+        if exact is not None and result.z is not None:
             try:
                 row["kl_to_exact"] = float(kl_to_exact(model, x, mask, guide=result.z).mean())
             except ValueError:
                 pass  # not a Gaussian posterior (samples): the column does not apply
-        if _has_density(result.z):
+        if result.z is not None and _has_density(result.z):  # None: a model with no latent
             row["khat"] = float(
                 psis_khat(
                     model, x, mask, guide=guide_from(result.z), num_samples=num_khat_samples

@@ -232,14 +232,8 @@ class _Run:
         scored[:, :d] = entries & chosen.flat_mask().to(x.device)
         for method in methods:
             t = time.perf_counter()
-            if method == "pattern-mean":
-                idx = model.existence_distribution().pattern_index(x[:, model.point_dim :])
-                filled = torch.where(
-                    mask, x, torch.cat([model.loc[idx], x[:, model.point_dim :]], -1)
-                )
-            else:
-                with torch.no_grad():
-                    filled = complete(model, x, mask, method, **opts).x
+            with torch.no_grad():
+                filled = complete(model, x, mask, method, **opts).x
             err = imputation_mse(x.double(), filled.double(), ~scored)
             self.results["completion"][f"{name} {method}"] = {
                 "mse": err.mean,

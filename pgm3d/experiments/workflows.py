@@ -8,7 +8,6 @@ arguments with defaults in ``*_DEFAULTS``; a model comes back with :func:`pgm3d.
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 
@@ -27,8 +26,9 @@ from pgm3d.data.voxels import VoxelSet
 from pgm3d.evaluation import evaluate_posteriors, imputation_mse, log_likelihood_per_dim
 from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import COMPLETION_METHODS, OBJECTIVES, EpochSummary, complete, fit, fit_gan
+from pgm3d.inference.base import default_methods, method_options, method_unit
 from pgm3d.inference.logs import training_log
-from pgm3d.models import MODELS, SAMPLERS, build_model, model_rows, trained_by_sgd
+from pgm3d.models import MODELS, build_model, model_rows, trained_by_sgd
 from pgm3d.models.base import DATA_KINDS, data_kind
 from pgm3d.saving import CHECKPOINT_FILE, MODEL_FILE, load, save
 
@@ -352,20 +352,18 @@ def _hide(model, test, s: dict, x: torch.Tensor, mask: torch.Tensor, image_shape
 
 
 def _methods(model, given) -> list[str]:
-    """The methods given (checked against the registry), or every one that applies to the
-    model but NUTS, which is for small models and checks."""
-    if given:
-        for m in given:
-            COMPLETION_METHODS[m]
-        return list(given)
-    return [m for m in model.completion_methods if m != "nuts"]
+    """The methods given (checked against the registry), or those that run by default."""
+    for m in given or ():
+        COMPLETION_METHODS[m]
+    return list(given) if given else default_methods(model)
 
 
 def _options(method: str, s: dict, seed: int, progress) -> dict:
-    allowed = inspect.signature(COMPLETION_METHODS[method]).parameters
-    given = {k: s[k] for k in ("chains", "warmup", "thin", "num_samples", "num_proposals")}
+    """The settings a method takes (its keyword arguments), with the run's seed."""
+    given = {k: v for k, v in s.items() if not k.startswith("_")}
     given.update(seed=seed, progress=progress)
-    return {k: v for k, v in given.items() if k in allowed}
+    allowed = method_options(method)
+    return {k: v for k, v in given.items() if k in allowed and k != "context"}
 
 
 def _prepare(run, s, seed, device, trust):
@@ -653,14 +651,6 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def _unit(method: str, small: dict) -> str:
-    if method == "importance":
-        return f"{small['num_proposals']} proposals, {small['num_samples']} draws"
-    if method in SAMPLERS:
-        return f"{small['warmup']} warm-up + {small['num_samples']} draws"
-    return "closed form"
-
-
 def run_bench(
     out: str | Path,
     *,
@@ -706,15 +696,14 @@ def run_bench(
     kept, _ = _hide(model, test, hide, xt, mt, split.image_shape, seed)
     small = {"chains": 1, "warmup": 10, "thin": 1, "num_samples": 10, "num_proposals": 100}
     for method in progress_bar(_methods(model, None), desc="bench completion", progress=progress):
-        allowed = inspect.signature(COMPLETION_METHODS[method]).parameters
-        opts = {k: v for k, v in {**small, "seed": seed, "progress": False}.items() if k in allowed}
+        opts = _options(method, small, seed, False)
         with torch.no_grad():
             complete(model, xt, kept, method, **opts)  # warm-up
             _sync(device)
             t = time.perf_counter()
             complete(model, xt, kept, method, **opts)
             _sync(device)
-        rows[f"complete {method} ({_unit(method, small)})"] = xt.shape[0] / (
+        rows[f"complete {method} ({method_unit(method, opts)})"] = xt.shape[0] / (
             time.perf_counter() - t
         )
     metrics = {

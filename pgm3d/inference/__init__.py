@@ -5,7 +5,17 @@
 """
 
 # importing the back ends registers them
-from pgm3d.inference import exact, fca, importance, mean, mwg, nuts, pseudo_gibbs, sca  # noqa: F401
+from pgm3d.inference import (  # noqa: F401
+    exact,
+    fca,
+    importance,
+    mean,
+    mwg,
+    nuts,
+    pattern_mean,
+    pseudo_gibbs,
+    sca,
+)
 from pgm3d.inference.adversarial import GANHistory, d_should_update, fit_gan
 from pgm3d.inference.base import COMPLETION_METHODS, Completion, complete
 from pgm3d.inference.denoising import DenoisingEncoder

@@ -23,23 +23,64 @@ from pgm3d.contract import WrappedModel, as_model
 from pgm3d.missing import fill_where_missing, missing_as_nan
 from pgm3d.registry import Registry
 
-__all__ = ["COMPLETION_METHODS", "Completion", "complete", "fill_missing", "require"]
+__all__ = [
+    "COMPLETION_METHODS",
+    "Completion",
+    "complete",
+    "default_methods",
+    "fill_missing",
+    "method_options",
+    "method_unit",
+    "require",
+]
 
+#: completion methods by name. Each is registered with what the command line, ``bench`` and
+#: the report need to know of it: ``kind`` (``"closed form"``, ``"sampler"``,
+#: ``"importance"``), ``unit`` (what one completion costs, a format string over its options),
+#: ``needs_exact`` (only for models with an exact posterior) and ``by_default`` (False: run
+#: only when asked for by name). Its options and their defaults are its keyword arguments
+#: (:func:`method_options`).
 COMPLETION_METHODS: Registry = Registry("completion method")
+
+
+def method_options(method: str) -> dict:
+    """The options of a completion method and their defaults (its keyword arguments after
+    ``model, x, mask``; ``inspect.Parameter.empty`` where there is none)."""
+    params = list(inspect.signature(COMPLETION_METHODS[method]).parameters.values())[3:]
+    return {p.name: p.default for p in params if p.kind is not p.VAR_KEYWORD}
+
+
+def method_unit(method: str, options: dict | None = None) -> str:
+    """What one completion by ``method`` costs, in words, with ``options`` over its defaults
+    (``"10 warm-up + 25 draws"``): the unit of ``pgm3d bench``'s rows per second."""
+    values = {**method_options(method), **(options or {})}
+    return COMPLETION_METHODS.info(method).get("unit", "").format(**values)
+
+
+def default_methods(model) -> list[str]:
+    """The completion methods that apply to ``model`` and run when none are named."""
+    from pgm3d.models.base import completion_methods
+
+    return [
+        m
+        for m in completion_methods(model)
+        if m in COMPLETION_METHODS and COMPLETION_METHODS.info(m).get("by_default", True)
+    ]
 
 
 @dataclass
 class Completion:
     """What a completion method returns.
 
-    :ivar z: the (approximate) posterior over latents; batch shape ``(B,)``, event ``(K,)``.
+    :ivar z: the (approximate) posterior over latents; batch shape ``(B,)``, event ``(K,)``
+        (``None`` for a model with no latent variable, e.g. the per-pattern Gaussian).
     :ivar x: ``(B, D)`` data with missing entries filled by the posterior predictive mean and
         observed entries untouched.
     :ivar mask: ``(B, D)`` bool, ``True`` = observed.
     :ivar method: the method's name.
     """
 
-    z: Distribution
+    z: Distribution | None
     x: torch.Tensor
     mask: torch.Tensor
     method: str

@@ -20,7 +20,7 @@ from pgm3d.inference.objectives import OBJECTIVES, Objective
 __all__ = ["ELBO", "MeanFieldELBO"]
 
 
-@OBJECTIVES.register("elbo")
+@OBJECTIVES.register("elbo", bound="ELBO", particles="averaged")
 class ELBO(Objective):
     """Monte Carlo ELBO with ``num_particles`` samples (Pyro's ``Trace_ELBO``, vectorised
     unless the pair runs its particles as rows); score-function terms are added for guide
@@ -46,7 +46,7 @@ class ELBO(Objective):
         return loss, value
 
 
-@OBJECTIVES.register("meanfield")
+@OBJECTIVES.register("meanfield", bound="ELBO (analytic KL)", particles="averaged")
 class MeanFieldELBO(ELBO):
     """ELBO with the KL term in closed form where torch/Pyro register one (Pyro's
     ``TraceMeanField_ELBO``); lower variance than ``"elbo"`` for Gaussian guides."""

@@ -16,7 +16,7 @@ from pgm3d.inference.base import COMPLETION_METHODS, Completion, fill_missing, r
 __all__ = ["exact"]
 
 
-@COMPLETION_METHODS.register("exact")
+@COMPLETION_METHODS.register("exact", needs_exact=True, kind="closed form", unit="closed form")
 def exact(model, x, mask) -> Completion:
     """Complete ``x`` with the model's exact posterior ``p(z | x_v)``."""
     require(model, "exact", "exact_posterior", "decode")

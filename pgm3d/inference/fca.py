@@ -22,7 +22,7 @@ from pgm3d.linalg import cholesky
 __all__ = ["fca"]
 
 
-@COMPLETION_METHODS.register("fca")
+@COMPLETION_METHODS.register("fca", kind="closed form", unit="closed form")
 def fca(model, x, mask) -> Completion:
     """Complete ``x`` with the full-covariance approximation."""
     require(model, "fca", "full_precision", "project", "decode")

@@ -31,7 +31,9 @@ from pgm3d.missing import fill_where_missing
 __all__ = ["importance"]
 
 
-@COMPLETION_METHODS.register("importance")
+@COMPLETION_METHODS.register(
+    "importance", kind="importance", unit="{num_proposals} proposals, {num_samples} draws"
+)
 def importance(
     model,
     x,

@@ -35,7 +35,7 @@ def _totals(local: torch.Tensor, g: torch.Tensor, scale: float):
     return scale * local.sum() + g, local + g / (scale * local.shape[0])
 
 
-@OBJECTIVES.register("iwae")
+@OBJECTIVES.register("iwae", bound="IWAE", particles="importance-weighted")
 class IWAE(Objective):
     """The importance-weighted bound, differentiated through reparameterised samples; global
     latents (drawn once per step) enter through the ELBO of :math:`\\theta` around the
@@ -47,7 +47,7 @@ class IWAE(Objective):
         return -total, per_datum
 
 
-@OBJECTIVES.register("dreg")
+@OBJECTIVES.register("dreg", bound="IWAE (DReG gradients)", particles="importance-weighted")
 class DReG(Objective):
     r"""IWAE with doubly-reparameterised guide gradients (Tucker, Lawson, Gu & Maddison 2019).
 

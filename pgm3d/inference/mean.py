@@ -15,7 +15,7 @@ from pgm3d.missing import fill_where_missing
 __all__ = ["mean_imputation"]
 
 
-@COMPLETION_METHODS.register("mean")
+@COMPLETION_METHODS.register("mean", kind="closed form", unit="closed form")
 def mean_imputation(model, x, mask) -> Completion:
     """Fill missing entries with the model's mean ``mu``."""
     require(model, "mean", "mu")

@@ -158,7 +158,9 @@ def _step_stacked(state: ChainState, ctx: dict) -> ChainState:
     )
 
 
-mwg = COMPLETION_METHODS.register("mwg")(
+mwg = COMPLETION_METHODS.register(
+    "mwg", kind="sampler", unit="{chains} chain(s) x ({warmup} warm-up + {num_samples} draws)"
+)(
     chain_method(
         "mwg",
         _step,

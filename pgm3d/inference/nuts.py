@@ -31,7 +31,13 @@ from pgm3d.missing import fill_where_missing
 __all__ = ["nuts"]
 
 
-@COMPLETION_METHODS.register("nuts")
+# not run unless asked for by name: exact HMC is for small models and checks
+@COMPLETION_METHODS.register(
+    "nuts",
+    by_default=False,
+    kind="sampler",
+    unit="{chains} chain(s) x ({warmup} warm-up + {num_samples} draws)",
+)
 def nuts(
     model,
     x,

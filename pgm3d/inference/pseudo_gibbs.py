@@ -29,7 +29,11 @@ def _step(state: ChainState, ctx: dict) -> ChainState:
     return ChainState(latents, x, decoded.mean[0], state.accepted)
 
 
-pseudo_gibbs = COMPLETION_METHODS.register("pseudo_gibbs")(
+pseudo_gibbs = COMPLETION_METHODS.register(
+    "pseudo_gibbs",
+    kind="sampler",
+    unit="{chains} chain(s) x ({warmup} warm-up + {num_samples} draws)",
+)(
     chain_method(
         "pseudo_gibbs", _step, "Complete ``x`` by pseudo-Gibbs sampling (no Metropolis correction)."
     )

@@ -25,7 +25,7 @@ from pgm3d.inference.trace import (
 __all__ = ["RWS"]
 
 
-@OBJECTIVES.register("rws")
+@OBJECTIVES.register("rws", bound="IWAE (wake-sleep updates)", particles="importance-weighted")
 class RWS(Objective):
     """Wake-theta and wake-phi updates from one set of guide samples; the reported value is
     the importance-weighted bound.

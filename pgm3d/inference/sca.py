@@ -23,7 +23,7 @@ from pgm3d.linalg import cholesky
 __all__ = ["sca"]
 
 
-@COMPLETION_METHODS.register("sca")
+@COMPLETION_METHODS.register("sca", kind="closed form", unit="closed form")
 def sca(model, x, mask) -> Completion:
     """Complete ``x`` with the scaled-covariance approximation."""
     require(model, "sca", "full_precision", "project", "decode")

@@ -33,7 +33,8 @@ class PatternGaussian(PartRows, Model, nn.Module):
     """
 
     trained_by = "closed-form"
-    completion_methods = ()  # not a Pyro model: its marginals are exact and need no inference
+    # not a Pyro model: its conditionals are the pattern means, exact and needing no inference
+    completion_methods = ("pattern-mean",)
 
     def __init__(
         self, part_points, existence, *, normals=True, min_variance=1e-3, existence_smoothing=0.0
