@@ -212,15 +212,17 @@ def _trust_file(p, what: str) -> None:
 
 
 def _inference_options(p, method_help: str) -> None:
+    from pgm3d.data.masks import DROPS
+
     p.add_argument("--run", required=True, help="a model file or a `pgm3d fit` folder")
     _trust_file(p, "a model file")
     add_data(p, from_run=True)
     p.add_argument("--methods", nargs="+", default=None, help=method_help)
     p.add_argument(
         "--drop",
-        choices=["parts", "random", "quarters", "half"],
+        choices=list(DROPS),
         default=None,
-        help="what to hide: parts (shapes), random (rows), quarters (images), half (voxels)",
+        help="what to hide: " + "; ".join(f"{k}, {v}" for k, v in DROPS.items()),
     )
     p.add_argument("--p-missing", type=float, default=None, help="parts 0.25, entries 0.5")
     p.add_argument("--rows", type=int, default=None, help="test rows (100)")

@@ -9,7 +9,23 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["QUARTERS", "drop_parts", "half_volume_mask", "quarter_mask", "random_mask"]
+__all__ = [
+    "DROPS",
+    "QUARTERS",
+    "drop_parts",
+    "half_volume_mask",
+    "hide_for_completion",
+    "quarter_mask",
+    "random_mask",
+]
+
+#: what :func:`hide_for_completion` can hide, and the data each needs
+DROPS = {
+    "parts": "whole parts of shapes (shape data)",
+    "random": "entries at random (any rows)",
+    "quarters": "one quarter of each image (image data)",
+    "half": "one half of each voxel grid (voxel data)",
+}
 
 #: names of the four image quarters, in the index order used by :func:`quarter_mask`
 QUARTERS = ("top-left", "top-right", "bottom-left", "bottom-right")
@@ -143,3 +159,66 @@ def drop_parts(
         if not todo.any():
             return dropped.to(existence.device)
     raise RuntimeError(f"could not draw valid drops in {max_tries} tries")  # p_drop near 0 or 1
+
+
+def hide_for_completion(
+    data,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    drop: str | None = None,
+    p_missing: float | None = None,
+    image_shape: tuple[int, int] | None = None,
+    part_of_entry: torch.Tensor | None = None,
+    point_dim: int | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hide entries of test rows for a completion task: the policy of ``pgm3d complete``,
+    ``evaluate`` and ``bench``.
+
+    :param data: the test set the rows ``x`` come from (a :class:`~pgm3d.data.ShapeSet`, a
+        :class:`~pgm3d.data.VoxelSet` or a tensor of rows); it sets the default ``drop``.
+    :param mask: the rows' own observation mask; hidden entries are always observed ones.
+    :param str drop: one of :data:`DROPS` (default: ``"parts"`` for shapes, ``"half"`` for
+        voxels, else ``"random"``).
+    :param float p_missing: parts: the chance a part is dropped (0.25); random: the chance an
+        entry is hidden (0.5).
+    :param image_shape: ``(H, W)`` of image rows, for ``"quarters"``.
+    :param part_of_entry: the part of each column of ``x`` (a shape model's layout); by
+        default the point columns of flattened shape rows.
+    :param int point_dim: hide ``"random"`` entries among the first ``point_dim`` columns only
+        (a shape model's existence flags stay observed).
+    :returns: ``(kept, hidden)``: the mask with the entries hidden, and the hidden entries.
+    :raises ValueError: a ``drop`` the data cannot take, or an unknown one.
+    """
+    from pgm3d.data.shapes import ShapeSet
+    from pgm3d.data.voxels import VoxelSet
+
+    shaped, voxels = isinstance(data, ShapeSet), isinstance(data, VoxelSet)
+    drop = drop or ("parts" if shaped else "half" if voxels else "random")
+    hidden = torch.zeros_like(mask)
+    if drop == "parts":
+        if not shaped:
+            raise ValueError("--drop parts needs shape data; use random or quarters for rows")
+        p = 0.25 if p_missing is None else p_missing
+        dropped = drop_parts(data.existence.cpu(), p, generator=generator).to(x.device)
+        if part_of_entry is None:  # flattened shapes: 6 (or 3) entries per point
+            width = x.shape[-1] // data.points.shape[1]
+            part_of_entry = data.part_of_point.to(x.device).repeat_interleave(width)
+        hidden[:, : part_of_entry.numel()] = dropped[:, part_of_entry]
+    elif drop == "random":
+        p = 0.5 if p_missing is None else p_missing
+        d = point_dim or x.shape[-1]
+        drawn = random_mask((x.shape[0], d), p, generator=generator).to(x.device)
+        hidden[:, :d] = ~drawn
+    elif drop == "half":
+        if not voxels:
+            raise ValueError("--drop half needs voxel data (voxel-classes, a voxel file or folder)")
+        hidden = ~half_volume_mask(x.shape, data.resolution, device=x.device)
+    elif drop == "quarters":
+        if image_shape is None:
+            raise ValueError("--drop quarters needs image data (digits, frey)")
+        hidden = ~quarter_mask(x.shape, image_shape, generator=generator).to(x.device)
+    else:
+        raise ValueError(f"unknown --drop {drop!r}; choose one of: {', '.join(DROPS)}")
+    return mask & ~hidden, hidden & mask

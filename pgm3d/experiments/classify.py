@@ -287,21 +287,12 @@ def _table(m: dict) -> str:
 
 
 def _figures(out, net, model_name, train, test, result, s, seed, device, progress) -> None:
-    from matplotlib.figure import Figure
-
     from pgm3d.viz import interpolation_strip, render_shapes, voxel_completion_grid
+    from pgm3d.viz.charts import confusion_matrix
 
     names = list(train.class_names)
-    fig = Figure(figsize=(6, 5), dpi=110)
-    ax = fig.subplots()
-    ax.imshow(np.asarray(result["confusion"]), cmap="Blues")
-    ax.set_xticks(range(len(names)), names, rotation=60, fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{model_name.upper()} + SVM: test accuracy {100 * result['accuracy']:.1f}%")
-    fig.tight_layout()
-    fig.savefig(out / "confusion.png")
+    title = f"{model_name.upper()} + SVM: test accuracy {100 * result['accuracy']:.1f}%"
+    confusion_matrix(result["confusion"], names, out / "confusion.png", title=title)
 
     g = torch.Generator(device=device).manual_seed(seed)
     render_shapes(

@@ -226,27 +226,20 @@ def _table(m: dict) -> str:
 
 
 def _figures(out, mvae, vae, test, xt, watched, kl_maps, results, seed) -> None:
-    from matplotlib.figure import Figure
-
     from pgm3d.viz import image_grid
+    from pgm3d.viz.charts import curves
 
     S = mvae.image_size
 
     def img(rows):
         return rows.reshape(-1, 3, S, S).cpu()
 
-    # training curves
-    fig = Figure(figsize=(5.5, 3.2), dpi=110)
-    ax = fig.subplots()
-    for name, r in results.items():
-        ep = np.arange(1, len(r["train_elbo_per_epoch"]) + 1)
-        ax.plot(ep, r["train_elbo_per_epoch"], marker="o", ms=3, label=name.upper())
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training ELBO per scene (nats)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "training_curves.png")
+    curves(
+        {name.upper(): r["train_elbo_per_epoch"] for name, r in results.items()},
+        out / "training_curves.png",
+        ylabel="training ELBO per scene (nats)",
+        markers=True,
+    )
 
     n = min(8, len(xt))
     rows = xt[:n]

@@ -484,6 +484,7 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
     from matplotlib.figure import Figure
 
     from pgm3d.viz import interpolation_strip, render_mesh, render_shapes
+    from pgm3d.viz.charts import curves
 
     pop = run.train.part_of_point
 
@@ -514,17 +515,13 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
     fig.tight_layout()
     fig.savefig(out / "symmetry_hist.png", dpi=110)
     # latent activity
-    fig = Figure(figsize=(6, 3.5))
-    ax = fig.subplots()
-    for name, a in run.results["activity"].items():
-        if name.startswith("ShapeVAE"):
-            ax.plot(sorted(a["activity"], reverse=True), marker=".", label=name)
-    ax.set_yscale("log")
-    ax.set_xlabel("unit (sorted)")
-    ax.set_ylabel("activity")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "latent_activity.png", dpi=110)
+    activity = {
+        name: sorted(a["activity"], reverse=True)
+        for name, a in run.results["activity"].items()
+        if name.startswith("ShapeVAE")
+    }
+    curves(activity, out / "latent_activity.png", xlabel="unit (sorted)", ylabel="activity",
+           x_from=0, log=True, markers=True)  # fmt: skip
     # 2-D embedding coloured by style
     x, mask = embed.data(run.test)
     with torch.no_grad():

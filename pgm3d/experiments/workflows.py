@@ -20,7 +20,7 @@ from pgm3d.autoguide import auto
 from pgm3d.config import CONFIG_FILE, read_config
 from pgm3d.contract import WrappedModel
 from pgm3d.data.datasets import DataSplit, open_data
-from pgm3d.data.masks import drop_parts, half_volume_mask, quarter_mask, random_mask
+from pgm3d.data.masks import hide_for_completion
 from pgm3d.data.shapes import ShapeSet
 from pgm3d.data.voxels import VoxelSet
 from pgm3d.evaluation import evaluate_posteriors, imputation_mse, log_likelihood_per_dim
@@ -134,17 +134,9 @@ def _table(title: str, rows: list[tuple[str, str]]) -> str:
 
 
 def _curve(history, path: Path, title: str) -> None:
-    from matplotlib.figure import Figure
+    from pgm3d.viz.charts import curves
 
-    fig = Figure(figsize=(5.5, 3.2), dpi=110)
-    ax = fig.subplots()
-    ax.plot(np.arange(1, len(history.bound) + 1), history.bound, color="#2c4a75")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("bound per data point (nats)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
+    curves({"bound": history.bound}, path, ylabel="bound per data point (nats)", title=title)
 
 
 def _fit_gan(model, train, s: dict, out: Path, seed: int, resume: bool, progress):
@@ -315,40 +307,19 @@ def _run_info(run: str | Path, device, trust: bool = False) -> tuple[object, dic
 
 
 def _hide(model, test, s: dict, x: torch.Tensor, mask: torch.Tensor, image_shape, seed: int):
-    """The mask with entries hidden for completion, and the hidden (scored) entries."""
-    g = torch.Generator().manual_seed(seed * 1000 + 7)
-    default = (
-        "parts" if isinstance(test, ShapeSet) else "half" if isinstance(test, VoxelSet) else None
+    """The mask with entries hidden for completion, and the hidden (scored) entries
+    (:func:`~pgm3d.data.masks.hide_for_completion`, seeded from the run's seed)."""
+    return hide_for_completion(
+        test,
+        x,
+        mask,
+        drop=s["drop"],
+        p_missing=s["p_missing"],
+        image_shape=image_shape,
+        part_of_entry=getattr(model, "part_of_entry", None),
+        point_dim=getattr(model, "point_dim", None),
+        generator=torch.Generator().manual_seed(seed * 1000 + 7),
     )
-    drop = s["drop"] or default or "random"
-    D = x.shape[-1]
-    if drop == "parts":
-        if not isinstance(test, ShapeSet):
-            raise ValueError("--drop parts needs shape data; use random or quarters for rows")
-        p = 0.25 if s["p_missing"] is None else s["p_missing"]
-        dropped = drop_parts(test.existence.cpu(), p, generator=g).to(x.device)
-        part_of_entry = getattr(model, "part_of_entry", None)
-        if part_of_entry is None:  # a row model on flattened shapes: 6 (or 3) entries per point
-            width = x.shape[-1] // test.points.shape[1]
-            part_of_entry = test.part_of_point.to(x.device).repeat_interleave(width)
-        hidden = torch.zeros_like(mask)
-        hidden[:, : part_of_entry.numel()] = dropped[:, part_of_entry]
-    elif drop == "random":
-        p = 0.5 if s["p_missing"] is None else s["p_missing"]
-        point_dim = getattr(model, "point_dim", D)
-        hidden = torch.zeros_like(mask)
-        hidden[:, :point_dim] = ~random_mask((x.shape[0], point_dim), p, generator=g).to(x.device)
-    elif drop == "half":
-        if not isinstance(test, VoxelSet):
-            raise ValueError("--drop half needs voxel data (voxel-classes, a voxel file or folder)")
-        hidden = ~half_volume_mask(x.shape, test.resolution, device=x.device)
-    elif drop == "quarters":
-        if image_shape is None:
-            raise ValueError("--drop quarters needs image data (digits, frey)")
-        hidden = ~quarter_mask(x.shape, image_shape, generator=g).to(x.device)
-    else:
-        raise ValueError(f"unknown --drop {drop!r}; choose one of: parts, random, quarters, half")
-    return mask & ~hidden, hidden & mask
 
 
 def _methods(model, given) -> list[str]:

@@ -1,6 +1,7 @@
 """Figures, written as PNG files with matplotlib's object API (``Figure``, no pyplot): making
 one never switches the backend of a notebook or a GUI session."""
 
+from pgm3d.viz.charts import bar_groups, confusion_matrix, curves
 from pgm3d.viz.images import completion_grid, image_grid
 from pgm3d.viz.shapes import (
     interpolation_strip,
@@ -14,7 +15,10 @@ from pgm3d.viz.shapes import (
 )
 
 __all__ = [
+    "bar_groups",
     "completion_grid",
+    "confusion_matrix",
+    "curves",
     "image_grid",
     "interpolation_strip",
     "plot_points",
