@@ -20,7 +20,6 @@ KL(q ‖ p(z | x)) (Burda et al. 2016), the approximation gap a better family sh
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from pgm3d.autoguide import AutoGuide, auto
 from pgm3d.data.images import load_dataset, train_test_split
 from pgm3d.data.masks import quarter_mask, random_mask
 from pgm3d.evaluation import kl_to_exact
+from pgm3d.experiments._results import write_results
 from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import DenoisingEncoder, complete, fit, log_likelihood
 from pgm3d.models import PPCA, VAE
@@ -230,8 +230,7 @@ def _write(out: Path, metrics: dict, name: str) -> None:
     lines += [
         f"| {f} | {r['elbo']:.3f} | {r[f'iwae_{k}']:.3f} | {r['gap']:.3f} |" for f, r in gap.items()
     ]
-    (out / "table.md").write_text("\n".join(lines) + "\n")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_results(out, metrics, "\n".join(lines) + "\n")
     groups = {p: {m: r["kl"] for m, r in res[p].items() if m != "exact"} for p in res}
     bar_groups(groups, out / "kl.png", ylabel="mean KL(q ‖ exact) (nats)", log=True,
                title=f"Posterior approximations under missing data ({name})")  # fmt: skip

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pgm3d._io import atomic_write_json, atomic_write_text
 from pgm3d._progress import progress_bar
 from pgm3d.data import VoxelSet
 from pgm3d.data.datasets import open_voxels
 from pgm3d.data.masks import half_volume_mask
+from pgm3d.experiments._results import write_results
 from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import complete, fit, fit_gan
 from pgm3d.models import GAN3D, VSL
@@ -253,8 +253,7 @@ def run_classify(
         save(net, out / f"{model}.pt", {"model": model, "data": str(data), "resolution": R})
         _figures(out, net, model, train, test, result, s, seed, device, progress)
         metrics["seconds"] = time.perf_counter() - start
-        atomic_write_json(out / "metrics.json", metrics)
-        atomic_write_text(out / "table.md", _table(metrics))
+        write_results(out, metrics, _table(metrics))
     metrics["seconds"] = time.perf_counter() - start
     return metrics
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
-import math
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import torch
 from pgm3d.data.images import load_dataset, train_test_split
 from pgm3d.data.masks import quarter_mask, random_mask
 from pgm3d.evaluation import imputation_mse
+from pgm3d.experiments._results import json_safe, write_results
 from pgm3d.experiments._settings import check_run, check_setting
 from pgm3d.inference import DenoisingEncoder, complete
 from pgm3d.models import PPCA
@@ -289,9 +288,7 @@ def _write(out, data, real, synth, examples, patterns, metrics, reference):
         + "\n"
         + _markdown(synth, patterns, "Table 4.1 — data generated from the fitted PPCA")
     )
-    (out / "table.md").write_text(table)
-    (out / "results.json").write_text(json.dumps({"real": real, "generated": synth}, indent=2))
-    (out / "metrics.json").write_text(json.dumps(_finite(metrics), indent=2))
+    write_results(out, json_safe(metrics), table, results={"real": real, "generated": synth})
     for p in patterns:
         ex = examples[p]
         completion_grid(
@@ -302,12 +299,3 @@ def _write(out, data, real, synth, examples, patterns, metrics, reference):
             out / f"completions_{p}.png",
             title=f"{name}, {p} masks (test images)",
         )
-
-
-def _finite(obj):
-    """JSON has no NaN: write None instead."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pgm3d._io import atomic_write_json, atomic_write_text
 from pgm3d.data.sprites import multi_sprites
 from pgm3d.evaluation.counting import count_accuracy, count_confusion, kl_count_threshold
+from pgm3d.experiments._results import write_results
 from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import fit, log_likelihood
 from pgm3d.models.mvae import MVAE
@@ -165,8 +165,7 @@ def run_mvae(
         save(vae, out / "vae.pt", {"model": "scene-vae", "max_sprites": s["max_sprites"]})
         _figures(out, mvae, vae, test, xt, watched, kl_maps, results, seed)
         metrics["seconds"] = time.perf_counter() - start
-        atomic_write_json(out / "metrics.json", metrics)
-        atomic_write_text(out / "table.md", _table(metrics))
+        write_results(out, metrics, _table(metrics))
     metrics["seconds"] = time.perf_counter() - start
     return metrics
 

@@ -25,7 +25,6 @@ Protocol, per latent size (8 and 64 by default):
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from pgm3d.evaluation import (
     reconstruct_surface,
     symmetry_score,
 )
+from pgm3d.experiments._results import markdown_table, write_results
 from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import complete, fit
 from pgm3d.models import PatternGaussian, ShapeFA, ShapeVAE, model_rows
@@ -406,10 +406,8 @@ def _metrics(family, s, seed, run, timing, start) -> dict:
     }
 
 
-def _table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
-    lines = [f"| {header[0]} | {header[1]} |", "|---|---:|"]
-    lines += [f"| {a} | {b} |" for a, b in rows]
-    return "\n".join(lines) + "\n"
+def _pairs_table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
+    return markdown_table(header, rows)
 
 
 def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
@@ -433,15 +431,17 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
         f"{s['points_per_part']} points per part with normals; ShapeVAE trained "
         f"{s['epochs']} epochs (Adam {s['lr']}, KL weight {s['kl_weight']}).\n",
         "\n## Table 3.1 — completion of dropped parts (MSE per dimension x 10^3, ± s.e.)\n\n",
-        _table(
+        _pairs_table(
             [(k, f"{1e3 * v['mse']:.3f} ± {1e3 * v['se']:.3f}") for k, v in comp.items()],
             ("model / method", "MSE x 10^3"),
         ),
         "\n## Table 3.2 — test log-likelihood (nats per dimension; "
         f"ShapeVAE: IWAE bound, K = {s['iwae_samples']})\n\n",
-        _table([(k, f"{v:.3f}") for k, v in r["log_likelihood"].items()], ("model", "nats/dim")),
+        markdown_table(
+            ("model", "nats/dim"), [(k, f"{v:.3f}") for k, v in r["log_likelihood"].items()]
+        ),
         "\n## Normals completed from points (mean angular error, degrees)\n\n",
-        _table(
+        _pairs_table(
             [
                 (k, f"{v['oriented']:.1f} (unoriented {v['unoriented']:.1f})")
                 for k, v in r["normals"].items()
@@ -456,7 +456,7 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
         ),
         "\n## Symmetry score (mean distance to the mirrored shape) of sampled means "
         "E[x | z, e], and of samples with observation noise\n\n",
-        _table(
+        _pairs_table(
             [
                 (k, f"{v['mean']:.4f} (samples {v['samples mean']:.4f})")
                 for k, v in r["symmetry"].items()
@@ -464,7 +464,7 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
             ("model", "means (samples)"),
         ),
         "\n## Latent activity: units carrying 90% of the activity\n\n",
-        _table(
+        _pairs_table(
             [(k, str(v["units_for_90%"])) for k, v in r["activity"].items()], ("model", "units")
         ),
         "\n## The thesis's findings on our data\n\n",
@@ -474,9 +474,7 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
         )
         + "\n",
     ]
-    (out / "table.md").write_text("".join(md))
-    (out / "results.json").write_text(json.dumps(r, indent=2))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_results(out, metrics, "".join(md), results=r)
     _figures(out, family, run, vaes, embed, sym, pattern)
 
 

@@ -24,6 +24,7 @@ from pgm3d.data.masks import hide_for_completion
 from pgm3d.data.shapes import ShapeSet
 from pgm3d.data.voxels import VoxelSet
 from pgm3d.evaluation import evaluate_posteriors, imputation_mse, log_likelihood_per_dim
+from pgm3d.experiments._results import markdown_table, write_results
 from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import COMPLETION_METHODS, OBJECTIVES, EpochSummary, complete, fit, fit_gan
 from pgm3d.inference.base import default_methods, method_options, method_unit
@@ -120,17 +121,6 @@ def _data(s: dict) -> DataSplit:
         data_path=s["data_path"],
         resolution=s["resolution"],
     )
-
-
-def _write(out: Path, metrics: dict, table: str) -> None:
-    atomic_write_json(out / "metrics.json", metrics)
-    atomic_write_text(out / "table.md", table)
-
-
-def _table(title: str, rows: list[tuple[str, str]]) -> str:
-    lines = [f"# {title}\n", "| what | value |", "|---|---:|"]
-    lines += [f"| {a} | {b} |" for a, b in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _curve(history, path: Path, title: str) -> None:
@@ -284,7 +274,11 @@ def run_fit(
         (k.replace("_", " "), f"{v:.6g}" if isinstance(v, float) else str(v))
         for k, v in metrics.items()
     ]
-    _write(out, metrics, _table(f"{s['model']} fitted to {s['data']}", rows))
+    write_results(
+        out,
+        metrics,
+        markdown_table(("what", "value"), rows, title=f"{s['model']} fitted to {s['data']}"),
+    )
     return metrics
 
 
@@ -424,7 +418,7 @@ def run_complete(
     lines += [
         f"| {m} | {r['mse']:.4g} | {r['se']:.2g} | {r['seconds']:.2f} |" for m, r in results.items()
     ]
-    _write(out, metrics, "\n".join(lines) + "\n")
+    write_results(out, metrics, "\n".join(lines) + "\n")
     return metrics
 
 
@@ -536,7 +530,7 @@ def run_evaluate(
         f"method infers the latents of the same rows with {int(scored.sum())} entries hidden.\n\n"
         + table.to_markdown()
     )
-    _write(out, metrics, text)
+    write_results(out, metrics, text)
     return metrics
 
 
@@ -693,5 +687,5 @@ def run_bench(
     ]
     for k, v in rows.items():
         lines.append(f"| {k} | {v:.1f} | {'steps' if k.startswith('train') else 'rows'} |")
-    _write(out, metrics, "\n".join(lines) + "\n")
+    write_results(out, metrics, "\n".join(lines) + "\n")
     return metrics
