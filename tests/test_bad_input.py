@@ -21,6 +21,7 @@ from pgm3d.evaluation import log_likelihood_per_dim
 from pgm3d.inference import fit, log_likelihood
 from pgm3d.models import PPCA, VAE, FactorAnalysis
 from pgm3d.saving import CheckpointError
+from pgm3d.tasks import FitSettings, InferenceSettings, run_fit
 
 SMALL_VAE = "--model vae --data digits --latent-dim 2 --hidden 8 --iwae-samples 5 --ll-rows 20"
 
@@ -288,7 +289,7 @@ def test_a_row_with_nothing_observed_is_refused_for_training(tmp_path):
     np.save(path, x.numpy())
     assert open_data(path).empty_rows == (3, 8)
     with pytest.raises(ValueError, match=r"rows 3, 8, counting from 1"):
-        pgm3d.experiments.workflows.run_fit(tmp_path / "o", model="ppca", data=str(path))
+        run_fit(FitSettings(model="ppca", data=str(path)), tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
 
@@ -423,14 +424,25 @@ def test_load_refuses_a_device_that_does_not_exist(ppca_run):
         pgm3d.load(ppca_run, device="foo")
 
 
-def test_workflows_check_their_settings_before_writing(tmp_path):
-    from pgm3d.experiments.workflows import run_fit
-
+def test_task_settings_are_checked_when_made(tmp_path):
     with pytest.raises(ValueError, match="hidden must be >= 1"):
-        run_fit(tmp_path / "o", model="vae", data="digits", hidden=0)
+        FitSettings(model="vae", data="digits", hidden=0)
     with pytest.raises(TypeError, match="epochs must be an integer"):
-        run_fit(tmp_path / "o", model="vae", data="digits", epochs=1.5)
-    assert not (tmp_path / "o").exists()
+        FitSettings(model="vae", data="digits", epochs=1.5)
+    with pytest.raises(ValueError, match="unknown model 'vea' \\(did you mean 'vae'\\?\\)"):
+        FitSettings(model="vea")
+    with pytest.raises(ValueError, match="InferenceSettings needs run"):
+        InferenceSettings()
+    with pytest.raises(ValueError, match="did you mean 'epochs'"):
+        FitSettings.full(epoch=3)
+    with pytest.raises(TypeError, match="data must be a string"):
+        FitSettings(data=3)
+    with pytest.raises(ValueError, match="likelihood must be one of: gaussian, bernoulli"):
+        FitSettings(likelihood="poisson")
+    s = FitSettings(epochs=2)
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        s.replace(epochs=0)
+    assert s.replace(model="ppca").model == "ppca" and s.model is None
 
 
 # ---------------------------------------------------------------------------- 5. data files

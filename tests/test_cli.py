@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -406,3 +407,32 @@ def test_cli_conventions_no_abbreviations_suggestions_and_a_default_model(tmp_pa
     with pytest.raises(SystemExit):
         main(["sample", "--help"])
     assert "Draw samples from a saved model" in capsys.readouterr().out
+
+
+def _subparsers(parser):
+    action = next(a for a in parser._actions if a.dest in ("command", "experiment"))
+    return action.choices
+
+
+def test_the_readme_command_table_matches_the_parser():
+    """Every command of ``pgm3d`` is in the README's table, and every command and option the
+    table shows exists (the table is checked against the parser ``--help`` is made from)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| `pgm3d ([^`]*)` \|", readme, flags=re.M)
+    parser = build_parser()
+    commands = _subparsers(parser)
+    experiments = _subparsers(commands["experiment"])
+    shown = set()
+    for row in rows:
+        words = row.split()
+        leaf = commands[words[0]]
+        name = words[0]
+        if words[0] == "experiment":
+            leaf, name = experiments[words[1]], f"experiment {words[1]}"
+        shown.add(name)
+        flags = {s for a in leaf._actions for s in a.option_strings}
+        for flag in re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", row):
+            assert flag in flags, f"README: `pgm3d {name}` has no option {flag}"
+    everything = {c for c in commands if c != "experiment"}
+    everything |= {f"experiment {e}" for e in experiments}
+    assert everything == shown, f"README's command table lacks {sorted(everything - shown)}"

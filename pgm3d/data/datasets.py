@@ -24,13 +24,37 @@ from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.sprites import SpriteScenes, multi_sprites
 from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes
 from pgm3d.registry import did_you_mean
+from pgm3d.settings import Settings, option
 
-__all__ = ["DataSplit", "data_names", "fit_resolution", "open_data", "open_voxels"]
+__all__ = [
+    "DATA_KINDS",
+    "DataSettings",
+    "DataSplit",
+    "data_kind",
+    "data_names",
+    "fit_resolution",
+    "open_data",
+    "open_voxels",
+]
 
 #: the name of the procedural voxel set (:func:`~pgm3d.data.voxel_classes`)
 VOXEL_SET = "voxel-classes"
 #: multi-sprite scene sets (:func:`~pgm3d.data.multi_sprites`) by name: their sprite slots
 SPRITE_SETS = {"sprites-3": 3, "sprites-8": 8}
+
+#: the kinds of data a model can take: what they are, and how to get them by name
+DATA_KINDS = {
+    "rows": ("rows of numbers", "digits, frey or a .npy/.npz/.csv/.txt file of rows"),
+    "shapes": ("part-segmented shapes", "a shape family (e.g. chairs) or a shapes .npz"),
+    "voxels": ("voxel grids", "voxel-classes, a voxel file or a ModelNet-style folder"),
+    "scenes": ("multi-sprite scenes", "sprites-3 or sprites-8"),
+}
+
+
+def data_kind(data) -> str:
+    """The kind of a dataset: ``"shapes"``, ``"voxels"``, ``"scenes"`` or ``"rows"``."""
+    kinds = {ShapeSet: "shapes", VoxelSet: "voxels", SpriteScenes: "scenes"}
+    return next((k for t, k in kinds.items() if isinstance(data, t)), "rows")
 
 
 @dataclass
@@ -55,12 +79,10 @@ class DataSplit:
     empty_rows: tuple[int, ...] = ()
 
     @property
-    def is_shapes(self) -> bool:
-        return isinstance(self.train, ShapeSet)
+    def kind(self) -> str:
+        """The kind of the data (a key of :data:`DATA_KINDS`), decided here once."""
+        return data_kind(self.train)
 
-    @property
-    def is_voxels(self) -> bool:
-        return isinstance(self.train, VoxelSet)
 
 
 def data_names() -> list[str]:
@@ -229,3 +251,37 @@ def open_data(
     rows = read_rows(path)
     train, test = _split_rows(torch.as_tensor(rows.x), test_fraction, seed)
     return DataSplit(name, train, test, columns=rows.columns, empty_rows=rows.empty)
+
+
+#: ``--data``'s help: what ``open_data`` takes
+DATA_HELP = (
+    f"{', '.join(data_names())}, a shapes .npz / .npy / .csv file, or a voxel file or "
+    "ModelNet-style folder"
+)
+
+
+@dataclass
+class DataSettings(Settings):
+    """Where a command's data come from: the arguments of :func:`open_data`."""
+
+    data: str = option("chairs", DATA_HELP)
+    data_path: Path | None = option(None, "frey_rawface.mat location", kind=Path)
+    n_train: int = option(1000, "shapes drawn for training")
+    n_test: int = option(250, "shapes drawn for testing")
+    points_per_part: int = option(16, "points per part of a drawn shape")
+    test_fraction: float = option(0.2, "share of the rows held out for testing")
+    resolution: int = option(32, "voxel grid size")
+
+    def open(self, seed: int = 0) -> DataSplit:
+        """The train/test split these settings name (:func:`open_data`)."""
+        return open_data(
+            self.data,
+            n_train=self.n_train,
+            n_test=self.n_test,
+            points_per_part=self.points_per_part,
+            test_fraction=self.test_fraction,
+            seed=seed,
+            data_path=self.data_path,
+            resolution=self.resolution,
+        )
+

@@ -51,7 +51,7 @@ def _rescale(pixels: np.ndarray, max_value: float, dtype) -> torch.Tensor:
     return torch.as_tensor(pixels.astype(np.float64) * (2.0 / max_value) - 1.0, dtype=dtype)
 
 
-@DATASETS.register("digits")
+@DATASETS.register("digits", image_shape=(8, 8))
 def load_digits(*, dtype=torch.float64) -> ImageDataset:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, grey levels 0-16)."""
     from sklearn.datasets import load_digits as sk_load_digits
@@ -78,7 +78,7 @@ def find_data_file(filename: str, data_dir: str | os.PathLike | None = None) -> 
     )
 
 
-@DATASETS.register("frey")
+@DATASETS.register("frey", image_shape=(28, 20))
 def load_frey(path: str | os.PathLike | None = None, *, dtype=torch.float64) -> ImageDataset:
     """Frey faces: 1,965 greyscale 28x20 images from ``frey_rawface.mat`` (key ``ff``,
     ``560 x 1965`` uint8, one image per column, row-major pixels).

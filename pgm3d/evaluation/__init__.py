@@ -11,7 +11,13 @@ from pgm3d.evaluation.diagnostics import (
     psis_khat,
     sbc,
 )
-from pgm3d.evaluation.geometry import chamfer_distance, symmetry_score, voxel_iou
+from pgm3d.evaluation.geometry import (
+    chamfer_distance,
+    normal_angles,
+    pca_normals,
+    symmetry_score,
+    voxel_iou,
+)
 from pgm3d.evaluation.imputation import ImputationError, imputation_mse
 from pgm3d.evaluation.likelihood import log_likelihood_per_dim
 from pgm3d.evaluation.reconstruction import reconstruct_surface
@@ -31,6 +37,8 @@ __all__ = [
     "kl_count_threshold",
     "kl_to_exact",
     "log_likelihood_per_dim",
+    "normal_angles",
+    "pca_normals",
     "psis_khat",
     "reconstruct_surface",
     "sbc",

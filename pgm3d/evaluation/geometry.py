@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["chamfer_distance", "nearest_distance", "symmetry_score", "voxel_iou"]
+__all__ = [
+    "chamfer_distance",
+    "nearest_distance",
+    "normal_angles",
+    "pca_normals",
+    "symmetry_score",
+    "voxel_iou",
+]
 
 _CHUNK = 1 << 24  # elements of a distance block, bounds memory on big sets
 
@@ -149,3 +156,30 @@ def voxel_iou(a, b) -> torch.Tensor:
     union = (a | b).sum(dims)
     dtype = torch.get_default_dtype()
     return torch.where(union > 0, inter.to(dtype) / union.clamp_min(1), torch.ones((), dtype=dtype))
+
+
+def pca_normals(points: torch.Tensor, mask: torch.Tensor, k: int = 10) -> torch.Tensor:
+    """Unoriented normals by a local plane fit: the least-variance direction of each point's
+    ``k`` nearest present neighbours (Hoppe et al. 1992). ``(N, P, 3)`` in, ``(N, P, 3)`` out
+    (zeros at masked points)."""
+    from scipy.spatial import cKDTree
+
+    out = np.zeros(points.shape)
+    pts, keep = points.detach().cpu().double().numpy(), mask.cpu().numpy()
+    for i in range(len(pts)):
+        p = pts[i][keep[i]]
+        _, idx = cKDTree(p).query(p, k=min(k, len(p)))
+        nb = p[idx] - p[idx].mean(1, keepdims=True)
+        _, vecs = np.linalg.eigh(np.einsum("pki,pkj->pij", nb, nb))
+        out[i][keep[i]] = vecs[:, :, 0]
+    return torch.from_numpy(out).to(points)
+
+
+def normal_angles(estimate, truth, mask, *, oriented: bool) -> torch.Tensor:
+    """Angles in degrees between estimated and true normals at ``mask`` points; unoriented
+    angles fold ``θ`` to ``min(θ, 180° - θ)``."""
+    a = torch.nn.functional.normalize(estimate, dim=-1)
+    b = torch.nn.functional.normalize(truth, dim=-1)
+    cos = (a * b).sum(-1).clamp(-1, 1)[mask]
+    cos = cos if oriented else cos.abs()
+    return torch.rad2deg(torch.acos(cos))

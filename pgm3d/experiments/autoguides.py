@@ -22,45 +22,63 @@ from __future__ import annotations
 import functools
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyro
 import torch
 
+from pgm3d.autoguide import FAMILIES as GUIDE_FAMILIES
 from pgm3d.autoguide import AutoGuide, auto
 from pgm3d.data.images import load_dataset, train_test_split
 from pgm3d.data.masks import quarter_mask, random_mask
 from pgm3d.evaluation import kl_to_exact
-from pgm3d.experiments._results import write_results
-from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import DenoisingEncoder, complete, fit, log_likelihood
 from pgm3d.models import PPCA, VAE
+from pgm3d.settings import Settings, check_run, option
+from pgm3d.tasks.results import write_results
 
-__all__ = ["run_autoguides"]
+__all__ = ["AutoguidesSettings", "run_autoguides"]
 
-FULL = {
-    "families": ("diag", "lowrank", "full", "flow", "natural"),
-    "epochs": 300,
-    "hidden": (256, 256),
+@dataclass
+class AutoguidesSettings(Settings):
+    """The settings of :func:`run_autoguides`; :meth:`quick` is a smoke test."""
+
+    QUICK = {
+        "families": ("full", "natural"),
+        "epochs": 20,
+        "hidden": (64,),
+        "vae_epochs": 5,
+        "vae_families": ("diag", "flow"),
+        "gap_rows": 50,
+        "gap_samples": 500,
+    }
+
+    dataset: str = option(
+        "digits", "part 1's data: digits (embedded) or frey; part 2 uses digits",
+        choices=("digits", "frey"),
+    )
+    data_path: Path | None = option(None, "frey_rawface.mat location", kind=Path)
+    families: tuple[str, ...] = option(
+        ("diag", "lowrank", "full", "flow", "natural"),
+        "autoguide families trained on PPCA",
+        many=True,
+        choices=GUIDE_FAMILIES,
+    )
+    epochs: int = option(300, "autoguide training epochs")
+    hidden: tuple[int, ...] = option((256, 256), "the encoders' hidden widths", many=True)
     # Adam's rate: at 1e-2 the full family diverged on digits (KL 1.5e7); the natural family's
     # per-entry terms converge further at 1e-2 than at 3e-3 (KL 0.06 against 0.28, measured)
-    "lr": 3e-3,
-    "natural_lr": 1e-2,
-    "vae_epochs": 60,
-    "vae_families": ("diag", "full", "flow"),
-    "gap_rows": 200,
-    "gap_samples": 5000,
-}
-QUICK = {
-    **FULL,
-    "families": ("full", "natural"),
-    "epochs": 20,
-    "hidden": (64,),
-    "vae_epochs": 5,
-    "vae_families": ("diag", "flow"),
-    "gap_rows": 50,
-    "gap_samples": 500,
-}
+    lr: float = option(3e-3, "Adam learning rate")
+    natural_lr: float = option(1e-2, "the natural family's Adam learning rate")
+    vae_epochs: int = option(60, "VAE training epochs (part 2)")
+    vae_families: tuple[str, ...] = option(
+        ("diag", "full", "flow"), "families whose IWAE gap is measured", many=True,
+        choices=GUIDE_FAMILIES,
+    )
+    gap_rows: int = option(200, "test rows of the IWAE gap")
+    gap_samples: int = option(5000, "K of the IWAE bound")
+
 
 
 def _q_mean(q: torch.distributions.Distribution) -> torch.Tensor:
@@ -112,17 +130,17 @@ def _part1(x, image_shape, s, seed, progress) -> dict:
                 model, complete(model, test, m, encoders[name]).z, test, m, ~m
             )
     timing = {}
-    variants = [(f, True) for f in s["families"]] + [("full", False)]
+    variants = [(f, True) for f in s.families] + [("full", False)]
     for family, aware in variants:
         label = f"auto-{family}" + ("" if aware else " (mask-blind)")
         pyro.clear_param_store()
         torch.manual_seed(seed)
-        guide = AutoGuide(model, family, aware=aware, hidden=s["hidden"])
+        guide = AutoGuide(model, family, aware=aware, hidden=s.hidden)
         guide(train[:2])  # built now, so its parameters alone are optimised
         start = time.perf_counter()
         fit(model, train, "elbo", guide=guide, parameters=guide.parameters(),
-            mask_sampler=random, num_particles=4, epochs=s["epochs"], batch_size=100,
-            lr=s["natural_lr" if family == "natural" else "lr"], lr_decay=0.99, seed=seed,
+            mask_sampler=random, num_particles=4, epochs=s.epochs, batch_size=100,
+            lr=s.natural_lr if family == "natural" else s.lr, lr_decay=0.99, seed=seed,
             progress=progress)  # fmt: skip
         timing[label] = time.perf_counter() - start
         for p, m in masks.items():
@@ -134,46 +152,41 @@ def _part1(x, image_shape, s, seed, progress) -> dict:
 def _part2(s, seed, progress) -> dict:
     x = load_dataset("digits").x.float()
     train, test = train_test_split(x, 0.2, generator=torch.Generator().manual_seed(seed))
-    test = test[: s["gap_rows"]]
+    test = test[: s.gap_rows]
     rows = {}
-    for family in s["vae_families"]:
+    for family in s.vae_families:
         pyro.clear_param_store()
         torch.manual_seed(seed)
         pair = auto(VAE(64, 8, hidden=(128,)), family, hidden=(128,))
-        fit(pair, train, "elbo", epochs=s["vae_epochs"], lr=3e-3, seed=seed, progress=progress)
+        fit(pair, train, "elbo", epochs=s.vae_epochs, lr=3e-3, seed=seed, progress=progress)
         torch.manual_seed(seed)
         with torch.no_grad():
             one = torch.stack([log_likelihood(pair, test, num_samples=1) for _ in range(20)])
-            many = log_likelihood(pair, test, num_samples=s["gap_samples"])
+            many = log_likelihood(pair, test, num_samples=s.gap_samples)
         rows[family] = {
             "elbo": one.mean().item(),
-            f"iwae_{s['gap_samples']}": many.mean().item(),
+            f"iwae_{s.gap_samples}": many.mean().item(),
             "gap": (many - one.mean(0)).mean().item(),
         }
     return rows
 
 
 def run_autoguides(
-    dataset: str = "digits",
+    settings: AutoguidesSettings | None = None,
     out: str | Path | None = None,
     *,
     seed: int = 0,
     device: str = "cpu",
-    quick: bool = False,
-    data_path: str | Path | None = None,
     progress: bool | None = None,
-    **settings,
 ) -> dict:
     """Run both parts and (if ``out`` is given) write ``table.md``, ``metrics.json`` and
     ``kl.png`` there.
 
-    :param str dataset: ``"digits"`` (embedded) or ``"frey"`` (part 1; part 2 uses digits).
-    :param settings: overrides of :data:`FULL` / :data:`QUICK` (``families``, ``epochs``,
-        ``hidden``, ``lr``, ``natural_lr``, ``vae_epochs``, ``vae_families``, ``gap_rows``,
-        ``gap_samples``).
+    :param AutoguidesSettings settings: default: the full comparison.
     """
     check_run(seed, device)
-    s = merge_settings(QUICK if quick else FULL, settings)
+    s = settings or AutoguidesSettings()
+    dataset, data_path = s.dataset, s.data_path
     start = time.perf_counter()
     data = load_dataset(dataset, **({"path": data_path} if data_path is not None else {}))
     x = data.x.to(device=torch.device(device), dtype=torch.float64)
@@ -183,8 +196,7 @@ def run_autoguides(
         "experiment": "autoguides",
         "dataset": dataset,
         "seed": seed,
-        "quick": quick,
-        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.as_dict().items()},
         **part1,
         "iwae_gap": gaps,
         "seconds": time.perf_counter() - start,

@@ -19,6 +19,7 @@ completion of grids with half of the volume missing by the ``complete`` back end
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,36 +30,45 @@ from pgm3d._progress import progress_bar
 from pgm3d.data import VoxelSet
 from pgm3d.data.datasets import open_voxels
 from pgm3d.data.masks import half_volume_mask
-from pgm3d.experiments._results import write_results
-from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import complete, fit, fit_gan
 from pgm3d.models import GAN3D, VSL
 from pgm3d.saving import save
+from pgm3d.settings import Settings, check_run, option
+from pgm3d.tasks.results import write_results
 
-__all__ = ["FULL", "QUICK", "VoxNet", "fit_voxnet", "run_classify", "svm_accuracy"]
+__all__ = ["ClassifySettings", "VoxNet", "fit_voxnet", "run_classify", "svm_accuracy"]
 
-FULL = {
-    "n_per_class": 100,
-    "resolution": None,  # VSL 30 (the paper's), GAN 32 (64 is the paper's; too slow on a CPU)
-    "epochs": 60,
-    "batch_size": 64,
-    "lr": 1e-3,  # VSL's Adam rate (the seed: 5e-5 over 500+ epochs)
-    "kl_beta": 1e-3,  # the seed's beta, turned into the ELBO's KL weight by VSL.kl_weight_for
-    "gan_width": 0.25,
-    "lr_g": 0.0025,
-    # the paper's D rate is 1e-5; at width 0.25 and 32^3 its D fell to 0-20% accuracy and G to one
-    # noise blob (40 epochs, seed 0), while 1e-4 kept D at 70-78% with the 80% rule engaged
-    "lr_d": 1e-4,
-    "cnn_epochs": 15,
-    "completion_rows": 4,
-}
-QUICK = {
-    **FULL,
-    "n_per_class": 12,
-    "epochs": 4,
-    "cnn_epochs": 3,
-    "completion_rows": 2,
-}
+@dataclass
+class ClassifySettings(Settings):
+    """The settings of :func:`run_classify`; :meth:`quick` is a smoke test."""
+
+    QUICK = {"n_per_class": 12, "epochs": 4, "cnn_epochs": 3, "completion_rows": 2}
+
+    model: str = option("vsl", "the generative model whose features are classified",
+                        choices=("vsl", "gan"))
+    data: str = option(
+        "voxel-classes",
+        "voxel-classes (procedural, 10 classes), a voxel file (.mat/.npy/.npz), or a "
+        "ModelNet-style folder root/<class>/{train,test}/",
+    )
+    n_per_class: int = option(100, "procedural grids per class")
+    resolution: int | None = option(
+        None, "grid size", kind=int, shown="VSL 30, the paper's; GAN 32 (64 is the paper's)"
+    )
+    epochs: int = option(60, "training epochs")
+    batch_size: int = option(64, "grids per step")
+    lr: float = option(1e-3, "VSL's Adam rate (the seed: 5e-5 over 500+ epochs)")
+    kl_beta: float = option(
+        1e-3, "VSL's beta (the seed's), turned into the ELBO's KL weight by VSL.kl_weight_for"
+    )
+    gan_width: float = option(0.25, "GAN channel multiplier")
+    lr_g: float = option(0.0025, "GAN generator rate")
+    # the paper's D rate is 1e-5; at width 0.25 and 32^3 its D fell to 0-20% accuracy and G to
+    # one noise blob (40 epochs, seed 0), while 1e-4 kept D at 70-78% with the 80% rule engaged
+    lr_d: float = option(1e-4, "GAN discriminator rate (paper 1e-5)")
+    cnn_epochs: int = option(15, "supervised VoxNet epochs")
+    completion_rows: int = option(4, "grids in the completion figure")
+
 
 
 class VoxNet(nn.Module):
@@ -135,7 +145,7 @@ def svm_accuracy(train_x, train_y, test_x, test_y, kernel: str, seed: int = 0) -
 
 def _data(spec: str, s: dict, R: int, seed: int, progress) -> tuple[VoxelSet, VoxelSet]:
     split = open_voxels(
-        spec, resolution=R, n_per_class=s["n_per_class"], seed=seed, progress=progress
+        spec, resolution=R, n_per_class=s.n_per_class, seed=seed, progress=progress
     )
     return split.train, split.test
 
@@ -144,7 +154,7 @@ def _build(model_name: str, R: int, s: dict, seed: int, device):
     torch.manual_seed(seed)
     if model_name == "vsl":
         return VSL(R).to(device)
-    return GAN3D(R, width=s["gan_width"]).to(device)
+    return GAN3D(R, width=s.gan_width).to(device)
 
 
 def _train(model_name, train, s, seed, device, progress):
@@ -157,10 +167,10 @@ def _train(model_name, train, s, seed, device, progress):
             model,
             x,
             "elbo",
-            kl_weight=VSL.kl_weight_for(s["kl_beta"], R, model.num_local),
-            epochs=s["epochs"],
-            batch_size=s["batch_size"],
-            lr=s["lr"],
+            kl_weight=VSL.kl_weight_for(s.kl_beta, R, model.num_local),
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            lr=s.lr,
             seed=seed,
             progress=progress,
         )
@@ -169,10 +179,10 @@ def _train(model_name, train, s, seed, device, progress):
         history = fit_gan(
             model,
             x,
-            epochs=s["epochs"],
-            batch_size=s["batch_size"],
-            lr_g=s["lr_g"],
-            lr_d=s["lr_d"],
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            lr_g=s.lr_g,
+            lr_d=s.lr_d,
             seed=seed,
             progress=progress,
         )
@@ -187,29 +197,24 @@ def _embed(model, grids: torch.Tensor, device) -> np.ndarray:
 
 
 def run_classify(
-    model: str = "vsl",
-    data: str = "voxel-classes",
+    settings: ClassifySettings | None = None,
     out: str | Path | None = None,
     *,
     seed: int = 0,
     device: str = "cpu",
-    quick: bool = False,
     progress: bool | None = None,
-    **settings,
 ) -> dict:
-    """Train ``model`` (``"vsl"`` or ``"gan"``) on the training grids, classify the test grids
-    with an SVM on its features, and compare with a supervised VoxNet.
+    """Train ``settings.model`` (``"vsl"`` or ``"gan"``) on the training grids of
+    ``settings.data``, classify the test grids with an SVM on its features, and compare with a
+    supervised VoxNet.
 
-    :param data: ``"voxel-classes"`` (procedural, ``n_per_class`` per class), a voxel file, or
-        a ModelNet-style folder.
-    :param settings: overrides of :data:`FULL` / :data:`QUICK`.
+    :param ClassifySettings settings: default: the papers' protocol on procedural voxels.
     :returns: the metrics also written to ``out/metrics.json``.
     """
-    if model not in ("vsl", "gan"):
-        raise ValueError(f"unknown model {model!r} for classification; choose one of: vsl, gan")
     check_run(seed, device)
-    s = merge_settings(QUICK if quick else FULL, settings)
-    R = s["resolution"] or (30 if model == "vsl" else 32)
+    s = settings or ClassifySettings()
+    model, data = s.model, s.data
+    R = s.resolution or (30 if model == "vsl" else 32)
     start = time.perf_counter()
     train, test = _data(data, s, R, seed, progress)
     kernel = "rbf" if model == "vsl" else "linear"
@@ -225,7 +230,7 @@ def run_classify(
     net, curve, train_seconds = _train(model, train, s, seed, device, progress)
     result = classify(net)
     t = time.perf_counter()
-    reference = fit_voxnet(train, test, epochs=s["cnn_epochs"], seed=seed, device=device)
+    reference = fit_voxnet(train, test, epochs=s.cnn_epochs, seed=seed, device=device)
     cnn_seconds = time.perf_counter() - t
     metrics = {
         "experiment": "classify",
@@ -240,9 +245,9 @@ def run_classify(
         "untrained_accuracy": untrained["accuracy"],
         "svm": result,
         "training_seconds": train_seconds,
-        "seconds_per_epoch": train_seconds / s["epochs"],
+        "seconds_per_epoch": train_seconds / s.epochs,
         "voxnet_seconds": cnn_seconds,
-        "settings": s,
+        "settings": s.as_dict(),
         "seed": seed,
         "device": str(device),
         "curve": curve,
@@ -346,7 +351,7 @@ def _figures(out, net, model_name, train, test, result, s, seed, device, progres
             kind="voxels",
             title="GAN: interpolation between two samples' latents",
         )
-    rows = first[: s["completion_rows"]]
+    rows = first[: s.completion_rows]
     x = VSL.rows(test.voxels[rows]).to(device)
     R = test.voxels.shape[-1]
     mask = half_volume_mask(x.shape, R, device=device)

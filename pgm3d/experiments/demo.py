@@ -5,7 +5,7 @@
    within-Gibbs and pseudo-Gibbs; ShapeFA: exact, SCA, FCA; the diagonal model's exact
    conditional); samples, interpolations, normals, symmetry (:func:`run_shapes`).
 2. ``posteriors-shapevae/`` and ``posteriors-shapefa/``: the posterior comparison table of the
-   inference layer on the saved models (:func:`~pgm3d.experiments.workflows.run_evaluate`):
+   inference layer on the saved models (:func:`~pgm3d.tasks.evaluate.run_evaluate`):
    ShapeFA has an exact posterior to compare with, ShapeVAE does not.
 3. ``missing-fa/``: the missing-data factor-analysis experiment on digits (thesis Tables
    4.1–4.2, :func:`run_missing_fa`).
@@ -17,18 +17,20 @@ from __future__ import annotations
 import json
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from pgm3d._io import atomic_write_json, atomic_write_text
-from pgm3d.experiments._settings import check_run
-from pgm3d.experiments.missing_fa import run_missing_fa
-from pgm3d.experiments.shapes import run_shapes
-from pgm3d.experiments.workflows import run_complete, run_evaluate
+from pgm3d.experiments.missing_fa import MissingFASettings, run_missing_fa
+from pgm3d.experiments.shapes import ShapesSettings, run_shapes
+from pgm3d.settings import Settings, check_run, option
+from pgm3d.tasks.complete import InferenceSettings, run_complete
+from pgm3d.tasks.evaluate import run_evaluate
 from pgm3d.viz.report import LAYOUT_FILE, build_report
 
-__all__ = ["DEMO", "DEMO_QUICK", "run_demo"]
+__all__ = ["DEMO", "DEMO_QUICK", "DemoSettings", "run_demo"]
 
 #: sized to finish in about five minutes on 2 CPU cores
 DEMO = {
@@ -64,7 +66,7 @@ DEMO = {
 }
 #: about a minute: a smoke test of every step
 DEMO_QUICK = {
-    "shapes": None,  # run_shapes' own quick settings
+    "shapes": ShapesSettings.QUICK,
     "posteriors": {
         "rows": 20,
         "chains": 2,
@@ -151,72 +153,51 @@ def _summary(shapes: dict, post: dict, mfa: dict, k: int) -> tuple[dict, str]:
     return headline, "\n".join(lines) + "\n"
 
 
+@dataclass
+class DemoSettings(Settings):
+    """The settings of :func:`run_demo`: the sizes are :data:`DEMO` (about five minutes on 2
+    CPU cores) or :data:`DEMO_QUICK`."""
+
+    quick: bool = option(False, "smoke-test settings, about a minute: not the numbers to quote")
+
+
 def run_demo(
-    out: str | Path,
+    settings: DemoSettings | None = None,
+    out: str | Path = "runs/demo",
     *,
     seed: int = 0,
     device: str = "cpu",
-    quick: bool = False,
     progress: bool | None = None,
 ) -> dict:
-    """Run the demo into ``out`` and return its metrics (also in ``out/metrics.json``).
-
-    :param bool quick: smoke-test settings (:data:`DEMO_QUICK`), about a minute.
-    """
+    """Run the demo into ``out`` and return its metrics (also in ``out/metrics.json``)."""
     check_run(seed, device)
+    quick = (settings or DemoSettings()).quick
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = DEMO_QUICK if quick else DEMO
+    sizes = DEMO_QUICK if quick else DEMO
     start, stages = time.perf_counter(), {}
+    common = {"seed": seed, "device": device, "progress": progress}
 
     t = time.perf_counter()
-    shapes = run_shapes(
-        "chairs",
-        out / "shapes",
-        seed=seed,
-        device=device,
-        quick=quick,
-        progress=progress,
-        **(settings["shapes"] or {}),
-    )
+    shapes = run_shapes(ShapesSettings(**sizes["shapes"]), out / "shapes", **common)
     stages["shapes: fit, likelihood, completion, figures"] = time.perf_counter() - t
     k = shapes["settings"]["latent_dims"][0]
 
     post = {}
     for kind in ("shapevae", "shapefa"):
+        model = out / "shapes" / f"{kind}-{k}.pt"
         t = time.perf_counter()
-        post[kind] = run_evaluate(
-            out / f"posteriors-{kind}",
-            out / "shapes" / f"{kind}-{k}.pt",
-            seed=seed,
-            device=device,
-            progress=progress,
-            methods=_posterior_methods(kind),
-            **settings["posteriors"],
-        )
+        methods = _posterior_methods(kind)
+        given = InferenceSettings(run=model, methods=methods, **sizes["posteriors"])
+        post[kind] = run_evaluate(given, out / f"posteriors-{kind}", **common)
         stages[f"posteriors of {kind}"] = time.perf_counter() - t
         t = time.perf_counter()
-        run_complete(
-            out / f"completion-{kind}",
-            out / "shapes" / f"{kind}-{k}.pt",
-            seed=seed,
-            device=device,
-            progress=progress,
-            methods=_FIGURE_METHODS[kind],
-            **{**settings["posteriors"], "rows": 4},
-        )
+        figure = given.replace(methods=_FIGURE_METHODS[kind], rows=4)
+        run_complete(figure, out / f"completion-{kind}", **common)
         stages[f"completion figure of {kind}"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    mfa = run_missing_fa(
-        "digits",
-        "both",
-        out / "missing-fa",
-        seed=seed,
-        device=device,
-        quick=quick,
-        progress=progress,
-    )
+    mfa = run_missing_fa(MissingFASettings.preset(quick), out / "missing-fa", **common)
     stages["missing-data FA on digits"] = time.perf_counter() - t
 
     headline, summary = _summary(shapes, post, mfa, k)

@@ -20,19 +20,21 @@ from __future__ import annotations
 import functools
 import itertools
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from pgm3d.data.images import DATASETS as IMAGE_DATASETS
 from pgm3d.data.images import load_dataset, train_test_split
 from pgm3d.data.masks import quarter_mask, random_mask
 from pgm3d.evaluation import imputation_mse
-from pgm3d.experiments._results import json_safe, write_results
-from pgm3d.experiments._settings import check_run, check_setting
 from pgm3d.inference import DenoisingEncoder, complete
 from pgm3d.models import PPCA
+from pgm3d.settings import Settings, check_run, option
+from pgm3d.tasks.results import json_safe, write_results
 
-__all__ = ["PATTERNS", "THESIS_FREY_TEST", "run_missing_fa"]
+__all__ = ["PATTERNS", "THESIS_FREY_TEST", "MissingFASettings", "run_missing_fa"]
 
 PATTERNS = ("random", "quarters")
 #: Table 4.2 of the thesis, Frey faces test set, MSE x 10^2
@@ -174,74 +176,73 @@ def _aggregate(runs):
     return out
 
 
+@dataclass
+class MissingFASettings(Settings):
+    """The settings of :func:`run_missing_fa`: by default the thesis's (ch. 4); :meth:`quick`
+    trains DE+ on 4 masks per image instead of 16."""
+
+    QUICK = {"plus_masks": 4}
+
+    dataset: str = option(
+        "digits", "digits (embedded) or frey (frey_rawface.mat)", choices=IMAGE_DATASETS.names
+    )
+    pattern: str = option("both", "missing-data pattern", choices=(*PATTERNS, "both"))
+    data_path: Path | None = option(None, "frey_rawface.mat location", kind=Path)
+    repeats: int = option(
+        1,
+        "seeds to average over (seed ... seed + repeats - 1), with the standard error across "
+        "seeds (with one seed: across images)",
+    )
+    explained_variance: float = option(0.9, "share of variance the PPCA latents explain")
+    test_fraction: float = option(0.2, "share of the images held out")
+    p_missing: float = option(0.5, "chance a pixel is missing under the random pattern")
+    masks_per_row: int = option(
+        1, "DE and DE* training masks per image (1, the thesis's: it reproduces its DE errors)"
+    )
+    plus_masks: int = option(
+        16, "DE+ training masks per image (the improved denoising encoder; 0 leaves it out)"
+    )
+
+
 def run_missing_fa(
-    dataset: str = "digits",
-    pattern: str = "both",
+    settings: MissingFASettings | None = None,
     out: str | Path | None = None,
     *,
     seed: int = 0,
-    repeats: int = 1,
     device: str | torch.device = "cpu",
-    quick: bool = False,
-    data_path: str | Path | None = None,
-    explained_variance: float = 0.9,
-    test_fraction: float = 0.2,
-    p_missing: float = 0.5,
-    masks_per_row: int = 1,
-    plus_masks: int | None = None,
     progress: bool | None = None,
 ) -> dict:
     """Run the missing-data FA experiment and (if ``out`` is given) write its files there.
 
-    :param str dataset: ``"digits"`` (embedded) or ``"frey"``.
-    :param str pattern: ``"random"``, ``"quarters"`` or ``"both"``.
+    :param MissingFASettings settings: the data, pattern and encoders (default: the thesis's).
     :param out: output folder; writes ``metrics.json``, ``results.json``, ``table.md`` and
         ``completions_<pattern>.png`` there and nowhere else.
     :param int seed: seeds the split, the masks, the DE's training masks and the generated data.
-    :param int repeats: run seeds ``seed, ..., seed + repeats - 1`` and report the mean over
-        them, with the standard error across seeds (with one seed: across images).
     :param device: where the tensors live (``"cpu"``, ``"cuda"``).
-    :param bool quick: DE+ trained on 4 masks per image instead of 16.
-    :param data_path: the data file, for ``dataset="frey"``.
-    :param int masks_per_row: masks per training image for DE and DE* (1, the thesis's
-        setting: it reproduces the thesis's DE errors).
-    :param int plus_masks: masks per training image for DE+, the improved denoising encoder
-        (default 16, 4 with ``quick``; 0 leaves DE+ out).
     :returns: the metrics dictionary also written to ``metrics.json``.
     """
-    patterns = PATTERNS if pattern == "both" else (pattern,)
-    if any(p not in PATTERNS for p in patterns):
-        raise ValueError(f"pattern must be one of random, quarters, both; got {pattern!r}")
     check_run(seed, device)
-    repeats, masks_per_row, plus_masks = (
-        check_setting(k, v)
-        for k, v in (("repeats", repeats), ("masks_per_row", masks_per_row),
-                     ("plus_masks", plus_masks))
-    )  # fmt: skip
-    explained_variance, test_fraction, p_missing = (
-        check_setting(k, v)
-        for k, v in (("explained_variance", explained_variance),
-                     ("test_fraction", test_fraction), ("p_missing", p_missing))
-    )  # fmt: skip
-    if plus_masks is None:
-        plus_masks = 4 if quick else 16
+    s = settings or MissingFASettings()
+    patterns = PATTERNS if s.pattern == "both" else (s.pattern,)
+    dataset, repeats = s.dataset, s.repeats
+    masks_per_row, plus_masks = s.masks_per_row, s.plus_masks
     start = time.perf_counter()
-    data = load_dataset(dataset, **({"path": data_path} if data_path is not None else {}))
+    data = load_dataset(dataset, **({"path": s.data_path} if s.data_path is not None else {}))
     x = data.x.to(torch.device(device))
-    samplers = _samplers(data.image_shape, p_missing)
+    samplers = _samplers(data.image_shape, s.p_missing)
     runs = [
         _one_seed(
             x,
             patterns,
             samplers,
-            s,
-            explained_variance,
-            test_fraction,
+            r,
+            s.explained_variance,
+            s.test_fraction,
             masks_per_row=masks_per_row,
             plus_masks=plus_masks,
             progress=progress,
         )
-        for s in range(seed, seed + repeats)
+        for r in range(seed, seed + repeats)
     ]
     real = _aggregate([r[0] for r in runs])
     synth = _aggregate([r[1] for r in runs])
@@ -256,7 +257,6 @@ def run_missing_fa(
         "repeats": repeats,
         "masks_per_row": masks_per_row,
         "plus_masks": plus_masks,
-        "quick": quick,
         "device": str(x.device),
         "test_mse_x100": {p: {m: c["mse"] for m, c in real[p]["test"].items()} for p in patterns},
         "orderings": _orderings(real, patterns),

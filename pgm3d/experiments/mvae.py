@@ -10,6 +10,7 @@ by a KL threshold chosen on training scenes and tested on fresh ones (thesis: 74
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,46 +18,52 @@ import torch
 
 from pgm3d.data.sprites import multi_sprites
 from pgm3d.evaluation.counting import count_accuracy, count_confusion, kl_count_threshold
-from pgm3d.experiments._results import write_results
-from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import fit, log_likelihood
 from pgm3d.models.mvae import MVAE
 from pgm3d.models.scene_vae import SceneVAE
 from pgm3d.saving import save
+from pgm3d.settings import Settings, check_run, option
+from pgm3d.tasks.results import write_results
 
-__all__ = ["FULL", "QUICK", "run_mvae"]
+__all__ = ["MVAESettings", "run_mvae"]
 
-FULL = {
-    "max_sprites": 3,
-    "n_train": 16000,
-    "n_test": 1000,
-    "n_count": 1000,  # training scenes on which the counting threshold is chosen
-    "num_objects": None,  # 5 (the thesis's) up to 3 sprites, max_sprites + 2 above
-    "object_dim": 12,
-    "pooling": "max",
-    "width": 32,
-    "channels": 32,
-    "epochs": 12,
-    "batch_size": 32,
-    "lr": 1e-3,
-    "lr_decay": 0.9,  # per epoch
-    "iwae_samples": 20,
-    "ll_rows": 200,
-    "kl_map_scenes": 5,
-}
-QUICK = {
-    **FULL,
-    "n_train": 256,
-    "n_test": 64,
-    "n_count": 64,
-    "epochs": 2,
-    "iwae_samples": 4,
-    "ll_rows": 16,
-}
+@dataclass
+class MVAESettings(Settings):
+    """The settings of :func:`run_mvae`: by default the thesis's ch. 5 on 3-sprite scenes;
+    :meth:`quick` is a smoke test."""
+
+    QUICK = {
+        "n_train": 256,
+        "n_test": 64,
+        "n_count": 64,
+        "epochs": 2,
+        "iwae_samples": 4,
+        "ll_rows": 16,
+    }
+
+    max_sprites: int = option(3, "sprite slots per scene: 3 or 8")
+    n_train: int = option(16000, "training scenes")
+    n_test: int = option(1000, "fresh test scenes")
+    n_count: int = option(1000, "training scenes on which the counting threshold is chosen")
+    num_objects: int | None = option(
+        None, "K, the MVAE's objects", kind=int, shown="5, the thesis's; max-sprites + 2 above 3"
+    )
+    object_dim: int = option(12, "size of each object")
+    pooling: str = option("max", "how the encoder pools objects", choices=("max", "sum"))
+    width: int = option(32, "encoder channels")
+    channels: int = option(32, "decoder channels")
+    epochs: int = option(12, "training epochs")
+    batch_size: int = option(32, "scenes per step")
+    lr: float = option(1e-3, "Adam learning rate")
+    lr_decay: float = option(0.9, "learning-rate factor per epoch")
+    iwae_samples: int = option(20, "K of the test IWAE bound")
+    ll_rows: int = option(200, "test scenes for the likelihood")
+    kl_map_scenes: int = option(5, "scenes in the KL-map figure")
 
 
-def _num_objects(s: dict) -> int:
-    return s["num_objects"] or MVAE.objects_for(s["max_sprites"])
+
+def _num_objects(s: MVAESettings) -> int:
+    return s.num_objects or MVAE.objects_for(s.max_sprites)
 
 
 def _batched(fn, x: torch.Tensor, size: int = 100) -> torch.Tensor:
@@ -69,10 +76,10 @@ def _train(model, x, s, seed, progress, callbacks=()):
         model,
         x,
         "elbo",
-        epochs=s["epochs"],
-        batch_size=s["batch_size"],
-        lr=s["lr"],
-        lr_decay=s["lr_decay"],
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        lr_decay=s.lr_decay,
         seed=seed,
         progress=progress,
         callbacks=callbacks,
@@ -82,42 +89,39 @@ def _train(model, x, s, seed, progress, callbacks=()):
 
 
 def run_mvae(
+    settings: MVAESettings | None = None,
     out: str | Path | None = "runs/mvae",
     *,
     seed: int = 0,
     device: str = "cpu",
-    quick: bool = False,
     progress: bool | None = None,
-    **settings,
 ) -> dict:
     """Train the MVAE and its VAE baseline on multi-sprite scenes and compare them.
 
     Training scenes are drawn with ``seed``, test scenes (fresh) with ``seed + 1``. The counting
     threshold is chosen on the first ``n_count`` training scenes.
 
-    :param settings: overrides of :data:`FULL` / :data:`QUICK`.
+    :param MVAESettings settings: default: the thesis's.
     :returns: the metrics also written to ``out/metrics.json``.
     """
     check_run(seed, device)
-    s = merge_settings(QUICK if quick else FULL, settings)
-    if s["max_sprites"] < 1:
-        raise ValueError(f"max_sprites must be >= 1, got {s['max_sprites']}")
+    s = settings or MVAESettings()
     start = time.perf_counter()
     K = _num_objects(s)
-    train = multi_sprites(s["n_train"], s["max_sprites"], seed=seed, progress=progress)
-    test = multi_sprites(s["n_test"], s["max_sprites"], seed=seed + 1, progress=progress)
+    train = multi_sprites(s.n_train, s.max_sprites, seed=seed, progress=progress)
+    test = multi_sprites(s.n_test, s.max_sprites, seed=seed + 1, progress=progress)
     x, xt = train.rows().to(device), test.rows().to(device)
     torch.manual_seed(seed)
     mvae = MVAE(
         K,
-        s["object_dim"],
-        pooling=s["pooling"],
-        width=s["width"],
-        channels=s["channels"],
+        s.object_dim,
+        pooling=s.pooling,
+        width=s.width,
+        channels=s.channels,
     ).to(device)
-    vae = SceneVAE(K * s["object_dim"], width=s["width"], channels=s["channels"]).to(device)
+    vae = SceneVAE(K * s.object_dim, width=s.width, channels=s.channels).to(device)
 
-    watched = xt[: s["kl_map_scenes"]]
+    watched = xt[: s.kl_map_scenes]
     kl_maps = []
 
     def record_kl_map(epoch, history):
@@ -129,9 +133,9 @@ def run_mvae(
         history = _train(model, x, s, seed, progress, callbacks)
         with torch.no_grad():
             torch.manual_seed(seed)
-            rows = xt[: s["ll_rows"]]
+            rows = xt[: s.ll_rows]
             iwae = _batched(
-                lambda b, m=model: log_likelihood(m, b, num_samples=s["iwae_samples"]), rows, 50
+                lambda b, m=model: log_likelihood(m, b, num_samples=s.iwae_samples), rows, 50
             )
         results[name] = {
             "train_elbo_per_epoch": history.bound,
@@ -142,10 +146,10 @@ def run_mvae(
             "scenes_per_second": len(x) * len(history.bound) / history.seconds,
             "parameters": sum(p.numel() for p in model.parameters()),
         }
-    counting = _count(mvae, x[: s["n_count"]], train.count[: s["n_count"]], xt, test.count, s)
+    counting = _count(mvae, x[: s.n_count], train.count[: s.n_count], xt, test.count, s)
     metrics = {
         "experiment": "mvae",
-        "max_sprites": s["max_sprites"],
+        "max_sprites": s.max_sprites,
         "num_objects": K,
         "n_train": len(train),
         "n_test": len(test),
@@ -154,15 +158,15 @@ def run_mvae(
         "count_accuracy_test": counting["test_accuracy"],
         "mvae": results["mvae"],
         "vae": results["vae"],
-        "settings": s,
+        "settings": s.as_dict(),
         "seed": seed,
         "device": str(device),
     }
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        save(mvae, out / "mvae.pt", {"model": "mvae", "max_sprites": s["max_sprites"]})
-        save(vae, out / "vae.pt", {"model": "scene-vae", "max_sprites": s["max_sprites"]})
+        save(mvae, out / "mvae.pt", {"model": "mvae", "max_sprites": s.max_sprites})
+        save(vae, out / "vae.pt", {"model": "scene-vae", "max_sprites": s.max_sprites})
         _figures(out, mvae, vae, test, xt, watched, kl_maps, results, seed)
         metrics["seconds"] = time.perf_counter() - start
         write_results(out, metrics, _table(metrics))
@@ -175,7 +179,7 @@ def _count(mvae, x, counts, xt, test_counts, s) -> dict:
     kl_test = _batched(lambda b: mvae.encode(b)["kl"], xt)
     threshold, train_accuracy = kl_count_threshold(kl, counts.to(kl.device))
     test_accuracy = count_accuracy(kl_test, test_counts.to(kl.device), threshold)
-    confusion = count_confusion(kl_test, test_counts, threshold, s["max_sprites"])
+    confusion = count_confusion(kl_test, test_counts, threshold, s.max_sprites)
     return {
         "threshold_nats": threshold,
         "train_accuracy": train_accuracy,

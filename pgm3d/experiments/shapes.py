@@ -26,101 +26,77 @@ Protocol, per latent size (8 and 64 by default):
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from pgm3d.data import drop_parts, shapes
+from pgm3d.data import FAMILIES, drop_parts, shapes
 from pgm3d.evaluation import (
     active_units,
     imputation_mse,
     log_likelihood_per_dim,
+    normal_angles,
+    pca_normals,
     reconstruct_surface,
     symmetry_score,
 )
-from pgm3d.experiments._results import markdown_table, write_results
-from pgm3d.experiments._settings import check_run, merge_settings
 from pgm3d.inference import complete, fit
 from pgm3d.models import PatternGaussian, ShapeFA, ShapeVAE, model_rows
 from pgm3d.saving import save
+from pgm3d.settings import Settings, check_run, option
+from pgm3d.tasks.results import markdown_table, write_results
 
-__all__ = ["THESIS_SETTINGS", "normal_angles", "pca_normals", "run_shapes"]
+__all__ = ["THESIS_SETTINGS", "ShapesSettings", "run_shapes"]
 
 #: ShapeVAE training as in the thesis: Adam at 1e-4, KL weight 100, sigma^2_min 1e-3
 THESIS_SETTINGS = {"lr": 1e-4, "kl_weight": 100.0, "min_variance": 1e-3, "epochs": 500}
 
-FULL = {
-    "n_train": 1000,
-    "n_test": 250,
-    "points_per_part": 32,
-    "epochs": 500,
-    "lr": 1e-4,
-    "kl_weight": 100.0,
-    "batch_size": 100,
-    "fa_part_dim": 16,
-    "completion_shapes": 1000,
-    "warmup": 100,
-    "thin": 10,
-    "num_samples": 25,
-    "iwae_samples": 1000,
-    "ll_shapes": 100,
-    "normal_shapes": 100,
-    "samples": 1000,
-    "latent_dims": (8, 64),
-    "embed_epochs": 200,
-}
-QUICK = {
-    "n_train": 200,
-    "n_test": 40,
-    "points_per_part": 8,
-    "epochs": 40,
-    "lr": 1e-3,
-    "kl_weight": 1.0,
-    "batch_size": 50,
-    "fa_part_dim": 4,
-    "completion_shapes": 40,
-    "warmup": 10,
-    "thin": 2,
-    "num_samples": 5,
-    "iwae_samples": 50,
-    "ll_shapes": 40,
-    "normal_shapes": 20,
-    "samples": 200,
-    "latent_dims": (8,),
-    "embed_epochs": 20,
-}
+@dataclass
+class ShapesSettings(Settings):
+    """The settings of :func:`run_shapes`: by default the thesis's (§3.5); :meth:`quick` is a
+    smoke test of about a minute on a laptop CPU."""
 
+    QUICK = {
+        "n_train": 200,
+        "n_test": 40,
+        "points_per_part": 8,
+        "epochs": 40,
+        "lr": 1e-3,
+        "kl_weight": 1.0,
+        "batch_size": 50,
+        "fa_part_dim": 4,
+        "completion_shapes": 40,
+        "warmup": 10,
+        "thin": 2,
+        "num_samples": 5,
+        "iwae_samples": 50,
+        "ll_shapes": 40,
+        "normal_shapes": 20,
+        "samples": 200,
+        "latent_dims": (8,),
+        "embed_epochs": 20,
+    }
 
-def pca_normals(points: torch.Tensor, mask: torch.Tensor, k: int = 10) -> torch.Tensor:
-    """Unoriented normals by a local plane fit: the least-variance direction of each point's
-    ``k`` nearest present neighbours (Hoppe et al. 1992). ``(N, P, 3)`` in, ``(N, P, 3)`` out
-    (zeros at masked points)."""
-    from scipy.spatial import cKDTree
-
-    out = np.zeros(points.shape)
-    pts, keep = points.detach().cpu().double().numpy(), mask.cpu().numpy()
-    for i in range(len(pts)):
-        p = pts[i][keep[i]]
-        _, idx = cKDTree(p).query(p, k=min(k, len(p)))
-        nb = p[idx] - p[idx].mean(1, keepdims=True)
-        _, vecs = np.linalg.eigh(np.einsum("pki,pkj->pij", nb, nb))
-        out[i][keep[i]] = vecs[:, :, 0]
-    return torch.from_numpy(out).to(points)
-
-
-def normal_angles(estimate, truth, mask, *, oriented: bool) -> torch.Tensor:
-    """Angles in degrees between estimated and true normals at ``mask`` points; unoriented
-    angles fold ``θ`` to ``min(θ, 180° - θ)``."""
-    a = torch.nn.functional.normalize(estimate, dim=-1)
-    b = torch.nn.functional.normalize(truth, dim=-1)
-    cos = (a * b).sum(-1).clamp(-1, 1)[mask]
-    cos = cos if oriented else cos.abs()
-    return torch.rad2deg(torch.acos(cos))
-
-
-def _settings(quick: bool, overrides: dict) -> dict:
-    return merge_settings(QUICK if quick else FULL, overrides)
+    family: str = option("chairs", "the shape family", choices=FAMILIES.names)
+    latent_dims: tuple[int, ...] = option((8, 64), "latent sizes compared", many=True)
+    n_train: int = option(1000, "training shapes")
+    n_test: int = option(250, "test shapes")
+    points_per_part: int = option(32, "points per part")
+    epochs: int = option(500, "ShapeVAE epochs")
+    lr: float = option(1e-4, "Adam learning rate")
+    kl_weight: float = option(100.0, "KL weight alpha")
+    batch_size: int = option(100, "rows per step")
+    fa_part_dim: int = option(16, "ShapeFA factors per part")
+    completion_shapes: int = option(1000, "test shapes completed")
+    warmup: int = option(100, "sampler burn-in sweeps")
+    thin: int = option(10, "keep every n-th sweep")
+    num_samples: int = option(25, "samples per completion")
+    iwae_samples: int = option(1000, "K of the IWAE bound")
+    ll_shapes: int = option(100, "test shapes for the likelihood")
+    normal_shapes: int = option(100, "test shapes for normals from points")
+    samples: int = option(1000, "samples per model for symmetry")
+    embed_epochs: int = option(200, "epochs of the 2-D ShapeVAE for the embedding figure")
 
 
 def _units_for(activity: torch.Tensor, fraction: float = 0.9) -> int:
@@ -134,9 +110,9 @@ class _Run:
 
     def __init__(self, family, s, seed, device, progress):
         self.s, self.seed, self.device, self.progress = s, seed, torch.device(device), progress
-        ppp = s["points_per_part"]
-        self.train = shapes(family, s["n_train"], seed=seed, points_per_part=ppp).to(self.device)
-        self.test = shapes(family, s["n_test"], seed=seed + 1, points_per_part=ppp).to(self.device)
+        ppp = s.points_per_part
+        self.train = shapes(family, s.n_train, seed=seed, points_per_part=ppp).to(self.device)
+        self.test = shapes(family, s.n_test, seed=seed + 1, points_per_part=ppp).to(self.device)
         self.results: dict = {
             "log_likelihood": {},
             "completion": {},
@@ -162,10 +138,10 @@ class _Run:
             x,
             "elbo",
             mask=mask,
-            kl_weight=s["kl_weight"],
+            kl_weight=s.kl_weight,
             epochs=epochs,
-            batch_size=s["batch_size"],
-            lr=s["lr"],
+            batch_size=s.batch_size,
+            lr=s.lr,
             seed=self.seed,
             progress=self.progress,
         )
@@ -180,24 +156,24 @@ class _Run:
             return ShapeFA.fit_shapes(
                 self.train.to(dtype=torch.float64),
                 latent_dim,
-                self.s["fa_part_dim"],
+                self.s.fa_part_dim,
                 progress=False,
             )
 
     # -- evaluations --------------------------------------------------------------------------
     def log_likelihoods(self, name, model):
-        test = self.test[: self.s["ll_shapes"]]
+        test = self.test[: self.s.ll_shapes]
         x, mask = model_rows(model, test)
         torch.manual_seed(self.seed)
         ll, _ = log_likelihood_per_dim(
-            model, x, mask, existence=test.existence, num_samples=self.s["iwae_samples"]
+            model, x, mask, existence=test.existence, num_samples=self.s.iwae_samples
         )
         self.results["log_likelihood"][name] = float(ll.nanmean())  # NaN rows: nothing seen
 
     def completion_rows(self):
         """Test shapes drawn with replacement and the parts dropped from each."""
         g = self.gen(1)
-        idx = torch.randint(len(self.test), (self.s["completion_shapes"],), generator=g)
+        idx = torch.randint(len(self.test), (self.s.completion_shapes,), generator=g)
         chosen = self.test[idx.to(self.device)]
         dropped = drop_parts(chosen.existence.cpu(), 0.25, generator=g).to(self.device)
         return chosen, dropped
@@ -212,9 +188,9 @@ class _Run:
             methods = ("mwg", "pseudo_gibbs")
             opts = {
                 "chains": 1,
-                "warmup": s["warmup"],
-                "thin": s["thin"],
-                "num_samples": s["num_samples"],
+                "warmup": s.warmup,
+                "thin": s.thin,
+                "num_samples": s.num_samples,
                 "seed": self.seed,
                 "progress": self.progress,
             }
@@ -261,7 +237,7 @@ class _Run:
                     mask & hide,
                     "mwg",
                     chains=1,
-                    warmup=s["warmup"] // 2,
+                    warmup=s.warmup // 2,
                     thin=2,
                     num_samples=10,
                     seed=self.seed,
@@ -288,7 +264,7 @@ class _Run:
         drawn with the same generator seed (:meth:`~pgm3d.models.ShapeVAE.sample_shapes`)."""
         out = {}
         for key, mean in (("samples", False), ("means", True)):
-            n = self.s["samples"]
+            n = self.s.samples
             parts = model.sample_shapes(n, generator=self.gen(seed), mean=mean)
             out[key] = symmetry_score(parts["points"].double(), parts["point_mask"])
         self.results["symmetry"][name] = {
@@ -300,33 +276,30 @@ class _Run:
 
 
 def run_shapes(
-    family: str = "chairs",
+    settings: ShapesSettings | None = None,
     out: str | Path | None = None,
     *,
     seed: int = 0,
     device: str | torch.device = "cpu",
-    quick: bool = False,
     progress: bool | None = None,
-    **settings,
 ) -> dict:
     """Run the chapter-3 evaluation on one shape family and write its tables and figures.
 
-    :param str family: a registered shape family (``"chairs"``, ``"airplanes"``, ...).
+    :param ShapesSettings settings: the family and sizes (default: the thesis's;
+        ``ShapesSettings.quick()`` for a smoke test).
     :param out: output folder for ``table.md``, ``results.json``, ``metrics.json`` and PNGs.
-    :param bool quick: small settings (about a minute on a laptop CPU), see :data:`QUICK`.
-    :param settings: overrides of :data:`FULL` / :data:`QUICK` (``epochs=``, ``latent_dims=``,
-        ``n_train=``, ``iwae_samples=``, ...).
     :returns: the metrics dictionary also written to ``metrics.json``.
     """
     start = time.perf_counter()
     check_run(seed, device)
-    s = _settings(quick, settings)
+    s = settings or ShapesSettings()
+    family = s.family
     run = _Run(family, s, seed, device, progress)
     chosen, dropped = run.completion_rows()
     pattern = PatternGaussian.fit_shapes(run.train.to(dtype=torch.float64))
     run.log_likelihoods("Diagonal", pattern)
     run.complete_all("Diagonal", pattern, chosen.to(dtype=torch.float64), dropped)
-    normal_test = run.test[: s["normal_shapes"]]
+    normal_test = run.test[: s.normal_shapes]
     run.normals("Diagonal", pattern, normal_test)
     pca = pca_normals(normal_test.points, normal_test.point_mask())
     unoriented = normal_angles(pca, normal_test.normals, normal_test.point_mask(), oriented=False)
@@ -339,9 +312,9 @@ def run_shapes(
     }
     sym = {"Diagonal": run.symmetry("Diagonal", pattern, 2)}
     vaes, timing = {}, {}
-    for k in s["latent_dims"]:
+    for k in s.latent_dims:
         t = time.perf_counter()
-        vae = run.fit_vae(k, s["epochs"])
+        vae = run.fit_vae(k, s.epochs)
         timing[f"ShapeVAE-{k} training s"] = time.perf_counter() - t
         fa = run.fit_fa(k)
         vaes[k] = vae
@@ -365,9 +338,9 @@ def run_shapes(
             "activity": fa_act.tolist(),
             "units_for_90%": _units_for(fa_act),
         }
-        fa_means = fa.sample_shapes(s["samples"], generator=run.gen(4), mean=True)
+        fa_means = fa.sample_shapes(s.samples, generator=run.gen(4), mean=True)
         run.models[k] = (vae, fa, fa_means)
-    embed = run.fit_vae(2, s["embed_epochs"])
+    embed = run.fit_vae(2, s.embed_epochs)
     metrics = _metrics(family, s, seed, run, timing, start)
     if out is not None:
         _write(Path(out), family, s, run, vaes, embed, sym, pattern, metrics)
@@ -379,7 +352,7 @@ def _metrics(family, s, seed, run, timing, start) -> dict:
     ll, comp = r["log_likelihood"], r["completion"]
     best = lambda prefix: min((v["mse"], k) for k, v in comp.items() if k.startswith(prefix + " "))  # noqa: E731
     checks = {}
-    for k in s["latent_dims"]:
+    for k in s.latent_dims:
         checks[f"ShapeVAE-{k} completes better than ShapeFA-{k}"] = (
             best(f"ShapeVAE-{k}")[0] < best(f"ShapeFA-{k}")[0]
         )
@@ -393,7 +366,7 @@ def _metrics(family, s, seed, run, timing, start) -> dict:
         "experiment": "shapes",
         "family": family,
         "seed": seed,
-        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()},
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.as_dict().items()},
         "device": str(run.device),
         "test_log_likelihood_nats_per_dim": ll,
         "completion_mse": {k: v["mse"] for k, v in comp.items()},
@@ -415,9 +388,9 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
     # the fitted models, reloadable with pgm3d.load and usable by `pgm3d complete --run FILE`
     data = {
         "data": family,
-        "n_train": s["n_train"],
-        "n_test": s["n_test"],
-        "points_per_part": s["points_per_part"],
+        "n_train": s.n_train,
+        "n_test": s.n_test,
+        "points_per_part": s.points_per_part,
         "seed": run.seed,
     }
     for k, (vae, fa, _) in run.models.items():
@@ -427,16 +400,16 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
     comp = r["completion"]
     md = [
         f"# ShapeVAE, ShapeFA and the per-pattern Gaussian on procedural {family}\n",
-        f"{s['n_train']} training and {s['n_test']} test shapes, "
-        f"{s['points_per_part']} points per part with normals; ShapeVAE trained "
-        f"{s['epochs']} epochs (Adam {s['lr']}, KL weight {s['kl_weight']}).\n",
+        f"{s.n_train} training and {s.n_test} test shapes, "
+        f"{s.points_per_part} points per part with normals; ShapeVAE trained "
+        f"{s.epochs} epochs (Adam {s.lr}, KL weight {s.kl_weight}).\n",
         "\n## Table 3.1 — completion of dropped parts (MSE per dimension x 10^3, ± s.e.)\n\n",
         _pairs_table(
             [(k, f"{1e3 * v['mse']:.3f} ± {1e3 * v['se']:.3f}") for k, v in comp.items()],
             ("model / method", "MSE x 10^3"),
         ),
         "\n## Table 3.2 — test log-likelihood (nats per dimension; "
-        f"ShapeVAE: IWAE bound, K = {s['iwae_samples']})\n\n",
+        f"ShapeVAE: IWAE bound, K = {s.iwae_samples})\n\n",
         markdown_table(
             ("model", "nats/dim"), [(k, f"{v:.3f}") for k, v in r["log_likelihood"].items()]
         ),

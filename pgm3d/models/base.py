@@ -21,6 +21,8 @@ import inspect
 
 import torch
 
+from pgm3d.data.datasets import DATA_KINDS, data_kind
+
 __all__ = [
     "DATA_KINDS",
     "LINEAR_METHODS",
@@ -35,25 +37,6 @@ __all__ = [
 SAMPLERS = ("pseudo_gibbs", "mwg", "importance", "nuts")
 #: the closed-form back ends of linear-Gaussian models
 LINEAR_METHODS = ("exact", "fca", "sca", "mean")
-
-#: the kinds of data a model can take: what they are, and how to get them by name
-DATA_KINDS = {
-    "rows": ("rows of numbers", "digits, frey or a .npy/.npz/.csv/.txt file of rows"),
-    "shapes": ("part-segmented shapes", "a shape family (e.g. chairs) or a shapes .npz"),
-    "voxels": ("voxel grids", "voxel-classes, a voxel file or a ModelNet-style folder"),
-    "scenes": ("multi-sprite scenes", "sprites-3 or sprites-8"),
-}
-
-
-def data_kind(data) -> str:
-    """The kind of a dataset: ``"shapes"``, ``"voxels"``, ``"scenes"`` or ``"rows"``."""
-    from pgm3d.data.shapes import ShapeSet
-    from pgm3d.data.sprites import SpriteScenes
-    from pgm3d.data.voxels import VoxelSet
-
-    kinds = {ShapeSet: "shapes", VoxelSet: "voxels", SpriteScenes: "scenes"}
-    return next((k for t, k in kinds.items() if isinstance(data, t)), "rows")
-
 
 def check_n(n) -> int:
     """Validate a number of samples."""

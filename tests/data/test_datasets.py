@@ -17,7 +17,7 @@ from pgm3d.data.datasets import fit_resolution, open_voxels
 
 def test_families_draw_train_and_test_with_consecutive_seeds():
     split = open_data("chairs", n_train=6, n_test=3, points_per_part=4, seed=2)
-    assert split.is_shapes and len(split.train) == 6 and len(split.test) == 3
+    assert (split.kind == "shapes") and len(split.train) == 6 and len(split.test) == 3
     torch.testing.assert_close(
         split.test.points, shapes("chairs", 3, seed=3, points_per_part=4).points
     )
@@ -33,7 +33,7 @@ def test_images_and_row_files_are_split_reproducibly(tmp_path):
     np.savez(tmp_path / "r.npz", x=rows, other=rows[:2])
     splits = [open_data(tmp_path / f"r.{ext}", seed=1) for ext in ("npy", "csv", "npz")]
     for s in splits:
-        assert s.train.shape == (8, 4) and s.test.shape == (2, 4) and not s.is_shapes
+        assert s.train.shape == (8, 4) and s.test.shape == (2, 4) and not (s.kind == "shapes")
         torch.testing.assert_close(s.train, splits[0].train, equal_nan=True)
     assert torch.isnan(torch.cat([splits[0].train, splits[0].test])).sum() == 1
 
@@ -41,7 +41,7 @@ def test_images_and_row_files_are_split_reproducibly(tmp_path):
 def test_a_saved_shape_set_is_read_back_as_shapes(tmp_path):
     shapes("lamps", 10, seed=0, points_per_part=4).save(tmp_path / "lamps.npz")
     split = open_data(tmp_path / "lamps.npz", test_fraction=0.3)
-    assert split.is_shapes and (len(split.train), len(split.test)) == (7, 3)
+    assert (split.kind == "shapes") and (len(split.train), len(split.test)) == (7, 3)
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_bad_specs(spec, error, message):
 
 def test_the_procedural_voxel_set_keeps_its_per_class_split():
     split = open_data("voxel-classes", n_train=40, n_test=10, resolution=16, seed=0)
-    assert split.is_voxels and not split.is_shapes
+    assert (split.kind == "voxels") and not (split.kind == "shapes")
     assert split.train.voxels.shape[1:] == (16, 16, 16)
     # 5 grids per class; the last of each class is the test grid
     assert (len(split.train), len(split.test)) == (40, 10)
@@ -71,7 +71,7 @@ def test_voxel_files_and_folders_open_as_voxels(tmp_path):
     grids = voxel_classes(5, 16, seed=1)
     save_voxels(tmp_path / "v.npz", grids)  # keeps its split
     split = open_data(tmp_path / "v.npz", resolution=16)
-    assert split.is_voxels and (len(split.train), len(split.test)) == (40, 10)
+    assert (split.kind == "voxels") and (len(split.train), len(split.test)) == (40, 10)
     np.save(tmp_path / "stack.npy", grids.voxels.numpy())  # no split: drawn at random
     split = open_data(tmp_path / "stack.npy", resolution=16, test_fraction=0.2, seed=3)
     assert (len(split.train), len(split.test)) == (40, 10)

@@ -2,13 +2,13 @@ import json
 
 import pytest
 
-from pgm3d.experiments import EXPERIMENTS, run_autoguides
+from pgm3d.experiments import EXPERIMENTS, AutoguidesSettings, run_autoguides
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("autoguides")
-    return out, run_autoguides("digits", out, quick=True, progress=False)
+    return out, run_autoguides(AutoguidesSettings.quick(), out, progress=False)
 
 
 def test_the_quick_run_writes_its_tables_and_figure(quick):
@@ -34,7 +34,7 @@ def test_the_mask_aware_autoguide_beats_the_thesiss_approximations(quick):
 
 def test_unknown_settings_are_refused():
     with pytest.raises(ValueError, match=r"unknown settings \['epoch'\]"):
-        run_autoguides(quick=True, epoch=3)
+        AutoguidesSettings.quick(epoch=3)
 
 
 def _have_frey() -> bool:
@@ -52,10 +52,11 @@ def _have_frey() -> bool:
 def test_on_frey_faces_the_natural_autoguide_beats_the_thesiss_approximations():
     """Frey faces (560 pixels, K = 42), random and quarter masks, the natural autoguide trained
     on random masks only for 150 epochs (quarters: 47.6 nats against FCA 90, SCA 179, DE 163)."""
-    metrics = run_autoguides(
-        "frey", quick=True, families=("natural",), epochs=150, vae_families=("diag",),
-        vae_epochs=1, gap_rows=5, gap_samples=10, progress=False,
+    settings = AutoguidesSettings.quick(
+        dataset="frey", families=("natural",), epochs=150, vae_families=("diag",),
+        vae_epochs=1, gap_rows=5, gap_samples=10,
     )  # fmt: skip
+    metrics = run_autoguides(settings, progress=False)
     for pattern, r in metrics["results"].items():
         others = min(r[m]["kl"] for m in r if m in ("fca", "sca", "de", "de*"))
         assert r["auto-natural"]["kl"] < others, (pattern, r)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pgm3d.data import save_voxels, voxel_classes
-from pgm3d.experiments import run_classify
+from pgm3d.experiments import ClassifySettings, run_classify
 from pgm3d.experiments.classify import svm_accuracy
 
 
@@ -23,16 +23,15 @@ def test_svm_chooses_c_on_training_data_and_reports_a_confusion_matrix():
 
 @pytest.mark.parametrize("model", ["vsl", "gan"])
 def test_quick_run_writes_accuracy_reference_and_figures(tmp_path, model):
-    m = run_classify(
-        model,
-        out=tmp_path,
-        quick=True,
+    settings = ClassifySettings.quick(
+        model=model,
         n_per_class=4,
         epochs=1,
         cnn_epochs=1,
         gan_width=1 / 16,
         completion_rows=1,
     )
+    m = run_classify(settings, tmp_path)
     assert 0 <= m["accuracy"] <= 1 and 0 <= m["supervised_voxnet_accuracy"] <= 1
     assert 0 <= m["untrained_accuracy"] <= 1
     assert m["n_train"] + m["n_test"] == 40
@@ -46,12 +45,13 @@ def test_quick_run_writes_accuracy_reference_and_figures(tmp_path, model):
 def test_a_voxel_file_with_a_split_is_accepted_and_bad_data_refused(tmp_path):
     data = voxel_classes(4, resolution=30, seed=1, classes=["sphere", "box"])
     save_voxels(tmp_path / "v.npz", data)
-    m = run_classify("vsl", str(tmp_path / "v.npz"), quick=True, epochs=1, cnn_epochs=1)
+    quick = ClassifySettings.quick(epochs=1, cnn_epochs=1)
+    m = run_classify(quick.replace(data=str(tmp_path / "v.npz")))
     assert m["classes"] == ["sphere", "box"] and m["resolution"] == 30
     with pytest.raises(FileNotFoundError, match="no voxel data"):
-        run_classify("vsl", str(tmp_path / "none.npz"), quick=True)
-    with pytest.raises(ValueError, match="choose one of: vsl, gan"):
-        run_classify("pointnet")
+        run_classify(quick.replace(data=str(tmp_path / "none.npz")))
+    with pytest.raises(ValueError, match="model must be one of: vsl, gan"):
+        ClassifySettings(model="pointnet")
 
 
 def test_a_modelnet_style_folder_is_accepted(tmp_path):
@@ -60,6 +60,6 @@ def test_a_modelnet_style_folder_is_accepted(tmp_path):
         folder = tmp_path / data.class_names[label] / data.split[i]
         folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / f"{i}.npy", grid.numpy())
-    m = run_classify("vsl", str(tmp_path), quick=True, epochs=1, cnn_epochs=1)
+    m = run_classify(ClassifySettings.quick(data=str(tmp_path), epochs=1, cnn_epochs=1))
     assert m["classes"] == ["cone", "torus"]  # sorted folder names
     assert (m["n_train"], m["n_test"]) == (4, 2)

@@ -4,7 +4,7 @@ import pytest
 
 from pgm3d.cli import main
 from pgm3d.data.images import find_data_file
-from pgm3d.experiments import EXPERIMENTS, run_missing_fa
+from pgm3d.experiments import EXPERIMENTS, MissingFASettings, run_missing_fa
 from pgm3d.experiments.missing_fa import THESIS_FREY_TEST
 
 try:
@@ -16,7 +16,7 @@ except FileNotFoundError:
 
 def test_digits_quick_run_writes_only_inside_its_folder(tmp_path):
     out = tmp_path / "run"
-    metrics = run_missing_fa("digits", out=out, quick=True)
+    metrics = run_missing_fa(MissingFASettings.quick(), out)
     assert EXPERIMENTS["missing-fa"] is run_missing_fa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert sorted(p.name for p in out.iterdir()) == [
@@ -40,19 +40,19 @@ def test_digits_quick_run_writes_only_inside_its_folder(tmp_path):
 
 
 def test_one_pattern_and_seed_reproducibility():
-    a = run_missing_fa("digits", pattern="random", quick=True, seed=3)
-    b = run_missing_fa("digits", pattern="random", quick=True, seed=3)
+    a = run_missing_fa(MissingFASettings.quick(pattern="random"), seed=3)
+    b = run_missing_fa(MissingFASettings.quick(pattern="random"), seed=3)
     assert a["test_mse_x100"] == b["test_mse_x100"]
     assert list(a["test_mse_x100"]) == ["random"]
 
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="pattern"):
-        run_missing_fa("digits", pattern="halves")
-    with pytest.raises(ValueError, match="unknown dataset"):
-        run_missing_fa("mnist")
+        MissingFASettings(pattern="halves")
+    with pytest.raises(ValueError, match="dataset must be one of: digits, frey"):
+        MissingFASettings(dataset="mnist")
     with pytest.raises(ValueError, match="repeats"):
-        run_missing_fa("digits", repeats=0)
+        MissingFASettings(repeats=0)
 
 
 def test_cli(tmp_path, capsys):
@@ -85,7 +85,7 @@ def test_cli(tmp_path, capsys):
 
 @pytest.mark.skipif(not HAVE_FREY, reason="frey_rawface.mat is not available")
 def test_frey_reproduces_the_thesis_ordering_and_magnitudes():
-    m = run_missing_fa("frey", quick=True)
+    m = run_missing_fa(MissingFASettings.quick(dataset="frey"))
     assert m["latent_dim"] == 42
     assert all(m["orderings"].values()), m["orderings"]
     # one seed: every thesis number within 20% (10 seeds average within 5%, see the slow test)
@@ -97,7 +97,7 @@ def test_frey_reproduces_the_thesis_ordering_and_magnitudes():
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_FREY, reason="frey_rawface.mat is not available")
 def test_frey_ten_seed_average_is_within_ten_percent_of_the_thesis():
-    m = run_missing_fa("frey", repeats=10, plus_masks=0)
+    m = run_missing_fa(MissingFASettings(dataset="frey", repeats=10, plus_masks=0))
     assert all(m["orderings"].values()), m["orderings"]
     for p in THESIS_FREY_TEST:
         for method, rel in m["relative_to_thesis"][p].items():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pgm3d.experiments import run_mvae
+from pgm3d.experiments import MVAESettings, run_mvae
 
 FIGURES = {
     "training_curves.png",
@@ -19,17 +19,10 @@ FIGURES = {
 
 
 def test_a_small_run_writes_figures_counting_and_both_models(tmp_path):
-    m = run_mvae(
-        tmp_path,
-        quick=True,
-        n_train=48,
-        n_test=24,
-        n_count=24,
-        epochs=2,
-        ll_rows=4,
-        width=8,
-        channels=8,
+    settings = MVAESettings.quick(
+        n_train=48, n_test=24, n_count=24, epochs=2, ll_rows=4, width=8, channels=8
     )
+    m = run_mvae(settings, tmp_path)
     assert FIGURES | {"metrics.json", "table.md", "mvae.pt", "vae.pt"} <= {
         p.name for p in tmp_path.iterdir()
     }
@@ -42,18 +35,12 @@ def test_a_small_run_writes_figures_counting_and_both_models(tmp_path):
 
 
 def test_eight_sprites_get_more_object_slots_and_bad_settings_are_refused(tmp_path):
-    m = run_mvae(
-        None,
-        quick=True,
-        max_sprites=8,
-        n_train=16,
-        n_test=8,
-        n_count=8,
-        epochs=1,
-        ll_rows=2,
-        width=8,
-        channels=8,
+    settings = MVAESettings.quick(
+        max_sprites=8, n_train=16, n_test=8, n_count=8, epochs=1, ll_rows=2, width=8, channels=8
     )
+    m = run_mvae(settings, None)
     assert m["num_objects"] == 10 and len(m["counting"]["test_confusion"]) == 9
     with pytest.raises(ValueError, match="unknown settings"):
-        run_mvae(None, quick=True, sprites=3)
+        MVAESettings.quick(sprites=3)
+    with pytest.raises(ValueError, match="max_sprites must be >= 1"):
+        MVAESettings(max_sprites=0)

@@ -6,8 +6,8 @@ import torch
 
 from pgm3d.cli import main
 from pgm3d.data import drop_parts, shapes
-from pgm3d.experiments import EXPERIMENTS, run_shapes
-from pgm3d.experiments.shapes import normal_angles, pca_normals
+from pgm3d.evaluation import normal_angles, pca_normals
+from pgm3d.experiments import EXPERIMENTS, ShapesSettings, run_shapes
 
 TINY = dict(
     n_train=120,
@@ -24,7 +24,7 @@ TINY = dict(
 
 def test_quick_run_writes_tables_metrics_and_figures(tmp_path):
     out = tmp_path / "run"
-    metrics = run_shapes("airplanes", out, quick=True, progress=False, **TINY)
+    metrics = run_shapes(ShapesSettings.quick(family="airplanes", **TINY), out, progress=False)
     assert EXPERIMENTS["shapes"] is run_shapes
     names = {p.name for p in out.iterdir()}
     assert {
@@ -63,20 +63,23 @@ def test_quick_run_writes_tables_metrics_and_figures(tmp_path):
 
 def test_unknown_settings_are_refused():
     with pytest.raises(ValueError, match=r"unknown settings \['epoch'\]"):
-        run_shapes("chairs", quick=True, epoch=3)
+        ShapesSettings.quick(epoch=3)
+    with pytest.raises(ValueError, match="did you mean 'epochs'"):
+        ShapesSettings.full(epoch=3)
+    with pytest.raises(ValueError, match="family must be one of"):
+        ShapesSettings(family="boats")
 
 
 def test_cli_passes_its_options_to_the_experiment(tmp_path, monkeypatch, capsys):
-    import pgm3d.experiments
-
     seen = {}
 
-    def fake(family, out, **kwargs):
-        seen.update(kwargs, family=family, out=out)
+    def fake(settings, out, **kwargs):
+        seen.update(kwargs, settings=settings, out=out)
         (tmp_path / "table.md").write_text("| table |")
         return {"seconds": 0.0}
 
-    monkeypatch.setattr(pgm3d.experiments, "run_shapes", fake)
+    # the command dispatches through the registry: replace the entry for the test's length
+    monkeypatch.setitem(EXPERIMENTS._entries, "shapes", fake)
     code = main(
         [
             "experiment",
@@ -96,8 +99,10 @@ def test_cli_passes_its_options_to_the_experiment(tmp_path, monkeypatch, capsys)
         ]
     )
     assert code == 0 and "| table |" in capsys.readouterr().out
-    assert seen["family"] == "tables" and seen["quick"] and seen["epochs"] == 2
-    assert seen["latent_dims"] == (4, 16) and seen["kl_weight"] == 100.0 and seen["n_train"] is None
+    s = seen["settings"]
+    assert s.family == "tables" and s.epochs == 2 and s.latent_dims == (4, 16)
+    assert s.kl_weight == 100.0 and s.n_train == ShapesSettings.QUICK["n_train"]  # --quick
+    assert s == ShapesSettings.quick(family="tables", epochs=2, latent_dims=[4, 16], kl_weight=100)
     with pytest.raises(SystemExit):  # argparse lists the valid families
         main(["experiment", "shapes", "--family", "boats"])
 

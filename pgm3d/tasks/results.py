@@ -32,13 +32,14 @@ def json_safe(obj):
     return obj
 
 
-def write_results(out: str | Path, metrics: dict, table: str, **json_files: dict) -> Path:
-    """Write ``metrics.json``, ``table.md`` and ``<name>.json`` for each keyword (e.g.
-    ``results=...``) into ``out``, each atomically; returns ``out``."""
+def write_results(out: str | Path, metrics: dict, table: str | None, **json_files: dict) -> Path:
+    """Write ``metrics.json``, ``table.md`` (unless ``table`` is None) and ``<name>.json`` for
+    each keyword (e.g. ``results=...``) into ``out``, each atomically; returns ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, value in json_files.items():
         atomic_write_json(out / f"{name}.json", value)
     atomic_write_json(out / "metrics.json", metrics)
-    atomic_write_text(out / "table.md", table)
+    if table is not None:
+        atomic_write_text(out / "table.md", table)
     return out

@@ -1,0 +1,247 @@
+"""``pgm3d fit``: build a model by registry name, fit it to data, save it, measure it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pgm3d._io import atomic_write_text
+from pgm3d.autoguide import FAMILIES as GUIDE_FAMILIES
+from pgm3d.autoguide import auto
+from pgm3d.data.datasets import DATA_KINDS, DataSettings
+from pgm3d.evaluation import log_likelihood_per_dim
+from pgm3d.inference import OBJECTIVES, EpochSummary, fit_gan
+from pgm3d.inference import fit as sgd_fit
+from pgm3d.inference.logs import training_log
+from pgm3d.models import MODELS, build_model, model_rows, trained_by_sgd
+from pgm3d.saving import CHECKPOINT_FILE, MODEL_FILE, save
+from pgm3d.settings import check_run, option
+from pgm3d.tasks._run import scored_mean
+from pgm3d.tasks.results import markdown_table, write_results
+from pgm3d.viz.charts import curves
+
+__all__ = ["DEFAULT_MODELS", "FitSettings", "run_fit"]
+
+#: the model ``run_fit`` builds when none is named, by the kind of the data
+DEFAULT_MODELS = {"shapes": "shapevae", "rows": "vae", "voxels": "vsl", "scenes": "mvae"}
+
+
+def _guides() -> list[str]:
+    return ["model", *(f"auto-{f}" for f in GUIDE_FAMILIES.names())]
+
+
+@dataclass
+class FitSettings(DataSettings):
+    """The settings of :func:`run_fit`: the data (:class:`DataSettings`), the model and how to
+    train it."""
+
+    model: str | None = option(
+        None,
+        "the model, by registry name",
+        kind=str,
+        choices=MODELS,
+        shown="the one for the data: "
+        + ", ".join(f"{m} for {k}" for k, m in DEFAULT_MODELS.items()),
+    )
+    latent_dim: int | None = option(
+        None, "size of z", kind=int, shown="the model's: 8; VSL z0 20; GAN 200"
+    )
+    hidden: int | None = option(None, "hidden width", kind=int, shown="the model's")
+    part_dim: int | None = option(
+        None, "ShapeVAE u_p / ShapeFA factors", kind=int, shown="the model's"
+    )
+    likelihood: str = option("gaussian", "observation noise", choices=("gaussian", "bernoulli"))
+    objective: str | None = option(
+        None,
+        "training objective (models trained by SGD)",
+        kind=str,
+        choices=OBJECTIVES,
+        shown="elbo",
+    )
+    guide: str | None = option(
+        None,
+        "the model's own guide (model), or an amortised mask-aware autoguide of a family "
+        "(pgm3d.autoguide) in its place",
+        kind=str,
+        choices=_guides,
+        shown="model",
+    )
+    epochs: int = option(50, "passes over the training data")
+    batch_size: int = option(100, "rows per step")
+    lr: float = option(1e-3, "Adam learning rate")
+    kl_weight: float | None = option(
+        None, "KL weight", kind=float, shown="1; VSL: the seed's beta 1e-3"
+    )
+    kl_warmup: int = option(0, "steps of linear KL warm-up")
+    num_particles: int = option(1, "samples per data point")
+    iwae_samples: int = option(500, "K of the test IWAE bound")
+    ll_rows: int = option(100, "test rows for the likelihood")
+    checkpoint_every: int = option(100, "steps between checkpoints")
+    log: str = option("csv", "training log", choices=("csv", "tensorboard", "none"))
+    resume: bool = option(False, "continue from OUT/checkpoint.pt")
+    trust_file: bool = option(
+        False,
+        "on --resume, also read a checkpoint written by pgm3d 0.1, a pickle: reading it can run "
+        "any code it holds, so only for files you made or trust",
+    )
+
+
+def _fit_gan(model, train, s: FitSettings, out: Path, seed: int, progress) -> dict:
+    """Adversarial training with the paper's rates (:func:`~pgm3d.inference.fit_gan`)."""
+    if s.resume:
+        raise ValueError("GAN training keeps no checkpoints; run it again without --resume")
+    if s.objective is not None:
+        raise ValueError("the GAN is trained adversarially; --objective does not apply")
+    x = model_rows(model, train)[0]
+    history = fit_gan(
+        model, x, epochs=s.epochs, batch_size=s.batch_size, seed=seed, progress=progress
+    )
+    names = ("d_loss", "g_loss", "d_accuracy", "d_updates")
+    rows = zip(*(getattr(history, n) for n in names), strict=True)
+    lines = [",".join(("epoch", *names))]
+    lines += [",".join(map(str, (i, *r))) for i, r in enumerate(rows, 1)]
+    atomic_write_text(out / "train_log.csv", "\n".join(lines) + "\n")
+    return {
+        "objective": "gan (Wu et al. 2016)",
+        "final_d_accuracy": history.d_accuracy[-1] if history.d_accuracy else None,
+        "training_seconds": history.seconds,
+    }
+
+
+def _fit_sgd(model, train, s: FitSettings, out: Path, seed: int, progress, config) -> dict:
+    """Stochastic training with any objective (:func:`~pgm3d.inference.fit`), checkpointed."""
+    objective = s.objective or "elbo"
+    x, mask = model_rows(model, train)
+    kl_weight = model.default_kl_weight() if s.kl_weight is None else s.kl_weight
+    log = training_log(None if s.log == "none" else s.log, out)
+    summary = EpochSummary(s.epochs) if progress is not False else None
+    history = sgd_fit(
+        model,
+        x,
+        objective,
+        mask=mask,
+        num_particles=s.num_particles,
+        kl_weight=kl_weight,
+        kl_warmup=s.kl_warmup,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        seed=seed,
+        progress=progress,
+        callbacks=[c for c in (log, summary) if c],
+        checkpoint=out / CHECKPOINT_FILE,
+        checkpoint_every=s.checkpoint_every,
+        resume=s.resume,
+        trust=s.trust_file,
+        config=config,
+    )
+    model.eval()
+    title = f"{s.model} on {s.data}: {objective}"
+    curves(
+        {"bound": history.bound},
+        out / "training_curve.png",
+        ylabel="bound per data point (nats)",
+        title=title,
+    )
+    return {
+        "objective": objective,
+        "final_bound": history.bound[-1] if history.bound else None,
+        "steps": history.steps,
+        "training_seconds": history.seconds,
+    }
+
+
+def _build(s: FitSettings, split, progress, device):
+    """The model the settings name (or the default for the data), and what the table says of
+    the choice; an autoguide in place of its guide when ``s.guide`` asks for one."""
+    options = {"likelihood": s.likelihood}
+    for k in ("latent_dim", "part_dim", "hidden"):
+        if getattr(s, k) is not None:
+            options[k] = getattr(s, k)
+    notes = {}
+    name = s.model
+    if name is None:  # the default fits the data, and the table says so
+        name = DEFAULT_MODELS[split.kind]
+        notes["model_chosen"] = f"the default for {DATA_KINDS[split.kind][0]}; --model to choose"
+    model = build_model(name, split.train, progress=progress, **options).to(device)
+    if s.guide not in (None, "model"):
+        if not trained_by_sgd(model):
+            raise ValueError(
+                f"--guide applies to the models trained by SGD (vae, shapevae, vsl, ...); "
+                f"{name} is fitted when built"
+            )
+        family = s.guide.removeprefix("auto-")
+        model = auto(model, family)
+        notes["guide"] = f"autoguide ({family}, mask-aware)"
+    return name, model, notes
+
+
+def run_fit(
+    settings: FitSettings,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool | None = None,
+) -> dict:
+    """Build a model by name, fit it to a dataset, save it and measure its test log-likelihood.
+
+    Writes ``model.pt`` (:func:`pgm3d.load`), for models trained by SGD ``checkpoint.pt`` every
+    ``checkpoint_every`` steps and ``train_log.csv`` / ``training_curve.png``, ``metrics.json``
+    and ``table.md``. With ``settings.resume`` it continues from ``out/checkpoint.pt``
+    (bit-exact, see :func:`~pgm3d.inference.fit`).
+
+    :param FitSettings settings: what to fit to what, and how.
+    :param progress: progress bars and a line per epoch (None: on a terminal; False: none).
+    :returns: the metrics, also in ``out/metrics.json``.
+    """
+    check_run(seed, device)
+    s = settings
+    out = Path(out)
+    start = time.perf_counter()
+    split = s.open(seed)
+    if split.empty_rows:
+        shown = ", ".join(map(str, split.empty_rows[:10]))
+        raise ValueError(
+            f"{s.data}: {len(split.empty_rows)} row(s) have no observed entry (rows {shown}"
+            f"{', ...' if len(split.empty_rows) > 10 else ''}, counting from 1); they carry "
+            "nothing to train on: drop them"
+        )
+    torch.manual_seed(seed)
+    name, model, notes = _build(s, split, progress, device)
+    s = s.replace(model=name)
+    config = {"command": "fit", "seed": seed, "device": str(device), **s.as_dict()}
+    metrics = {"model": name, "data": s.data, "seed": seed, "device": str(device), **notes}
+    out.mkdir(parents=True, exist_ok=True)  # everything it needs is read and checked by now
+    if trained_by_sgd(model):
+        metrics.update(_fit_sgd(model, split.train, s, out, seed, progress, config))
+    elif model.trained_by == "adversarial":
+        metrics.update(_fit_gan(model, split.train, s, out, seed, progress))
+    elif s.objective is not None:
+        raise ValueError(
+            f"{name} is fitted in closed form or by EM when built; --objective applies to "
+            "the models trained by SGD (vae, shapevae, vsl)"
+        )
+    save(model, out / MODEL_FILE, config)
+    test = split.test[: s.ll_rows]
+    xt, mt = model_rows(model, test)
+    torch.manual_seed(seed)
+    ll, exact = log_likelihood_per_dim(
+        model, xt, mt, existence=getattr(test, "existence", None), num_samples=s.iwae_samples
+    )
+    metrics.update(
+        parameters=sum(p.numel() for p in model.parameters()),
+        **scored_mean(ll),
+        log_likelihood="exact" if exact else f"IWAE bound, K={s.iwae_samples}",
+        seconds=time.perf_counter() - start,
+    )
+    rows = [
+        (k.replace("_", " "), f"{v:.6g}" if isinstance(v, float) else str(v))
+        for k, v in metrics.items()
+    ]
+    table = markdown_table(("what", "value"), rows, title=f"{name} fitted to {s.data}")
+    write_results(out, metrics, table)
+    return metrics
