@@ -191,10 +191,10 @@ def hide_for_completion(
     :returns: ``(kept, hidden)``: the mask with the entries hidden, and the hidden entries.
     :raises ValueError: a ``drop`` the data cannot take, or an unknown one.
     """
-    from pgm3d.data.shapes import ShapeSet
-    from pgm3d.data.voxels import VoxelSet
+    from pgm3d.data.datasets import data_kind
 
-    shaped, voxels = isinstance(data, ShapeSet), isinstance(data, VoxelSet)
+    kind = data_kind(data)
+    shaped, voxels = kind == "shapes", kind == "voxels"
     drop = drop or ("parts" if shaped else "half" if voxels else "random")
     hidden = torch.zeros_like(mask)
     if drop == "parts":

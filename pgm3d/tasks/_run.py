@@ -3,7 +3,7 @@ hiding entries for completion, picking back ends and their options, and naming t
 
 from __future__ import annotations
 
-from dataclasses import fields, make_dataclass
+from dataclasses import dataclass, fields, make_dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +19,7 @@ from pgm3d.settings import Settings, option
 
 __all__ = [
     "RunDataSettings",
+    "SavedRunSettings",
     "hide",
     "label",
     "load_run",
@@ -44,6 +45,20 @@ RunDataSettings.__doc__ = (
     "with those given here in their place."
 )
 RunDataSettings.__module__ = __name__
+
+
+@dataclass
+class SavedRunSettings(Settings):
+    """Which saved model a task reads, and whether an old pickled file may be read."""
+
+    run: Path | None = option(
+        None, "a model file or a `pgm3d fit` folder", kind=Path, required=True
+    )
+    trust_file: bool = option(
+        False,
+        "also read a model file written by pgm3d 0.1, a pickle: reading it can run any code it "
+        "holds, so only for files you made or trust",
+    )
 
 
 def load_run(run: str | Path, device, trust: bool = False) -> tuple[object, dict]:

@@ -17,6 +17,7 @@ from pgm3d.models import MODELS, model_rows
 from pgm3d.settings import check_run, option
 from pgm3d.tasks._run import (
     RunDataSettings,
+    SavedRunSettings,
     hide,
     label,
     load_run,
@@ -31,19 +32,11 @@ __all__ = ["InferenceSettings", "prepare", "run_complete"]
 
 
 @dataclass
-class InferenceSettings(RunDataSettings):
+class InferenceSettings(RunDataSettings, SavedRunSettings):
     """The settings of :func:`run_complete` and :func:`~pgm3d.tasks.evaluate.run_evaluate`:
     the saved model, its data (the run's unless given), what to hide and the back ends with
     their options (each method takes those among its keyword arguments)."""
 
-    run: Path | None = option(
-        None, "a model file or a `pgm3d fit` folder", kind=Path, required=True
-    )
-    trust_file: bool = option(
-        False,
-        "also read a model file written by pgm3d 0.1, a pickle: reading it can run any code it "
-        "holds, so only for files you made or trust",
-    )
     methods: tuple[str, ...] | None = option(
         None,
         "completion back ends",

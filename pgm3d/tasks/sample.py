@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from pgm3d.data.images import DATASETS as IMAGE_DATASETS
-from pgm3d.settings import Settings, check_run, option
-from pgm3d.tasks._run import label, load_run
+from pgm3d.settings import check_run, option
+from pgm3d.tasks._run import SavedRunSettings, label, load_run
 from pgm3d.tasks.results import write_results
 from pgm3d.viz.runs import samples_figure
 
@@ -18,17 +18,9 @@ __all__ = ["SampleSettings", "run_sample"]
 
 
 @dataclass
-class SampleSettings(Settings):
+class SampleSettings(SavedRunSettings):
     """The settings of :func:`run_sample`."""
 
-    run: Path | None = option(
-        None, "a model file or a `pgm3d fit` folder", kind=Path, required=True
-    )
-    trust_file: bool = option(
-        False,
-        "also read a model file written by pgm3d 0.1, a pickle: reading it can run any code it "
-        "holds, so only for files you made or trust",
-    )
     num: int = option(16, "samples", short="n")
     noise: bool = option(False, "add observation noise (default: decoder means)")
 

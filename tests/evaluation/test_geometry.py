@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from pgm3d.evaluation import chamfer_distance, symmetry_score, voxel_iou
+from pgm3d.evaluation import (
+    chamfer_distance,
+    normal_angles,
+    pca_normals,
+    symmetry_score,
+    voxel_iou,
+)
 
 
 def _brute_nn(a, b):
@@ -98,3 +104,25 @@ def test_dense_and_kdtree_nearest_distances_agree_and_the_dense_path_has_gradien
     assert a.grad is not None and torch.isfinite(a.grad).all()
     loss = chamfer_distance(a, b)
     assert loss.requires_grad
+
+
+def test_plane_fit_normals_and_angles():
+    g = torch.linspace(-1, 1, 12)
+    xy = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    plane = torch.cat([xy, torch.zeros(len(xy), 1)], -1)[None].double()
+    mask = torch.ones(1, len(xy), dtype=torch.bool)
+    est = pca_normals(plane, mask)
+    up = torch.zeros_like(plane)
+    up[..., 2] = 1
+    assert normal_angles(est, up, mask, oriented=False).max() < 1e-6
+    assert normal_angles(-up, up, mask, oriented=True).min() == pytest.approx(180)
+    # a masked point gets no normal, and a tilted plane's normal is found too
+    mask[0, 0] = False
+    tilt = plane.clone()
+    tilt[..., 2] = 0.5 * tilt[..., 0]
+    est = pca_normals(tilt, mask)
+    assert est[0, 0].abs().sum() == 0
+    truth = torch.nn.functional.normalize(
+        torch.tensor([-0.5, 0.0, 1.0], dtype=torch.float64), dim=0
+    )
+    assert normal_angles(est, truth.expand_as(est), mask, oriented=False).max() < 1e-6

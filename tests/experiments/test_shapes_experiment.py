@@ -6,7 +6,6 @@ import torch
 
 from pgm3d.cli import main
 from pgm3d.data import drop_parts, shapes
-from pgm3d.evaluation import normal_angles, pca_normals
 from pgm3d.experiments import EXPERIMENTS, ShapesSettings, run_shapes
 
 TINY = dict(
@@ -119,15 +118,3 @@ def test_drop_parts_keeps_some_and_drops_some():
         drop_parts(torch.tensor([[True, False]]))
     with pytest.raises(ValueError, match="p_drop"):
         drop_parts(data.existence, 1.0)
-
-
-def test_plane_fit_normals_and_angles():
-    g = torch.linspace(-1, 1, 12)
-    xy = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
-    plane = torch.cat([xy, torch.zeros(len(xy), 1)], -1)[None].double()
-    mask = torch.ones(1, len(xy), dtype=torch.bool)
-    est = pca_normals(plane, mask)
-    up = torch.zeros_like(plane)
-    up[..., 2] = 1
-    assert normal_angles(est, up, mask, oriented=False).max() < 1e-6
-    assert normal_angles(-up, up, mask, oriented=True).min() == pytest.approx(180)
