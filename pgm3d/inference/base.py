@@ -37,8 +37,9 @@ __all__ = [
 #: completion methods by name. Each is registered with what the command line, ``bench`` and
 #: the report need to know of it: ``kind`` (``"closed form"``, ``"sampler"``,
 #: ``"importance"``), ``unit`` (what one completion costs, a format string over its options),
-#: ``needs_exact`` (only for models with an exact posterior) and ``by_default`` (False: run
-#: only when asked for by name). Its options and their defaults are its keyword arguments
+#: ``needs_exact`` (only for models with an exact posterior), ``by_default`` (False: run
+#: only when asked for by name) and ``any_model`` (True: it applies to every model, so it runs
+#: by default beside the model's own list). Its options and their defaults are its keyword arguments
 #: (:func:`method_options`).
 COMPLETION_METHODS: Registry = Registry("completion method")
 
@@ -58,12 +59,15 @@ def method_unit(method: str, options: dict | None = None) -> str:
 
 
 def default_methods(model) -> list[str]:
-    """The completion methods that apply to ``model`` and run when none are named."""
+    """The completion methods that apply to ``model`` and run when none are named: its own
+    list, then the methods registered with ``any_model=True``."""
     from pgm3d.models.base import completion_methods
 
+    own = list(completion_methods(model))
+    general = [m for m in COMPLETION_METHODS if COMPLETION_METHODS.info(m).get("any_model")]
     return [
         m
-        for m in completion_methods(model)
+        for m in dict.fromkeys(own + general)
         if m in COMPLETION_METHODS and COMPLETION_METHODS.info(m).get("by_default", True)
     ]
 

@@ -65,3 +65,23 @@ def test_a_new_method_is_one_function_and_its_registration(tmp_path):
         COMPLETION_METHODS.unregister("zeros")
     with pytest.raises(ValueError, match="unknown completion method 'zeros'"):
         COMPLETION_METHODS["zeros"]
+
+
+def test_a_method_for_any_model_runs_by_default_and_in_bench(tmp_path):
+    from pgm3d.cli import main
+
+    model = PPCA.fit(torch.randn(50, 6, dtype=torch.float64), 2)
+    before = default_methods(model)
+
+    @COMPLETION_METHODS.register("zeros", kind="closed form", unit="closed form", any_model=True)
+    def zeros(model, x, mask) -> Completion:
+        return Completion(z=None, x=torch.where(mask, x, 0.0), mask=mask, method="zeros")
+
+    try:
+        assert default_methods(model) == [*before, "zeros"]
+        argv = ["bench", "--model", "ppca", "--quick", "--quiet", "--out", str(tmp_path)]
+        assert main(argv) == 0
+        assert "| complete zeros (closed form) |" in (tmp_path / "table.md").read_text()
+    finally:
+        COMPLETION_METHODS.unregister("zeros")
+    assert default_methods(model) == before
