@@ -12,12 +12,14 @@ from pgm3d.data.loaders import (
 )
 from pgm3d.data.masks import QUARTERS, drop_parts, half_volume_mask, quarter_mask, random_mask
 from pgm3d.data.mesh import Mesh
+from pgm3d.data.mesh_folder import MESH_CLASSES, write_mesh_folder
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.sprites import SPRITE_SHAPES, SpriteScenes, multi_sprites
 from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes, voxelize
 
 __all__ = [
     "FAMILIES",
+    "MESH_CLASSES",
     "QUARTERS",
     "SPRITE_SHAPES",
     "VOXEL_CLASSES",
@@ -41,4 +43,5 @@ __all__ = [
     "shapes",
     "voxel_classes",
     "voxelize",
+    "write_mesh_folder",
 ]

@@ -12,13 +12,21 @@ The papers' ModelNet10 numbers are 91.0% (VSL) and 91.0% (3D-GAN); ModelNet cann
 so the default data are the procedural 10-class voxel set (``pgm3d.data.voxel_classes``), and
 any ModelNet-style folder or 3D ShapeNets ``.mat`` set can be passed instead.
 
-Also written: samples, intra- and inter-class interpolation strips, reconstructions, and
-completion of grids with half of the volume missing by the ``complete`` back ends.
+VSL's latent sizes follow the seed by the number of classes (10-way: :math:`z_0` of 10 and 5 local
+latents of 5; 40-way: 20 and 5 of 10). Because a VAE's latents can collapse to the prior and
+leave features with less class information than random ones, the metrics report the active
+feature units and VSL's KL per latent, and warn when the learned features score below the
+untrained control.
+
+Also written: samples with their nearest training grids (the seed's Table 4.1 retrieval),
+intra- and inter-class interpolation strips, reconstructions, and completion of grids with
+half of the volume missing by the ``complete`` back ends.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +44,15 @@ from pgm3d.saving import save
 from pgm3d.settings import Settings, check_run, option
 from pgm3d.tasks.results import write_results
 
-__all__ = ["ClassifySettings", "VoxNet", "fit_voxnet", "run_classify", "svm_accuracy"]
+__all__ = [
+    "ClassifySettings",
+    "VoxNet",
+    "fit_voxnet",
+    "nearest_grids",
+    "run_classify",
+    "svm_accuracy",
+]
+
 
 @dataclass
 class ClassifySettings(Settings):
@@ -44,8 +60,9 @@ class ClassifySettings(Settings):
 
     QUICK = {"n_per_class": 12, "epochs": 4, "cnn_epochs": 3, "completion_rows": 2}
 
-    model: str = option("vsl", "the generative model whose features are classified",
-                        choices=("vsl", "gan"))
+    model: str = option(
+        "vsl", "the generative model whose features are classified", choices=("vsl", "gan")
+    )
     data: str = option(
         "voxel-classes",
         "voxel-classes (procedural, 10 classes), a voxel file (.mat/.npy/.npz), or a "
@@ -58,6 +75,18 @@ class ClassifySettings(Settings):
     epochs: int = option(60, "training epochs")
     batch_size: int = option(64, "grids per step")
     lr: float = option(1e-3, "VSL's Adam rate (the seed: 5e-5 over 500+ epochs)")
+    vsl_prior: str = option(
+        "learned",
+        "VSL's prior of the local latents: the paper's learned skip prior, or N(0, I) for "
+        "every latent (the authors' code)",
+        choices=("learned", "standard"),
+    )
+    vsl_init: str = option(
+        "xavier",
+        "VSL's initial weights: Glorot (the authors'), or PyTorch's defaults (which left the "
+        "encoder dead on mesh data: features at chance)",
+        choices=("xavier", "torch"),
+    )
     kl_beta: float = option(
         1e-3, "VSL's beta (the seed's), turned into the ELBO's KL weight by VSL.kl_weight_for"
     )
@@ -68,7 +97,6 @@ class ClassifySettings(Settings):
     lr_d: float = option(1e-4, "GAN discriminator rate (paper 1e-5)")
     cnn_epochs: int = option(15, "supervised VoxNet epochs")
     completion_rows: int = option(4, "grids in the completion figure")
-
 
 
 class VoxNet(nn.Module):
@@ -144,23 +172,23 @@ def svm_accuracy(train_x, train_y, test_x, test_y, kernel: str, seed: int = 0) -
 
 
 def _data(spec: str, s: dict, R: int, seed: int, progress) -> tuple[VoxelSet, VoxelSet]:
-    split = open_voxels(
-        spec, resolution=R, n_per_class=s.n_per_class, seed=seed, progress=progress
-    )
+    split = open_voxels(spec, resolution=R, n_per_class=s.n_per_class, seed=seed, progress=progress)
     return split.train, split.test
 
 
-def _build(model_name: str, R: int, s: dict, seed: int, device):
+def _build(model_name: str, R: int, s, seed: int, device, num_classes: int):
+    """The network, with the seed's latent sizes for the number of classes (VSL)."""
     torch.manual_seed(seed)
     if model_name == "vsl":
-        return VSL(R).to(device)
+        sizes = VSL.sizes_for(num_classes)
+        return VSL(R, prior=s.vsl_prior, init=s.vsl_init, **sizes).to(device)
     return GAN3D(R, width=s.gan_width).to(device)
 
 
 def _train(model_name, train, s, seed, device, progress):
     R = train.voxels.shape[-1]
     x = VSL.rows(train.voxels).to(device)
-    model = _build(model_name, R, s, seed, device)
+    model = _build(model_name, R, s, seed, device, len(train.class_names))
     start = time.perf_counter()
     if model_name == "vsl":
         history = fit(
@@ -190,6 +218,46 @@ def _train(model_name, train, s, seed, device, progress):
     model.eval()
     seconds = time.perf_counter() - start
     return model, curve, seconds
+
+
+def nearest_grids(queries: torch.Tensor, pool: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Index into ``pool (N, R, R, R)`` of the grid of highest intersection over union with
+    each of ``queries (n, R, R, R)``: the nearest-neighbour retrieval of the seed's Table 4.1,
+    which shows a sample is a new shape and not a copy of a training one."""
+    q = queries.reshape(len(queries), -1).float()
+    best = torch.full((len(q),), -1.0)
+    index = torch.zeros(len(q), dtype=torch.long)
+    for start in range(0, len(pool), batch):
+        p = pool[start : start + batch].reshape(-1, q.shape[1]).float().to(q.device)
+        inter = q @ p.T
+        union = q.sum(1, keepdim=True) + p.sum(1) - inter
+        iou = (inter / union.clamp_min(1)).cpu()
+        value, arg = iou.max(1)
+        better = value > best
+        best[better], index[better] = value[better], arg[better] + start
+    return index
+
+
+def _feature_health(net, model_name, train, result, untrained, device) -> dict:
+    """Do the learned features carry more than the untrained network's? Active units (the
+    posterior mean's variance over the training grids above 0.01, Burda et al. 2016) and, for
+    VSL, the KL of each latent; a warning when the learned features score below the control,
+    the sign of a collapsed posterior (or a dead encoder)."""
+    feats = _embed(net, train.voxels, device)
+    out = {"active_units": int((feats.var(0) > 0.01).sum()), "feature_dim": int(feats.shape[1])}
+    if model_name == "vsl":
+        x = VSL.rows(train.voxels[:500]).to(device)
+        out["kl_per_latent"] = [round(float(k), 4) for k in net.kl_per_latent(x)]
+    if result["accuracy"] < untrained["accuracy"]:
+        out["warning"] = (
+            f"the learned features ({100 * result['accuracy']:.1f}%) score below the same network "
+            f"untrained ({100 * untrained['accuracy']:.1f}%): they carry less class information "
+            f"than random ones ({out['active_units']} of {out['feature_dim']} units active"
+            + (f", KL per latent {out['kl_per_latent']}" if "kl_per_latent" in out else "")
+            + "); train longer, or look for a collapsed posterior"
+        )
+        warnings.warn(out["warning"], stacklevel=3)
+    return out
 
 
 def _embed(model, grids: torch.Tensor, device) -> np.ndarray:
@@ -226,9 +294,11 @@ def run_classify(
         )
 
     # the control: the same network at its initial weights, through the same protocol
-    untrained = classify(_build(model, R, s, seed, device).eval())
+    classes = len(train.class_names)
+    untrained = classify(_build(model, R, s, seed, device, classes).eval())
     net, curve, train_seconds = _train(model, train, s, seed, device, progress)
     result = classify(net)
+    health = _feature_health(net, model, train, result, untrained, device)
     t = time.perf_counter()
     reference = fit_voxnet(train, test, epochs=s.cnn_epochs, seed=seed, device=device)
     cnn_seconds = time.perf_counter() - t
@@ -244,6 +314,7 @@ def run_classify(
         "supervised_voxnet_accuracy": reference,
         "untrained_accuracy": untrained["accuracy"],
         "svm": result,
+        **health,
         "training_seconds": train_seconds,
         "seconds_per_epoch": train_seconds / s.epochs,
         "voxnet_seconds": cnn_seconds,
@@ -278,8 +349,19 @@ def _table(m: dict) -> str:
         f"| … cross-validation on training | {100 * svm['cv_accuracy']:.1f}% |",
         f"| the same network untrained (control), test | {100 * m['untrained_accuracy']:.1f}% |",
         f"| supervised VoxNet (reference), test | {100 * m['supervised_voxnet_accuracy']:.1f}% |",
+        f"| active feature units | {m['active_units']} of {m['feature_dim']} |",
+        *(
+            [
+                f"| KL per latent z0..z{len(m['kl_per_latent']) - 1} (nats) | "
+                + ", ".join(f"{k:.2f}" for k in m["kl_per_latent"])
+                + " |"
+            ]
+            if "kl_per_latent" in m
+            else []
+        ),
         f"| paper, ModelNet10 ({m['model'].upper()}) | 91.0% |",
         "",
+        *([f"**Warning:** {m['warning']}.\n"] if "warning" in m else []),
         f"Training: {m['training_seconds']:.0f} s ({m['seconds_per_epoch']:.1f} s per epoch).\n",
         "## Confusion matrix (rows: true class, columns: predicted)\n",
         "| | " + " | ".join(n[:5] for n in names) + " |",
@@ -299,12 +381,22 @@ def _figures(out, net, model_name, train, test, result, s, seed, device, progres
     confusion_matrix(result["confusion"], names, out / "confusion.png", title=title)
 
     g = torch.Generator(device=device).manual_seed(seed)
+    samples = (net.sample(8, generator=g, mean=True) > 0.5).cpu()
     render_shapes(
-        (net.sample(8, generator=g, mean=True) > 0.5).cpu(),
+        samples,
         out / "samples.png",
         kind="voxels",
         ncols=8,
         title=f"{model_name.upper()} samples (occupancy > 0.5)",
+    )
+    nearest = nearest_grids(samples, train.voxels)
+    render_shapes(
+        torch.cat([samples, train.voxels[nearest]]),
+        out / "retrieval.png",
+        kind="voxels",
+        ncols=8,
+        title="samples (top) and their nearest training grids by IoU (bottom): "
+        "new shapes, not copies (the seed's Table 4.1)",
     )
     labels = test.labels
     first = [int((labels == c).nonzero()[0]) for c in range(len(names)) if (labels == c).any()]

@@ -24,10 +24,11 @@ layer), and the defaults are theirs: :math:`z_0` of 20 dimensions, 5 local laten
 
 Differences, named: the prior :math:`p(z_i \mid z_{i-1}, z_0)` is learned with the same skip
 structure as the posterior (the authors' code scored every latent against
-:math:`\mathcal{N}(0, I)`); the decoder reads samples of the latents, as a VAE's ELBO requires
-(their code fed it the posterior means); ``mask_channel=True`` adds the observation mask as a
-second input channel so the guide can tell a missing voxel from an empty one (the paper's
-encoder reads one channel, here zero-filled where missing).
+:math:`\mathcal{N}(0, I)`; ``prior="standard"`` does so too); the decoder reads samples of
+the latents, as a VAE's ELBO requires (their code fed it the posterior means);
+``mask_channel=True`` adds the observation mask as a second input channel so the guide can tell
+a missing voxel from an empty one (the paper's encoder reads one channel, here zero-filled
+where missing).
 
 The seed's objective, binary cross-entropy averaged over voxels plus
 :math:`\beta = 10^{-3}` times the KL averaged over the :math:`m + 1` latents, is the ELBO with KL
@@ -57,6 +58,10 @@ __all__ = ["VSL"]
 _RESOLUTIONS = {30: 0, 32: 1}
 
 
+#: log standard deviations are squashed into (MID - HALF, MID + HALF) = (-12, 6)
+_LOG_SCALE_MID, _LOG_SCALE_HALF = -3.0, 9.0
+
+
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
     for a, b in itertools.pairwise(sizes):
@@ -66,12 +71,17 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 
 def _gaussian(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     loc, log_scale = params.chunk(2, -1)
-    # exp of a log standard deviation, as the seed; clamped so a bad step cannot overflow
-    return loc, log_scale.clamp(-12.0, 6.0).exp()
+    # exp of a log standard deviation, as the seed, kept in (-12, 6) so a bad step cannot
+    # overflow: smoothly (a tanh), since a hard clamp has no gradient at its bounds and a scale
+    # that reached one could never leave it (a learned prior stuck at e^-12 gave KLs of 1e13)
+    return loc, (
+        _LOG_SCALE_MID
+        + _LOG_SCALE_HALF * torch.tanh((log_scale - _LOG_SCALE_MID) / _LOG_SCALE_HALF)
+    ).exp()
 
 
 class VSL(Model, PyroModule):
-    """The Variational Shape Learner as a Pyro model/guide pair over flattened voxel grids.
+    r"""The Variational Shape Learner as a Pyro model/guide pair over flattened voxel grids.
 
     :param int resolution: ``R``, 30 (the paper's) or 32.
     :param int global_dim: size of :math:`z_0` (20).
@@ -79,6 +89,16 @@ class VSL(Model, PyroModule):
     :param int num_local: number of local latents ``m`` (5).
     :param int hidden: width of the skip and posterior layers (100).
     :param bool mask_channel: give the encoder the observation mask as a second channel.
+    :param str prior: ``"learned"``: :math:`p(z_i \mid z_{i-1}, z_0)` with the skip structure
+        (the paper's equations); ``"standard"``: :math:`\mathcal{N}(0, I)` for every latent (the
+        authors' code).
+    :param str init: ``"xavier"``: Glorot-uniform weights and zero biases, the authors'
+        initialisation (default); ``"torch"``: PyTorch's defaults. At the start the encoder's
+        posterior means vary across sparse grids by ~1e-3 (PyTorch's) or ~6e-3 (Glorot) against
+        a posterior scale of 1, so the decoder first learns the mean shape and the latents sit
+        at the edge of collapse; measured on a mesh folder (``scripts/vsl_collapse.py``, 200
+        steps, 3 seeds), PyTorch's initialisation left 2 of 3 runs fully collapsed (KL <= 0.04
+        nats per latent, features at chance), Glorot's none.
     """
 
     def __init__(
@@ -90,8 +110,15 @@ class VSL(Model, PyroModule):
         *,
         hidden: int = 100,
         mask_channel: bool = False,
+        prior: str = "learned",
+        init: str = "xavier",
     ):
         super().__init__()
+        if prior not in ("learned", "standard"):
+            raise ValueError(f"prior must be 'learned' or 'standard', got {prior!r}")
+        if init not in ("xavier", "torch"):
+            raise ValueError(f"init must be 'xavier' or 'torch', got {init!r}")
+        self.prior_kind, self.init = prior, init
         if resolution not in _RESOLUTIONS:
             raise ValueError(f"resolution must be 30 or 32, got {resolution}")
         if min(global_dim, local_dim, num_local) < 1:
@@ -130,6 +157,11 @@ class VSL(Model, PyroModule):
             nn.ReLU(),
             nn.ConvTranspose3d(32, 1, 6, stride=2),
         )
+        if init == "xavier":
+            for layer in self.modules():
+                if isinstance(layer, nn.Linear | nn.Conv3d | nn.ConvTranspose3d):
+                    nn.init.xavier_uniform_(layer.weight)
+                    nn.init.zeros_(layer.bias)
 
     data_kind = "voxels"
 
@@ -143,6 +175,15 @@ class VSL(Model, PyroModule):
         """Sized for a VoxelSet's resolution with the seed's defaults: ``z_0`` of
         ``latent_dim`` (20), skip layers of ``hidden`` (100) units."""
         return cls(data.resolution, latent_dim or 20, hidden=hidden or 100)
+
+    @staticmethod
+    def sizes_for(num_classes: int) -> dict:
+        """The seed's latent sizes for a ``num_classes``-way classification (§4.1.2): up to 10
+        classes, :math:`z_0` of 10 and 5 local latents of 5; above, :math:`z_0` of 20 and 5 of 10
+        (the 40-way setting, also the ModelNet40 generation setting)."""
+        if num_classes <= 10:
+            return {"global_dim": 10, "local_dim": 5, "num_local": 5}
+        return {"global_dim": 20, "local_dim": 10, "num_local": 5}
 
     def default_kl_weight(self) -> float:
         """The KL weight equal to the seed's loss with :math:`\\beta = 10^{-3}`."""
@@ -178,6 +219,9 @@ class VSL(Model, PyroModule):
 
     def prior(self, i: int, z0: torch.Tensor, prev: torch.Tensor | None):
         """Location and scale of :math:`p(z_i \\mid z_{i-1}, z_0)`, ``i >= 1``."""
+        if self.prior_kind == "standard":
+            zero = z0.new_zeros(*z0.shape[:-1], self.local_dim)
+            return zero, torch.ones_like(zero)
         a = self.p_from_global(z0)
         if i == 1:
             return _gaussian(self.p_first(a))
@@ -241,6 +285,28 @@ class VSL(Model, PyroModule):
             z0 = prev if i == 0 else z0
             means.append(prev)
         return torch.cat(means, -1)
+
+    @torch.no_grad()
+    def kl_per_latent(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        r""":math:`\mathrm{KL}(q(z_i \mid \cdot, x) \,\|\, p(z_i \mid \cdot))` of each latent
+        ``(m + 1,)``, averaged over rows, with one draw of the parents from the guide: the
+        nats each latent carries. All near zero means the posterior has collapsed to the prior
+        and the features carry nothing the decoder uses."""
+        h = self.encode(x, mask)
+        z0 = prev = None
+        kls = []
+        for i in range(self.num_local + 1):
+            loc, scale = self.posterior(i, h, z0, prev)
+            if i == 0:
+                ploc, pscale = torch.zeros_like(loc), torch.ones_like(scale)
+            else:
+                ploc, pscale = self.prior(i, z0, prev)
+            q = torch.distributions.Normal(loc, scale)
+            p = torch.distributions.Normal(ploc, pscale)
+            kls.append(torch.distributions.kl_divergence(q, p).sum(-1).mean())
+            prev = q.sample()
+            z0 = prev if i == 0 else z0
+        return torch.stack(kls)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:

@@ -114,3 +114,44 @@ def test_bad_input():
     vsl = VSL(30, global_dim=2, local_dim=2, num_local=1)
     with pytest.raises(ValueError):
         pyro.poutine.trace(vsl.model).get_trace(torch.zeros(2, 32**3))
+
+
+def test_the_prior_and_initialisation_options():
+    torch.manual_seed(0)
+    std = VSL(30, global_dim=4, local_dim=3, num_local=2, prior="standard")
+    z0 = torch.randn(5, 4)
+    loc, scale = std.prior(2, z0, torch.randn(5, 3))
+    assert torch.equal(loc, torch.zeros(5, 3)) and torch.equal(scale, torch.ones(5, 3))
+    xav = VSL(30, global_dim=4, local_dim=3, num_local=2)
+    assert xav.init == "xavier" and all(
+        torch.count_nonzero(m.bias) == 0
+        for m in xav.modules()
+        if isinstance(m, torch.nn.Linear | torch.nn.Conv3d | torch.nn.ConvTranspose3d)
+    )
+    torch_init = VSL(30, global_dim=4, local_dim=3, num_local=2, init="torch")
+    assert torch.count_nonzero(torch_init.q_z0.bias) > 0
+    with pytest.raises(ValueError, match="prior must be"):
+        VSL(30, prior="flat")
+    with pytest.raises(ValueError, match="init must be"):
+        VSL(30, init="he")
+    # the seed's latent sizes by the number of classes (§4.1.2)
+    assert VSL.sizes_for(10) == {"global_dim": 10, "local_dim": 5, "num_local": 5}
+    assert VSL.sizes_for(40) == {"global_dim": 20, "local_dim": 10, "num_local": 5}
+
+
+def test_kl_per_latent_matches_the_closed_form_and_scales_stay_differentiable(grids):
+    torch.manual_seed(0)
+    vsl = VSL(30, global_dim=4, local_dim=3, num_local=2, prior="standard").double()
+    x = grids[:6].double()
+    kl = vsl.kl_per_latent(x)
+    assert kl.shape == (3,) and (kl >= 0).all()
+    loc, scale = vsl.posterior(0, vsl.encode(x), None, None)
+    expected = (0.5 * (loc**2 + scale**2 - 1) - scale.log()).sum(-1).mean()
+    torch.testing.assert_close(kl[0], expected)
+    # a log-scale far beyond the bounds keeps a gradient (a hard clamp has none there)
+    params = torch.tensor([0.0, -40.0], dtype=torch.float64, requires_grad=True)
+    from pgm3d.models.vsl import _gaussian
+
+    _, s = _gaussian(params)
+    s.sum().backward()
+    assert s.item() >= torch.tensor(-12.0).exp() and params.grad[1] != 0
