@@ -34,13 +34,30 @@ from pgm3d.models import PPCA
 from pgm3d.settings import Settings, check_run, option
 from pgm3d.tasks.results import json_safe, write_results
 
-__all__ = ["PATTERNS", "THESIS_FREY_TEST", "MissingFASettings", "run_missing_fa"]
+__all__ = [
+    "PATTERNS",
+    "THESIS_FREY_TEST",
+    "THESIS_FREY_TRAIN",
+    "THESIS_GENERATED",
+    "MissingFASettings",
+    "run_missing_fa",
+]
 
 PATTERNS = ("random", "quarters")
 #: Table 4.2 of the thesis, Frey faces test set, MSE x 10^2
 THESIS_FREY_TEST = {
     "random": {"mean": 4.62, "fca": 1.95, "sca": 1.09, "de": 1.15, "exact": 0.72},
     "quarters": {"mean": 4.49, "fca": 2.71, "sca": 2.45, "de": 1.22, "de*": 1.89, "exact": 1.37},
+}
+#: Table 4.2, training set (the DE's row: its training error, see ``train_de`` below)
+THESIS_FREY_TRAIN = {
+    "random": {"mean": 4.64, "fca": 1.93, "sca": 1.04, "de": 0.72, "exact": 0.66},
+    "quarters": {"mean": 4.60, "fca": 2.76, "sca": 2.48, "de": 0.73, "de*": 1.87, "exact": 1.25},
+}
+#: Table 4.1 of the thesis: 400 test cases generated from the PPCA fitted to Frey faces
+THESIS_GENERATED = {
+    "random": {"mean": 4.53, "fca": 1.87, "sca": 0.98, "de": 1.03, "de*": 1.03, "exact": 0.59},
+    "quarters": {"mean": 4.46, "fca": 2.57, "sca": 2.27, "de": 1.00, "de*": 1.69, "exact": 0.70},
 }
 METHOD_ORDER = ("mean", "fca", "sca", "de", "de*", "de+", "exact")
 LABELS = {
@@ -83,8 +100,11 @@ def _evaluate_source(
             )
         methods["exact"] = "exact"
         out[pattern] = {}
-        for split, x in (("train", train), ("test", test)):
-            mask = samplers[pattern](x.shape, generator=g).to(x.device)
+        splits = [("train", train, None), ("test", test, None)]
+        # the second reading of the DE's training error: the masked copies it was fitted to
+        splits.append(("train_de", train, methods["de"].training_mask))
+        for split, x, given in splits:
+            mask = samplers[pattern](x.shape, generator=g).to(x.device) if given is None else given
             rows = {}
             for name, method in methods.items():
                 with torch.no_grad():
@@ -103,25 +123,23 @@ def _fmt(cell) -> str:
     return f"{cell['mse']:.2f} ± {cell['se']:.2f}"
 
 
-def _markdown(results, patterns, title, reference=None) -> str:
-    cols = [(p, s) for p in patterns for s in ("train", "test")]
-    head = "| Method | " + " | ".join(f"{p} {s}" for p, s in cols)
-    if reference:
-        head += " | " + " | ".join(f"{p} test (thesis)" for p in patterns)
-    lines = [
-        f"### {title}",
-        "",
-        head + " |",
-        "|" + "---|" * (1 + len(cols) + (len(patterns) if reference else 0)),
+def _markdown(results, patterns, title, *, test=None, train=None, splits=None) -> str:
+    """A table shaped as the thesis's: per pattern our train (fresh masks), train under the
+    DE's own training masks, test, then the thesis's numbers where given."""
+    splits = splits or ("train", "train_de", "test")
+    names = {"train": "train", "train_de": "train (DE's masks)", "test": "test"}
+    cols = [(p, sp) for p in patterns for sp in splits]
+    ref = [(p, "train", train) for p in patterns if train] + [
+        (p, "test", test) for p in patterns if test
     ]
+    head = ["Method", *(f"{p} {names[sp]}" for p, sp in cols)]
+    head += [f"{p} {sp} (thesis)" for p, sp, _ in ref]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in METHOD_ORDER:
         if not any(m in results[p]["test"] for p in patterns):
             continue
-        cells = [_fmt(results[p][s].get(m)) for p, s in cols]
-        if reference:
-            cells += [
-                f"{reference[p][m]:.2f}" if m in reference.get(p, {}) else "—" for p in patterns
-            ]
+        cells = [_fmt(results[p][sp].get(m)) for p, sp in cols]
+        cells += [f"{r[p][m]:.2f}" if m in r.get(p, {}) else "—" for p, _, r in ref]
         lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -140,16 +158,48 @@ def _orderings(results, patterns) -> dict[str, bool]:
     return checks
 
 
-def _one_seed(x, patterns, samplers, seed, explained_variance, test_fraction, **common):
-    """Real-data and generated-data results for one seed (split, masks, DE masks, samples)."""
+def _reveal(model, x: torch.Tensor, image_shape, steps: int = 8) -> dict:
+    r"""The thesis's Fig. 4.2 for one image: the exact posterior predictive mean and standard
+    deviation of every pixel when the first ``r`` image rows are observed, for ``steps``
+    values of ``r`` from none to all (observed pixels: their value, s.d. 0).
+
+    .. math:: p(x_m \mid x_v) = \mathcal{N}\big(W_m m_v + \mu_m,\;
+        W_m P_v^{-1} W_m^\top + \Psi_m\big)
+    """
+    H, W = image_shape
+    revealed = sorted({round(H * k / (steps - 1)) for k in range(steps)})
+    rows = torch.arange(H * W, device=x.device) // W
+    masks = torch.stack([rows < r for r in revealed])
+    xs = x.expand(len(revealed), -1)
+    with torch.no_grad():
+        post = model.exact_posterior(xs, masks)
+        mean = post.mean @ model.W.mT + model.mu
+        var = ((model.W @ post.covariance_matrix) * model.W).sum(-1) + model.psi
+    means = torch.where(masks, xs, mean)
+    stds = torch.where(masks, torch.zeros_like(var), var.sqrt())
+    return {"means": means.cpu(), "stds": stds.cpu(), "revealed": revealed}
+
+
+def _one_seed(x, patterns, samplers, seed, explained_variance, test_fraction, generated, **common):
+    """Real-data and generated-data results for one seed (split, masks, DE masks, samples).
+
+    Generated data (Table 4.1): ``generated="thesis"`` draws 1,600 DE-training and 400 test
+    cases from the PPCA fitted to the images and scores them under that same model, as the
+    thesis does; ``"refit"`` draws as many cases as there are images, splits them like the
+    images and refits a PPCA to the generated training cases.
+    """
     train, test = train_test_split(x, test_fraction, generator=torch.Generator().manual_seed(seed))
     model = PPCA.fit(train, explained_variance=explained_variance)
     real, examples = _evaluate_source(model, train, test, patterns, samplers, seed=seed, **common)
+    gen = torch.Generator(x.device).manual_seed(seed)
     with torch.no_grad():
-        gen = torch.Generator(x.device).manual_seed(seed)
-        generated = model.sample(x.shape[0], generator=gen)
-    gtrain, gtest = generated[: train.shape[0]], generated[train.shape[0] :]
-    gmodel = PPCA.fit(gtrain, latent_dim=model.latent_dim)
+        if generated == "thesis":
+            drawn = model.sample(2000, generator=gen)
+            gtrain, gtest, gmodel = drawn[:1600], drawn[1600:], model
+        else:
+            drawn = model.sample(x.shape[0], generator=gen)
+            gtrain, gtest = drawn[: train.shape[0]], drawn[train.shape[0] :]
+            gmodel = PPCA.fit(gtrain, latent_dim=model.latent_dim)
     synth, _ = _evaluate_source(gmodel, gtrain, gtest, patterns, samplers, seed=seed, **common)
     lam = torch.linalg.svdvals(train - train.mean(0)).pow(2)
     info = {
@@ -157,7 +207,9 @@ def _one_seed(x, patterns, samplers, seed, explained_variance, test_fraction, **
         "n_test": test.shape[0],
         "latent_dim": model.latent_dim,
         "explained_variance": float(lam[: model.latent_dim].sum() / lam.sum()),
+        "generated": {"protocol": generated, "train": gtrain.shape[0], "test": gtest.shape[0]},
     }
+    examples["reveal"] = _reveal(model, test[0], samplers["quarters"].keywords["image_shape"])
     return real, synth, examples, info
 
 
@@ -202,6 +254,13 @@ class MissingFASettings(Settings):
     plus_masks: int = option(
         16, "DE+ training masks per image (the improved denoising encoder; 0 leaves it out)"
     )
+    generated: str = option(
+        "thesis",
+        "Table 4.1's data: 'thesis' (400 test and 1,600 DE-training cases drawn from the PPCA "
+        "fitted to the images, scored under it) or 'refit' (as many cases as images, split, a "
+        "PPCA refitted to them)",
+        choices=("thesis", "refit"),
+    )
 
 
 def run_missing_fa(
@@ -238,6 +297,7 @@ def run_missing_fa(
             r,
             s.explained_variance,
             s.test_fraction,
+            s.generated,
             masks_per_row=masks_per_row,
             plus_masks=plus_masks,
             progress=progress,
@@ -277,16 +337,33 @@ def run_missing_fa(
 
 
 def _write(out, data, real, synth, examples, patterns, metrics, reference):
-    from pgm3d.viz import completion_grid
+    from pgm3d.viz import completion_grid, reveal_figure
 
     out.mkdir(parents=True, exist_ok=True)
     name, K, R = data.name, metrics["latent_dim"], metrics["repeats"]
     spread = f"s.e. across {R} seeds" if R > 1 else "s.e. across images"
+    gen = metrics["generated"]
+    frey = reference is not None
     table = (
         f"## Missing-data imputation with PPCA on {name} (K = {K}, MSE x 10², mean ± {spread})\n\n"
-        + _markdown(real, patterns, f"Table 4.2 — {name}", reference)
-        + "\n"
-        + _markdown(synth, patterns, "Table 4.1 — data generated from the fitted PPCA")
+        + _markdown(
+            real,
+            patterns,
+            f"Table 4.2 — {name}",
+            test=reference,
+            train=THESIS_FREY_TRAIN if frey else None,
+        )
+        + "\nThe DE's training error has two readings: rows under fresh masks (*train*), or under "
+        "the masked copies the DE was fitted to (*train (DE's masks)*); the other methods are "
+        "scored under the same masks in each column.\n\n"
+        + _markdown(
+            synth,
+            patterns,
+            f"Table 4.1 — {gen['test']} test cases generated from the fitted PPCA "
+            f"({gen['protocol']} protocol; DE trained on {gen['train']} generated cases)",
+            test=THESIS_GENERATED if frey else None,
+            splits=("test",),
+        )
     )
     write_results(out, json_safe(metrics), table, results={"real": real, "generated": synth})
     for p in patterns:
@@ -297,5 +374,15 @@ def _write(out, data, real, synth, examples, patterns, metrics, reference):
             {LABELS[m]: ex[m] for m in METHOD_ORDER if m in ex},
             data.image_shape,
             out / f"completions_{p}.png",
-            title=f"{name}, {p} masks (test images)",
+            title=f"{name}, {p} masks (test images); under each, the squared error (Fig. 4.1)",
+            error_row=True,
         )
+    rev = examples["reveal"]
+    reveal_figure(
+        rev["means"],
+        rev["stds"],
+        rev["revealed"],
+        data.image_shape,
+        out / "reveal.png",
+        title=f"{name}: exact posterior of the unseen pixels as rows are revealed (Fig. 4.2)",
+    )

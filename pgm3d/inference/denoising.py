@@ -42,6 +42,9 @@ class DenoisingEncoder:
     :ivar torch.Tensor covariance: ``(K, K)`` latent covariance :math:`\Sigma + R`.
     :ivar torch.Tensor fill: ``(D,)`` value imputed for missing entries (the model's mean).
     :ivar str name: name shown in results and tables.
+    :ivar training_mask: ``(N, D)`` bool, the first mask drawn for each training row when
+        fitted (:meth:`fit`), or None: scoring the training rows under it is the reading of the
+        thesis's DE training error in which the encoder sees the masked copies it was fitted to.
     """
 
     def __init__(self, weight, bias, covariance, fill, name: str = "de"):
@@ -50,6 +53,7 @@ class DenoisingEncoder:
         self.covariance = covariance
         self.fill = fill
         self.name = name
+        self.training_mask = None
         self._scale_tril = cholesky(covariance)
 
     @classmethod
@@ -102,6 +106,7 @@ class DenoisingEncoder:
             ones = X.new_ones(N, 1)
             A = X.new_zeros(D + 1, D + 1)
             B = X.new_zeros(D + 1, K)
+            first = None
             for _ in progress_bar(range(masks_per_row), desc="DE masks", progress=progress):
                 mask = mask_sampler((N, D), generator=generator, device=X.device)
                 if mask.shape != X.shape or mask.dtype != torch.bool:
@@ -109,6 +114,7 @@ class DenoisingEncoder:
                         f"mask_sampler returned {mask.dtype} {tuple(mask.shape)}, "
                         f"expected a bool mask of shape {tuple(X.shape)}"
                     )
+                first = mask if first is None else first
                 F = torch.cat([torch.where(mask, X, mu), ones], 1)
                 A += F.mT @ F
                 B += F.mT @ target
@@ -123,7 +129,9 @@ class DenoisingEncoder:
             R = (TT - beta.mT @ B - B.mT @ beta + beta.mT @ A @ beta) / n
             sigma = torch.cholesky_inverse(cholesky(model.full_precision().detach()))
             cov = sigma + 0.5 * (R + R.mT)
-        return cls(beta[:D].mT.contiguous(), beta[D], cov, mu.clone(), name=name)
+        encoder = cls(beta[:D].mT.contiguous(), beta[D], cov, mu.clone(), name=name)
+        encoder.training_mask = first
+        return encoder
 
     def __call__(self, model, x: torch.Tensor, mask: torch.Tensor) -> Completion:
         """Complete ``x``: encode the mean-imputed input, decode its latent mean."""

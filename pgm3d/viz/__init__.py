@@ -2,7 +2,7 @@
 one never switches the backend of a notebook or a GUI session."""
 
 from pgm3d.viz.charts import bar_groups, confusion_matrix, curves
-from pgm3d.viz.images import completion_grid, image_grid
+from pgm3d.viz.images import completion_grid, image_grid, reveal_figure
 from pgm3d.viz.shapes import (
     interpolation_strip,
     plot_points,
@@ -27,5 +27,6 @@ __all__ = [
     "render_point_cloud",
     "render_shapes",
     "render_voxels",
+    "reveal_figure",
     "voxel_completion_grid",
 ]

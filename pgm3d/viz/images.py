@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-__all__ = ["completion_grid", "image_grid"]
+__all__ = ["completion_grid", "image_grid", "reveal_figure"]
 
 
 def _image(row: torch.Tensor, shape) -> np.ndarray:
@@ -53,6 +53,13 @@ def _panels(
     return str(path)
 
 
+def _colour(values: np.ndarray, vmax: float, cmap: str = "magma") -> np.ndarray:
+    """Scalar maps as RGB through ``cmap`` over ``[0, vmax]``."""
+    from matplotlib import colormaps
+
+    return colormaps[cmap](np.clip(values / max(vmax, 1e-12), 0, 1))[..., :3]
+
+
 def completion_grid(
     truth: torch.Tensor,
     mask: torch.Tensor,
@@ -61,6 +68,7 @@ def completion_grid(
     path: str | os.PathLike,
     *,
     title: str | None = None,
+    error_row: bool = False,
 ) -> str:
     """Save a grid: one row per image; columns truth, observed pixels, then each completion.
 
@@ -70,19 +78,83 @@ def completion_grid(
     :param mask: ``(n, H * W)`` bool, True = observed.
     :param completions: method name -> ``(n, H * W)`` completed images.
     :param path: PNG file to write.
+    :param bool error_row: under each image, the pixelwise squared error of each completion
+        (the thesis's Fig. 4.1), one colour scale for the whole figure.
     :returns: ``str(path)``.
     """
     n = truth.shape[0]
     cols = ["truth", "observed", *completions]
+    errors = {m: (c.detach().cpu().double() - truth.detach().cpu().double()).pow(2)
+              for m, c in completions.items()}  # fmt: skip
+    vmax = max((float(e.max()) for e in errors.values()), default=1.0)
+    blank = np.ones((*image_shape, 3))
     rows = []
     for i in range(n):
-        observed = np.repeat(((_image(truth[i], image_shape) + 1) / 2)[..., None], 3, -1)
+        grey = (_image(truth[i], image_shape) + 1) / 2
+        observed = np.repeat(grey[..., None], 3, -1)
         observed[~mask[i].cpu().numpy().reshape(image_shape)] = (0.85, 0.1, 0.1)
-        panels = [_image(truth[i], image_shape), observed]
-        rows.append(panels + [_image(c[i], image_shape) for c in completions.values()])
-    size = (1.1 * len(cols), 1.1 * n * image_shape[0] / image_shape[1] + 0.4)
+        rgb = lambda img: np.repeat(((img + 1) / 2)[..., None], 3, -1)  # noqa: E731
+        panels = [rgb(_image(truth[i], image_shape)), observed]
+        rows.append(panels + [rgb(_image(c[i], image_shape)) for c in completions.values()])
+        if error_row:
+            maps = [_colour(_image(e[i], image_shape), vmax) for e in errors.values()]
+            rows.append([blank, blank, *maps])
+    size = (1.1 * len(cols), 1.1 * len(rows) * image_shape[0] / image_shape[1] + 0.4)
+    row_titles = ["image", f"sq. error (0-{vmax:.2g})"] * n if error_row else None
     return _panels(
-        rows, path, size=size, vmin=-1, vmax=1, cmap="gray", col_titles=cols, title=title, dpi=110
+        rows,
+        path,
+        size=size,
+        vmin=-1,
+        vmax=1,
+        cmap="gray",
+        col_titles=cols,
+        row_titles=row_titles,
+        title=title,
+        dpi=110,
+    )
+
+
+def reveal_figure(
+    means: torch.Tensor,
+    stds: torch.Tensor,
+    revealed: list[int],
+    image_shape: tuple[int, int],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> str:
+    """The thesis's Fig. 4.2: how the posterior predictive mean (top) and standard deviation
+    (bottom) of the unobserved pixels change as more of an image is revealed. Pixels above the
+    red line are observed, those below imputed.
+
+    :param means: ``(S, H * W)`` predictive means (observed pixels: their values).
+    :param stds: ``(S, H * W)`` predictive standard deviations (observed pixels: 0).
+    :param revealed: the number of observed image rows of each of the ``S`` columns.
+    :returns: ``str(path)``.
+    """
+    vmax = float(stds.max())
+    top, bottom = [], []
+    for s, r in enumerate(revealed):
+        m = np.repeat(((_image(means[s], image_shape) + 1) / 2)[..., None], 3, -1)
+        sd = _colour(_image(stds[s], image_shape), vmax, "viridis")
+        for img in (m, sd):
+            if 0 < r < image_shape[0]:
+                img[r - 1, :] = (0.9, 0.1, 0.1)  # the red line: the last observed row
+        top.append(m)
+        bottom.append(sd)
+    H, W = image_shape
+    return _panels(
+        [top, bottom],
+        path,
+        size=(1.0 * len(revealed) * W / H + 0.6, 2.6),
+        vmin=0,
+        vmax=1,
+        cmap="gray",
+        col_titles=[f"{r} rows seen" for r in revealed],
+        row_titles=["mean", f"s.d. (0-{vmax:.2g})"],
+        title=title,
+        dpi=110,
     )
 
 

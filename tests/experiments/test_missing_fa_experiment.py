@@ -24,6 +24,7 @@ def test_digits_quick_run_writes_only_inside_its_folder(tmp_path):
         "completions_random.png",
         "metrics.json",
         "results.json",
+        "reveal.png",
         "table.md",
     ]
     assert json.loads((out / "metrics.json").read_text())["latent_dim"] == metrics["latent_dim"]
@@ -37,6 +38,34 @@ def test_digits_quick_run_writes_only_inside_its_folder(tmp_path):
         assert mse[p]["de+"] < mse[p]["fca"], mse[p]
     assert mse["random"]["exact"] < mse["random"]["sca"]
     assert mse["quarters"]["de"] < mse["quarters"]["de*"]
+    # Table 4.1 by the thesis's protocol; the DE's training error in both readings
+    assert metrics["generated"] == {"protocol": "thesis", "train": 1600, "test": 400}
+    assert "400 test cases generated" in table and "train (DE's masks)" in table
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["real"]["random"]) == {"train", "train_de", "test"}
+    assert set(results["generated"]["random"]["test"]) >= {"exact", "de"}
+
+
+def test_the_reveal_figure_follows_the_exact_predictive():
+    """Fig. 4.2: observed pixels keep their value (s.d. 0); the unseen pixels' predictive
+    variance is the closed form diag(W P^-1 W^T) + psi, and shrinks as rows are revealed."""
+    import torch
+
+    from pgm3d.data.images import load_dataset
+    from pgm3d.experiments.missing_fa import _reveal
+    from pgm3d.models import PPCA
+
+    x = load_dataset("digits").x
+    model = PPCA.fit(x[:500], latent_dim=5)
+    rev = _reveal(model, x[600], (8, 8), steps=5)
+    assert rev["revealed"] == [0, 2, 4, 6, 8]
+    seen = torch.arange(64) < 16  # 2 rows
+    torch.testing.assert_close(rev["means"][1][seen], x[600][seen].float().to(rev["means"].dtype))
+    assert (rev["stds"][1][seen] == 0).all() and (rev["stds"][4] == 0).all()
+    cov = model.W @ model.W.mT + torch.diag(model.psi)
+    prior_sd = cov.diagonal().sqrt().detach()
+    torch.testing.assert_close(rev["stds"][0], prior_sd.to(rev["stds"].dtype))
+    assert rev["stds"][2].sum() < rev["stds"][1].sum() < rev["stds"][0].sum()
 
 
 def test_one_pattern_and_seed_reproducibility():

@@ -43,3 +43,20 @@ def test_drawing_a_figure_leaves_the_users_matplotlib_backend_alone(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_error_row_under_each_image_and_the_reveal_figure(tmp_path):
+    from matplotlib.image import imread
+
+    from pgm3d.viz import reveal_figure
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.rand(2, 64, generator=g) * 2 - 1
+    mask = torch.rand(2, 64, generator=g) > 0.5
+    done = {"a": torch.where(mask, truth, 0.0)}
+    plain = imread(completion_grid(truth, mask, done, (8, 8), tmp_path / "p.png"))
+    errors = imread(completion_grid(truth, mask, done, (8, 8), tmp_path / "e.png", error_row=True))
+    assert errors.shape[0] > 1.5 * plain.shape[0]  # a row of squared errors under each image
+    stds = torch.rand(3, 64, generator=g)
+    path = reveal_figure(truth[:1].expand(3, -1), stds, [0, 4, 8], (8, 8), tmp_path / "r.png")
+    assert imread(path).shape[1] > imread(path).shape[0]  # one column per reveal
