@@ -13,6 +13,7 @@ FIGURES = {
     "entity_exchange.png",
     "sequential_decoding.png",
     "traversals.png",
+    "traversals_vae.png",
     "kl_maps.png",
     "kl_map_scenes.png",
 }
