@@ -66,6 +66,7 @@ def fit(
     *,
     mask: torch.Tensor | None = None,
     mask_sampler: Callable | None = None,
+    fresh: Callable[[int], torch.Tensor] | None = None,
     context=None,
     guide=None,
     num_particles: int = 1,
@@ -104,6 +105,10 @@ def fit(
         generator=g)`` (e.g. ``functools.partial(random_mask, p_missing=0.5)``), combined with
         ``mask``: training on incomplete data of a given missingness, for mask-aware guides.
         Its generator is seeded from ``seed`` and kept in checkpoints.
+    :param fresh: new data every epoch: ``fresh(e)`` returns epoch ``e``'s rows, of the shape
+        of ``data`` (which is epoch 0's), so no row is seen twice — the thesis's training on
+        freshly drawn scenes (§5.4). It must be deterministic in ``e`` (a seeded generator), so
+        a resumed run sees the same rows; complete rows only (no ``mask`` or ``context``).
     :param context: row-aligned conditioning inputs: an ``(N, ...)`` tensor or a dict of them
         by argument name, minibatched with the data.
     :param guide: a guide to train instead of the model's own.
@@ -151,6 +156,8 @@ def fit(
         check_device(device)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs the checkpoint file to resume from")
+    if fresh is not None and (mask is not None or context is not None or not callable(fresh)):
+        raise ValueError("fresh= takes a function of the epoch, for complete rows without context")
     if isinstance(objective, Objective):
         loss_fn = objective
     else:
@@ -198,6 +205,8 @@ def fit(
         settings["context"] = sorted(ctx)
     if mask_sampler is not None:
         settings["mask_sampler"] = True
+    if fresh is not None:
+        settings["fresh"] = True
     pyro.set_rng_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
     history = FitHistory()
@@ -237,7 +246,10 @@ def fit(
         initial=loop["epoch"],
         total=epochs,
     )
+    first_x = x
     for epoch in bar:
+        if fresh is not None:
+            x = first_x if epoch == 0 else _fresh_rows(fresh, epoch, first_x)
         if loop["order"] is None:
             loop.update(order=torch.randperm(N, generator=shuffle).to(x.device), total=0.0)
         order, alpha = loop["order"], kl_weight
@@ -280,6 +292,17 @@ def fit(
     if history.bound and math.isnan(history.bound[-1]):
         raise TrainingError("training produced a NaN bound")
     return history
+
+
+def _fresh_rows(fresh, epoch: int, like: torch.Tensor) -> torch.Tensor:
+    """Epoch ``epoch``'s rows from ``fresh``, checked against epoch 0's."""
+    rows = torch.as_tensor(fresh(epoch)).to(device=like.device, dtype=like.dtype)
+    if rows.shape != like.shape:
+        raise ValueError(
+            f"fresh({epoch}) returned shape {tuple(rows.shape)}, expected {tuple(like.shape)}"
+        )
+    check_observed_finite(rows, None, f"fresh({epoch})")
+    return rows
 
 
 def _batch_mask(mask, sampler, rows, x, generator):

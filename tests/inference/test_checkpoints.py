@@ -164,3 +164,44 @@ def test_tensorboard_log_needs_tensorboard(tmp_path):
         log = TensorBoardLog(tmp_path)
         _train(epochs=1, log=log)
         assert any(p.name.startswith("events") for p in tmp_path.iterdir())
+
+
+def _fresh_run(path=None, *, resume=False, stop_at=None, seen=None):
+    torch.manual_seed(1)
+    model = VAE(10, 3, hidden=(16,))
+
+    def draw(epoch):
+        if seen is not None:
+            seen.append(epoch)
+        return torch.randn(150, 10, generator=torch.Generator().manual_seed(100 + epoch))
+
+    def stop(epoch, history):
+        if epoch == stop_at:
+            raise _Stop
+        return False
+
+    history = fit(model, draw(0), "elbo", fresh=draw, epochs=4, batch_size=32,
+                  checkpoint=path, checkpoint_every=3, resume=resume, callbacks=[stop],
+                  progress=False)  # fmt: skip
+    return model, history
+
+
+def test_fresh_data_every_epoch_is_drawn_by_epoch_and_resumes_exactly(tmp_path):
+    seen = []
+    reference, ref_history = _fresh_run(seen=seen)
+    assert seen == [0, 1, 2, 3] and ref_history.steps == 20  # epochs 1-3 drew new rows
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(_Stop):
+        _fresh_run(path, stop_at=1)
+    resumed, history = _fresh_run(path, resume=True)
+    assert history.bound == ref_history.bound and _same(reference, resumed)
+    # the same run on epoch 0's rows only ends elsewhere: the new rows were used
+    torch.manual_seed(1)
+    fixed = VAE(10, 3, hidden=(16,))
+    data = torch.randn(150, 10, generator=torch.Generator().manual_seed(100))
+    fit(fixed, data, "elbo", epochs=4, batch_size=32, progress=False)
+    assert not _same(reference, fixed)
+    with pytest.raises(ValueError, match=r"fresh\(1\) returned shape \(3, 10\)"):
+        fit(VAE(10, 3), data, epochs=2, fresh=lambda e: torch.randn(3, 10), progress=False)
+    with pytest.raises(ValueError, match="fresh= takes a function"):
+        fit(VAE(10, 3), data, mask=data > 0, fresh=lambda e: data, progress=False)
