@@ -20,7 +20,8 @@ Protocol, per latent size (8 and 64 by default):
    the training data;
 6. **latent activity** per unit (variance over the test set of the posterior mean, Burda et al.)
    and the number of units carrying 90% of it; a 2-D ShapeVAE's embedding coloured by style;
-   interpolation strips; grids of samples; surfaces reconstructed from two ShapeVAE samples.
+   interpolation strips; single-unit traversals (Fig. 3.10); grids of samples; surfaces
+   reconstructed from two ShapeVAE samples.
 """
 
 from __future__ import annotations
@@ -522,6 +523,7 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
     frames = vae.to_points(torch.cat([loc, e], -1))
     title = f"ShapeVAE-{k}: interpolation between two test shapes"
     draw(frames, "interpolation.png", title, fn=interpolation_strip)
+    _traversals(out, vae, za, x[0, vae.point_dim :], run.results["activity"][f"ShapeVAE-{k}"], pop)
     # surfaces of two samples
     sample = vae.to_points(vae.sample(2, generator=run.gen(7), mean=True))
     for i in range(2):
@@ -538,3 +540,34 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
             out / f"surface_{i}.png",
             title=f"ShapeVAE-{k} sample {i}: surface from points + normals",
         )
+
+
+def _traversals(out, vae, z, e, activity, part_of_point, units: int = 4, steps: int = 7) -> None:
+    """The thesis's Fig. 3.10: single latent units swept over -2.5 .. 2.5 from a test shape's
+    posterior mean, its parts held fixed; the ``units`` most active units (rows), the sweep
+    (columns)."""
+    from pgm3d.viz import render_shapes
+
+    order = torch.tensor(activity["activity"]).argsort(descending=True)[:units].tolist()
+    values = torch.linspace(-2.5, 2.5, steps, device=z.device)
+    with torch.no_grad():
+        zs = z.repeat(len(order) * steps, 1)
+        for row, d in enumerate(order):
+            zs[row * steps : (row + 1) * steps, d] = values
+        flags = e.expand(len(zs), -1)
+        loc, _ = vae.decode(zs, flags)
+    shapes = vae.to_points(torch.cat([loc, flags], -1))
+    titles = [f"unit {d}: {v:+.1f}" if j == 0 or row == 0 else f"{v:+.1f}"
+              for row, d in enumerate(order) for j, v in enumerate(values.tolist())]  # fmt: skip
+    render_shapes(
+        shapes["points"],
+        out / "traversals.png",
+        ncols=steps,
+        normals=shapes["normals"],
+        masks=shapes["point_mask"],
+        part_of_point=part_of_point,
+        titles=titles,
+        title="ShapeVAE: single-unit traversals of a test shape's posterior mean, the most "
+        "active units (rows; thesis Fig. 3.10)",
+    )
+

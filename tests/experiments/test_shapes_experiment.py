@@ -34,6 +34,7 @@ def test_quick_run_writes_tables_metrics_and_figures(tmp_path):
         "latent_activity.png",
         "embedding_2d.png",
         "interpolation.png",
+        "traversals.png",
         "samples_shapevae_8.png",
         "samples_shapefa_8.png",
         "samples_diagonal.png",
