@@ -22,6 +22,7 @@ __all__ = [
     "RunFolderError",
     "claim_run_folder",
     "read_config",
+    "run_config",
     "run_folder",
     "write_config",
 ]
@@ -86,6 +87,13 @@ def _toml_value(value) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def run_config(command: str, settings, **common) -> dict:
+    """The configuration a run records, in ``config.toml`` and in its model file and
+    checkpoints: the command, the common options (``out``, ``seed``, ``device`` ...) and every
+    setting of its :class:`~pgm3d.settings.Settings`."""
+    return {"command": command, **common, **settings.as_dict()}
 
 
 def write_config(path: str | Path, config: dict, comment: str | None = None) -> Path:

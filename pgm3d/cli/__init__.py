@@ -24,7 +24,7 @@ from pathlib import Path
 from pgm3d import __version__
 from pgm3d.cli.generate import add_settings, settings_from_args
 from pgm3d.cli.options import add_common, apply_config, section, walk_actions
-from pgm3d.config import run_folder
+from pgm3d.config import run_config, run_folder
 from pgm3d.inference.training import TrainingError
 from pgm3d.registry import Registry, did_you_mean
 
@@ -121,11 +121,10 @@ def _run(args) -> int:
     registry, name = args._run
     info = registry.info(name)
     settings = settings_from_args(info["settings"], args)
-    config = {"command": section(args).replace(".", " "), "out": args.out, "seed": args.seed}
-    config["device"] = args.device
+    common = {"out": args.out, "seed": args.seed, "device": args.device}
     if hasattr(args, "quick"):
-        config["quick"] = args.quick
-    config.update(settings.as_dict())
+        common["quick"] = args.quick
+    config = run_config(section(args).replace(".", " "), settings, **common)
     claim = {"overwrite": args.overwrite}
     if info.get("checkpoint"):
         claim.update(resume=settings.resume, checkpoint=info["checkpoint"])

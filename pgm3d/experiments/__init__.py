@@ -7,6 +7,8 @@ progress) -> metrics`` that writes ``metrics.json``, ``table.md`` and its figure
 naming its settings and its help — makes it ``pgm3d experiment NAME``, options and all.
 """
 
+from pathlib import Path
+
 from pgm3d.experiments.autoguides import AutoguidesSettings, run_autoguides
 from pgm3d.experiments.classify import ClassifySettings, run_classify
 from pgm3d.experiments.demo import DemoSettings, run_demo
@@ -25,10 +27,9 @@ def _orderings(metrics: dict) -> str:
 
 
 def _demo_summary(metrics: dict) -> str:
-    with open(metrics["summary_file"]) as f:
-        summary = f.read()
-    folder = metrics["summary_file"].rsplit("/", 1)[0]
-    return f"{summary}\nopen {folder}/report.html in a browser ({metrics['seconds']:.0f} s in all)"
+    summary = Path(metrics["summary_file"])
+    report = summary.parent / "report.html"
+    return f"{summary.read_text()}\nopen {report} in a browser ({metrics['seconds']:.0f} s in all)"
 
 
 #: the experiments of ``pgm3d experiment NAME``, with their settings and help

@@ -238,12 +238,12 @@ def nearest_grids(queries: torch.Tensor, pool: torch.Tensor, batch: int = 256) -
     return index
 
 
-def _feature_health(net, model_name, train, result, untrained, device) -> dict:
+def _feature_health(net, model_name, train, result, untrained, device, features=None) -> dict:
     """Do the learned features carry more than the untrained network's? Active units (the
     posterior mean's variance over the training grids above 0.01, Burda et al. 2016) and, for
     VSL, the KL of each latent; a warning when the learned features score below the control,
     the sign of a collapsed posterior (or a dead encoder)."""
-    feats = _embed(net, train.voxels, device)
+    feats = _embed(net, train.voxels, device) if features is None else features
     out = {"active_units": int((feats.var(0) > 0.01).sum()), "feature_dim": int(feats.shape[1])}
     if model_name == "vsl":
         x = VSL.rows(train.voxels[:500]).to(device)
@@ -287,18 +287,19 @@ def run_classify(
     train, test = _data(data, s, R, seed, progress)
     kernel = "rbf" if model == "vsl" else "linear"
 
-    def classify(net) -> dict:
+    def classify(net) -> tuple[dict, np.ndarray]:
         train_x, test_x = _embed(net, train.voxels, device), _embed(net, test.voxels, device)
-        return svm_accuracy(
+        scored = svm_accuracy(
             train_x, train.labels.numpy(), test_x, test.labels.numpy(), kernel, seed
         )
+        return scored, train_x
 
     # the control: the same network at its initial weights, through the same protocol
     classes = len(train.class_names)
-    untrained = classify(_build(model, R, s, seed, device, classes).eval())
+    untrained, _ = classify(_build(model, R, s, seed, device, classes).eval())
     net, curve, train_seconds = _train(model, train, s, seed, device, progress)
-    result = classify(net)
-    health = _feature_health(net, model, train, result, untrained, device)
+    result, features = classify(net)
+    health = _feature_health(net, model, train, result, untrained, device, features)
     t = time.perf_counter()
     reference = fit_voxnet(train, test, epochs=s.cnn_epochs, seed=seed, device=device)
     cnn_seconds = time.perf_counter() - t

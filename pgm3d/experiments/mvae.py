@@ -421,7 +421,8 @@ def _vae_traversal(out, vae, xt, img, image_grid, dims: int) -> None:
     its ``dims`` most informative latent dimensions (highest mean KL over the test scenes),
     each swept over -2.5 .. 2.5 from the first test scene's posterior mean."""
     loc, scale = vae.encode(xt[:200])
-    kl = (0.5 * (loc**2 + scale**2 - 1) - scale.log()).mean(0)
+    prior = torch.distributions.Normal(torch.zeros_like(loc), torch.ones_like(scale))
+    kl = torch.distributions.kl_divergence(torch.distributions.Normal(loc, scale), prior).mean(0)
     top = kl.argsort(descending=True)[:dims].tolist()
     values = torch.linspace(-2.5, 2.5, 7, device=loc.device)
     frames = []

@@ -12,7 +12,6 @@ from pgm3d.config import CONFIG_FILE, read_config
 from pgm3d.contract import WrappedModel
 from pgm3d.data.datasets import DataSettings, DataSplit
 from pgm3d.data.masks import hide_for_completion
-from pgm3d.inference import COMPLETION_METHODS
 from pgm3d.inference.base import default_methods, method_options
 from pgm3d.saving import load
 from pgm3d.settings import Settings, option
@@ -111,9 +110,8 @@ def hide(model, split: DataSplit, test, x, mask, *, drop=None, p_missing=None, s
 
 
 def methods_for(model, given) -> list[str]:
-    """The methods given (checked against the registry), or those that run by default."""
-    for m in given or ():
-        COMPLETION_METHODS[m]
+    """The methods given (the settings checked them against the registry), or those that run
+    by default for ``model``."""
     return list(given) if given else default_methods(model)
 
 

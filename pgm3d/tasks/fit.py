@@ -11,6 +11,7 @@ import torch
 from pgm3d._io import atomic_write_text
 from pgm3d.autoguide import FAMILIES as GUIDE_FAMILIES
 from pgm3d.autoguide import auto
+from pgm3d.config import run_config
 from pgm3d.data.datasets import DATA_KINDS, DataSettings
 from pgm3d.evaluation import log_likelihood_per_dim
 from pgm3d.inference import OBJECTIVES, EpochSummary, fit_gan
@@ -213,7 +214,7 @@ def run_fit(
     torch.manual_seed(seed)
     name, model, notes = _build(s, split, progress, device)
     s = s.replace(model=name)
-    config = {"command": "fit", "seed": seed, "device": str(device), **s.as_dict()}
+    config = run_config("fit", s, seed=seed, device=str(device))
     metrics = {"model": name, "data": s.data, "seed": seed, "device": str(device), **notes}
     out.mkdir(parents=True, exist_ok=True)  # everything it needs is read and checked by now
     if trained_by_sgd(model):

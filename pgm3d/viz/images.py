@@ -53,6 +53,11 @@ def _panels(
     return str(path)
 
 
+def _grey(image: np.ndarray) -> np.ndarray:
+    """Pixels in ``[-1, 1]`` as grey RGB in ``[0, 1]``."""
+    return np.repeat(((image + 1) / 2)[..., None], 3, -1)
+
+
 def _colour(values: np.ndarray, vmax: float, cmap: str = "magma") -> np.ndarray:
     """Scalar maps as RGB through ``cmap`` over ``[0, vmax]``."""
     from matplotlib import colormaps
@@ -90,12 +95,10 @@ def completion_grid(
     blank = np.ones((*image_shape, 3))
     rows = []
     for i in range(n):
-        grey = (_image(truth[i], image_shape) + 1) / 2
-        observed = np.repeat(grey[..., None], 3, -1)
+        observed = _grey(_image(truth[i], image_shape))
         observed[~mask[i].cpu().numpy().reshape(image_shape)] = (0.85, 0.1, 0.1)
-        rgb = lambda img: np.repeat(((img + 1) / 2)[..., None], 3, -1)  # noqa: E731
-        panels = [rgb(_image(truth[i], image_shape)), observed]
-        rows.append(panels + [rgb(_image(c[i], image_shape)) for c in completions.values()])
+        panels = [_grey(_image(truth[i], image_shape)), observed]
+        rows.append(panels + [_grey(_image(c[i], image_shape)) for c in completions.values()])
         if error_row:
             maps = [_colour(_image(e[i], image_shape), vmax) for e in errors.values()]
             rows.append([blank, blank, *maps])
@@ -136,7 +139,7 @@ def reveal_figure(
     vmax = float(stds.max())
     top, bottom = [], []
     for s, r in enumerate(revealed):
-        m = np.repeat(((_image(means[s], image_shape) + 1) / 2)[..., None], 3, -1)
+        m = _grey(_image(means[s], image_shape))
         sd = _colour(_image(stds[s], image_shape), vmax, "viridis")
         for img in (m, sd):
             if 0 < r < image_shape[0]:
