@@ -197,9 +197,7 @@ class AutoGuide(nn.Module):
         }
         sites, plate, plate_dim = read_model(self._pair, x, mask, context)
         self.plate, self.plate_dim = plate, plate_dim
-        self.sites = [
-            _read_site(n, s, plate) for n, s in sites.items() if not s["is_observed"]
-        ]
+        self.sites = [_read_site(n, s, plate) for n, s in sites.items() if not s["is_observed"]]
         if not self.sites:
             raise ContractError("the model has no latent sites for the autoguide to infer")
         D = x.shape[-1]

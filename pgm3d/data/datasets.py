@@ -84,7 +84,6 @@ class DataSplit:
         return data_kind(self.train)
 
 
-
 def data_names() -> list[str]:
     """Names ``open_data`` knows besides paths: shape families, image sets, the voxel set and
     the sprite scenes."""
@@ -284,4 +283,3 @@ class DataSettings(Settings):
             data_path=self.data_path,
             resolution=self.resolution,
         )
-

@@ -22,16 +22,20 @@ import math
 import torch
 
 __all__ = [
+    "Bent",
     "Box",
     "Ellipsoid",
     "Frustum",
     "Mirrored",
+    "Moved",
     "Part",
     "Symmetrized",
     "Torus",
     "frame_from_up",
+    "rotation_about",
     "rotation_x",
     "rotation_y",
+    "subdivide",
 ]
 
 _PLASTIC = 1.324717957244746  # root of x^3 = x + 1; generates Roberts' R2 sequence
@@ -496,3 +500,143 @@ class Symmetrized(_Wrapper):
 
     def mesh(self):
         return self.part.mesh()
+
+
+def subdivide(vertices: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of midpoint subdivision: every triangle becomes four, every edge gets its
+    midpoint (shared by the two triangles on it, so a closed mesh stays closed).
+
+    :param vertices: ``(N, V, 3)``. :param faces: ``(F, 3)`` shared by all ``N`` shapes.
+    :returns: ``(N, V + E, 3)`` vertices and ``(4F, 3)`` faces, orientation kept.
+    """
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    unique, index = torch.unique(edges.sort(-1).values, dim=0, return_inverse=True)
+    mid = (vertices[:, unique[:, 0]] + vertices[:, unique[:, 1]]) / 2
+    m = index.reshape(3, -1) + vertices.shape[1]  # midpoints of edges (ab, bc, ca) per face
+    a, b, c = faces.unbind(-1)
+    new = torch.cat(
+        [
+            torch.stack([a, m[0], m[2]], -1),
+            torch.stack([m[0], b, m[1]], -1),
+            torch.stack([m[2], m[1], c], -1),
+            torch.stack([m[0], m[1], m[2]], -1),
+        ]
+    )
+    return torch.cat([vertices, mid], 1), new
+
+
+class Bent(_Wrapper):
+    """``part`` bent along a circular arc: Barr's (1984) global bending deformation.
+
+    In the frame at ``origin`` with unit ``axis`` :math:`u` (the direction the part extends
+    along), unit bend ``direction`` :math:`v \\perp u` and :math:`b = u \\times v`, a point with
+    local coordinates :math:`(s, w, t)` maps to
+
+    .. math:: o + (1 - \\kappa w) \\frac{\\sin \\kappa s}{\\kappa} u
+              + \\Big(\\frac{1 - \\cos \\kappa s}{\\kappa} + w \\cos \\kappa s\\Big) v + t b,
+
+    so the line :math:`w = t = 0` becomes an arc of curvature :math:`\\kappa` turning towards
+    :math:`v` (:math:`\\kappa < 0`: away from it; :math:`\\kappa = 0`: no change). The Jacobian is
+    the rotation by :math:`\\kappa s` in the :math:`(u, v)` plane times
+    :math:`\\mathrm{diag}(1 - \\kappa w, 1, 1)`, so normals map by the inverse transpose exactly
+    and the surface's point correspondences are kept. The map is invertible while
+    :math:`\\kappa w < 1` on the part (the part is thinner than the bend's radius) and the arc
+    turns by less than :math:`\\pi`; :meth:`implicit` evaluates the part at the inverse image.
+
+    :param origin, axis, direction: ``(N, 3)``; ``axis`` and ``direction`` orthonormal.
+    :param curvature: ``(N,)`` signed curvature :math:`\\kappa` (1 / length).
+    :param int levels: midpoint subdivisions of the part's mesh before bending (a box's 12
+        triangles become 768 at 3), so the mesh follows the arc.
+    """
+
+    def __init__(self, part: Part, origin, axis, direction, curvature, levels: int = 3):
+        super().__init__(part)
+        self.origin, self.curvature, self.levels = origin, curvature, levels
+        self.basis = torch.stack([axis, direction, torch.linalg.cross(axis, direction)], -1)
+
+    def _local(self, x):
+        return torch.einsum("nji,nmj->nmi", self.basis, x - self.origin[:, None])
+
+    def _angles(self, s):
+        theta = self.curvature[:, None] * s
+        return (
+            theta,
+            torch.sinc(theta / math.pi),
+            0.5 * theta * torch.sinc(theta / 2 / math.pi) ** 2,
+        )
+
+    def _forward(self, x, normals=None):
+        s, w, t = self._local(x).unbind(-1)
+        k = self.curvature[:, None]
+        theta, sinc, versinc = self._angles(s)  # sin(θ)/θ and (1 - cos θ)/θ
+        local = torch.stack([(1 - k * w) * s * sinc, s * versinc + w * theta.cos(), t], -1)
+        x = self.origin[:, None] + torch.einsum("nij,nmj->nmi", self.basis, local)
+        if normals is None:
+            return x
+        nu, nv, nb = torch.einsum("nji,nmj->nmi", self.basis, normals).unbind(-1)
+        nu = nu / (1 - k * w)
+        c, si = theta.cos(), theta.sin()
+        n = torch.stack([nu * c - nv * si, nu * si + nv * c, nb], -1)
+        n = torch.einsum("nij,nmj->nmi", self.basis, n)
+        return x, _normalize(n)
+
+    def surface(self, m):
+        p, n = self.part.surface(m)
+        return self._forward(p, n)
+
+    def implicit(self, x):
+        qu, qv, t = self._local(x).unbind(-1)
+        k = self.curvature[:, None]
+        h = torch.hypot(k * qu, 1 - k * qv)  # 1 - κw, the distance to the centre in units 1/κ
+        w = (2 * qv - k * (qu**2 + qv**2)) / (1 + h)  # (1 - h) / κ without cancellation
+        theta = torch.atan2(k * qu, 1 - k * qv)
+        s = torch.where(k.abs() > 1e-12, theta / torch.where(k == 0, 1.0, k), qu)
+        rest = torch.stack([s, w, t], -1)
+        return self.part.implicit(
+            self.origin[:, None] + torch.einsum("nij,nmj->nmi", self.basis, rest)
+        )
+
+    def mesh(self):
+        v, f = self.part.mesh()
+        for _ in range(self.levels):
+            v, f = subdivide(v, f)
+        return self._forward(v), f
+
+
+class Moved(_Wrapper):
+    """``part`` turned by ``rotation (N, 3, 3)`` about ``pivot (N, 3)``, then moved by ``shift
+    (N, 3)`` (none by default): an articulated joint (a steering axis, a crank, a reclining
+    back) or a placement. Points and normals rotate; the implicit is the part's at the inverse
+    image."""
+
+    def __init__(self, part: Part, rotation, pivot, shift=None):
+        super().__init__(part)
+        self.rotation, self.pivot = rotation, pivot
+        self.shift = torch.zeros_like(pivot) if shift is None else shift
+
+    def _apply(self, x):
+        turned = torch.einsum("nij,nmj->nmi", self.rotation, x - self.pivot[:, None])
+        return (self.pivot + self.shift)[:, None] + turned
+
+    def surface(self, m):
+        p, n = self.part.surface(m)
+        return self._apply(p), torch.einsum("nij,nmj->nmi", self.rotation, n)
+
+    def implicit(self, x):
+        rel = x - (self.pivot + self.shift)[:, None]
+        back = torch.einsum("nji,nmj->nmi", self.rotation, rel)
+        return self.part.implicit(self.pivot[:, None] + back)
+
+    def mesh(self):
+        v, f = self.part.mesh()
+        return self._apply(v), f
+
+
+def rotation_about(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rotations by ``angle (N,)`` radians about unit ``axis (N, 3)`` (Rodrigues): ``(N, 3, 3)``."""
+    k = torch.zeros(*axis.shape[:-1], 3, 3, dtype=axis.dtype, device=axis.device)
+    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -axis[..., 2], axis[..., 1], -axis[..., 0]
+    k = k - k.transpose(-1, -2)
+    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
+    s, c = angle.sin()[..., None, None], angle.cos()[..., None, None]
+    return eye + s * k + (1 - c) * k @ k

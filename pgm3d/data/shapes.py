@@ -31,7 +31,15 @@ from pgm3d.data.mesh import Mesh
 from pgm3d.data.parts import Part
 from pgm3d.registry import Registry
 
-__all__ = ["FAMILIES", "ShapeFamily", "ShapeSet", "load_shapes", "shapes"]
+__all__ = [
+    "FAMILIES",
+    "ParamSampler",
+    "ShapeFamily",
+    "ShapeSet",
+    "load_shapes",
+    "parameter_counts",
+    "shapes",
+]
 
 FAMILIES: Registry = Registry("shape family")
 
@@ -47,6 +55,8 @@ class ShapeSet:
     :ivar torch.Tensor style: ``(N,)`` long style index (``-1`` when unknown).
     :ivar tuple part_names: ``K`` names. :ivar tuple style_names: style names.
     :ivar str family: family name, or the file it was loaded from.
+    :ivar torch.Tensor parameters: ``(N, J)`` float64, the generator's random draws per shape
+        (procedural sets only; see :class:`ParamSampler`), or None.
     """
 
     points: torch.Tensor
@@ -58,6 +68,7 @@ class ShapeSet:
     style_names: tuple[str, ...] = ()
     family: str | None = None
     parts: list[Part] | None = field(default=None, repr=False)
+    parameters: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self):
         n, p = self.points.shape[:2]
@@ -130,6 +141,9 @@ class ShapeSet:
             existence=self.existence[index],
             style=self.style[index],
             parts=None if self.parts is None else [p[index] for p in self.parts],
+            parameters=None
+            if self.parameters is None
+            else self.parameters[index.cpu() if isinstance(index, torch.Tensor) else index],
         )
 
     def to(self, *args, **kwargs) -> ShapeSet:
@@ -253,32 +267,58 @@ class ParamSampler:
     """Draws per-shape parameters whose ranges depend on each shape's style.
 
     ``rng.uniform(chair=(0.4, 0.5), bench=(0.8, 0.9))`` returns ``(N,)`` values drawn uniformly in
-    the
-    range of each shape's style; styles not named use the first range (their value is unused or
+    the range of each shape's style; styles not named use the first range (their value is unused or
     irrelevant, e.g. the geometry of an absent part).
+
+    The sampler counts, per style, the draws that can vary (a range with ``lo < hi``, a
+    probability strictly between 0 and 1, an integer range): :attr:`degrees`, an upper bound on
+    the number of free parameters of a style (a draw for a part the style lacks still counts),
+    which :func:`parameter_counts` reports; and it keeps every value it draws, in order
+    (:attr:`draws`, a list of ``(N,)`` float64 tensors), which :func:`shapes` returns as
+    :attr:`ShapeSet.parameters`.
     """
 
     def __init__(self, style: torch.Tensor, style_names, generator: torch.Generator):
         self.style, self.names, self.generator = style, tuple(style_names), generator
+        self.degrees = torch.zeros(len(self.names), dtype=torch.long)
+        self.draws: list[torch.Tensor] = []
 
-    def _per_style(self, values: dict, default) -> torch.Tensor:
+    def _draw(self, value: torch.Tensor) -> torch.Tensor:
+        self.draws.append(value.to(torch.float64))
+        return value
+
+    def _table(self, values: dict, default) -> torch.Tensor:
         unknown = set(values) - set(self.names)
         if unknown:
             raise KeyError(f"unknown styles {sorted(unknown)}")
-        table = [values.get(name, default) for name in self.names]
-        return torch.tensor(table, dtype=torch.float64)[self.style]
+        return torch.tensor([values.get(name, default) for name in self.names], dtype=torch.float64)
 
     def uniform(self, default=None, **ranges) -> torch.Tensor:
         default = default if default is not None else next(iter(ranges.values()))
-        lohi = self._per_style(ranges, default)
-        if lohi.dim() == 1:  # a fixed value
-            return lohi
+        table = self._table(ranges, default)
+        if table.dim() == 1:  # a fixed value
+            return table[self.style]
+        self.degrees += table[:, 1] > table[:, 0]
+        lohi = table[self.style]
         u = torch.rand(len(self.style), generator=self.generator, dtype=torch.float64)
-        return lohi[:, 0] + u * (lohi[:, 1] - lohi[:, 0])
+        return self._draw(lohi[:, 0] + u * (lohi[:, 1] - lohi[:, 0]))
+
+    def integers(self, default=None, **ranges) -> torch.Tensor:
+        """``(N,)`` long, uniform on ``lo..hi`` inclusive for each shape's style (a discrete
+        structural choice: the number of legs, slats or engines)."""
+        default = default if default is not None else next(iter(ranges.values()))
+        table = self._table(ranges, default).long()
+        self.degrees += table[:, 1] > table[:, 0]
+        lohi = table[self.style]
+        u = torch.rand(len(self.style), generator=self.generator, dtype=torch.float64)
+        return self._draw(lohi[:, 0] + (u * (lohi[:, 1] - lohi[:, 0] + 1)).long())
 
     def bernoulli(self, default: float = 0.0, **probs) -> torch.Tensor:
-        p = self._per_style(probs, default)
-        return torch.rand(len(self.style), generator=self.generator, dtype=torch.float64) < p
+        table = self._table(probs, default)
+        self.degrees += (table > 0) & (table < 1)
+        p = table[self.style]
+        u = torch.rand(len(self.style), generator=self.generator, dtype=torch.float64)
+        return self._draw(u < p)
 
     def styles(self, *names: str) -> torch.Tensor:
         """``(N,)`` bool: the shape's style is one of ``names``."""
@@ -293,6 +333,17 @@ class ParamSampler:
         return torch.stack(
             [torch.as_tensor(c, dtype=torch.float64).expand(n) for c in components], -1
         )
+
+
+def parameter_counts(family: str) -> dict[str, int]:
+    """The number of random draws that vary within each style of a registered family: an upper
+    bound on the style's free shape parameters (see :class:`ParamSampler`).
+    """
+    fam: ShapeFamily = FAMILIES[family]()
+    style = torch.arange(len(fam.style_names))
+    rng = ParamSampler(style, fam.style_names, torch.Generator().manual_seed(0))
+    fam.generate(style, rng)
+    return dict(zip(fam.style_names, rng.degrees.tolist(), strict=True))
 
 
 def shapes(
@@ -332,7 +383,8 @@ def shapes(
     g = torch.Generator().manual_seed(seed)
     chosen = torch.tensor([fam.style_names.index(s) for s in names])
     style = chosen[torch.randint(len(chosen), (n,), generator=g)]
-    parts, existence = fam.generate(style, ParamSampler(style, fam.style_names, g))
+    rng = ParamSampler(style, fam.style_names, g)
+    parts, existence = fam.generate(style, rng)
     pts, nrm = zip(*(part.surface(m) for part, m in zip(parts, counts, strict=True)), strict=True)
     part_of_point = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
     mask = existence[:, part_of_point].unsqueeze(-1)
@@ -351,6 +403,7 @@ def shapes(
         style_names=fam.style_names,
         family=family,
         parts=parts,
+        parameters=torch.stack(rng.draws, -1) if rng.draws else None,
     )
 
 

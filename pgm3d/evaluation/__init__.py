@@ -20,6 +20,7 @@ from pgm3d.evaluation.geometry import (
 )
 from pgm3d.evaluation.imputation import ImputationError, imputation_mse
 from pgm3d.evaluation.likelihood import log_likelihood_per_dim
+from pgm3d.evaluation.linearity import family_linearity, linear_fit_residual, pca_residual
 from pgm3d.evaluation.reconstruction import reconstruct_surface
 
 __all__ = [
@@ -32,13 +33,16 @@ __all__ = [
     "count_accuracy",
     "count_confusion",
     "evaluate_posteriors",
+    "family_linearity",
     "guide_from",
     "imputation_mse",
     "kl_count_threshold",
     "kl_to_exact",
+    "linear_fit_residual",
     "log_likelihood_per_dim",
     "normal_angles",
     "pca_normals",
+    "pca_residual",
     "psis_khat",
     "reconstruct_surface",
     "sbc",

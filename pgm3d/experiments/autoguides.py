@@ -40,6 +40,7 @@ from pgm3d.tasks.results import write_results
 
 __all__ = ["AutoguidesSettings", "run_autoguides"]
 
+
 @dataclass
 class AutoguidesSettings(Settings):
     """The settings of :func:`run_autoguides`; :meth:`quick` is a smoke test."""
@@ -55,7 +56,8 @@ class AutoguidesSettings(Settings):
     }
 
     dataset: str = option(
-        "digits", "part 1's data: digits (embedded) or frey; part 2 uses digits",
+        "digits",
+        "part 1's data: digits (embedded) or frey; part 2 uses digits",
         choices=("digits", "frey"),
     )
     data_path: Path | None = option(None, "frey_rawface.mat location", kind=Path)
@@ -73,12 +75,13 @@ class AutoguidesSettings(Settings):
     natural_lr: float = option(1e-2, "the natural family's Adam learning rate")
     vae_epochs: int = option(60, "VAE training epochs (part 2)")
     vae_families: tuple[str, ...] = option(
-        ("diag", "full", "flow"), "families whose IWAE gap is measured", many=True,
+        ("diag", "full", "flow"),
+        "families whose IWAE gap is measured",
+        many=True,
         choices=GUIDE_FAMILIES,
     )
     gap_rows: int = option(200, "test rows of the IWAE gap")
     gap_samples: int = option(5000, "K of the IWAE bound")
-
 
 
 def _q_mean(q: torch.distributions.Distribution) -> torch.Tensor:

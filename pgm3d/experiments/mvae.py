@@ -27,6 +27,7 @@ from pgm3d.tasks.results import write_results
 
 __all__ = ["MVAESettings", "run_mvae"]
 
+
 @dataclass
 class MVAESettings(Settings):
     """The settings of :func:`run_mvae`: by default the thesis's ch. 5 on 3-sprite scenes;
@@ -76,7 +77,6 @@ class MVAESettings(Settings):
     )
 
 
-
 def _num_objects(s: MVAESettings) -> int:
     return s.num_objects or MVAE.objects_for(s.max_sprites)
 
@@ -90,6 +90,7 @@ def _train(model, x, s, seed, progress, callbacks=()):
     decay = s.lr_decay if s.lr_final is None else (s.lr_final / s.lr) ** (1 / s.epochs)
     fresh = None
     if s.fresh:  # epoch e's scenes: a stream of its own, apart from the test scenes' (seed + 1)
+
         def fresh(e):
             return multi_sprites(len(x), s.max_sprites, seed=seed + 1 + e).rows()
 
@@ -439,4 +440,3 @@ def _vae_traversal(out, vae, xt, img, image_grid, dims: int) -> None:
         "(compare traversals.png, the MVAE's)",
         panel=0.8,
     )
-

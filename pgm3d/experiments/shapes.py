@@ -53,6 +53,7 @@ __all__ = ["THESIS_SETTINGS", "ShapesSettings", "run_shapes"]
 #: ShapeVAE training as in the thesis: Adam at 1e-4, KL weight 100, sigma^2_min 1e-3
 THESIS_SETTINGS = {"lr": 1e-4, "kl_weight": 100.0, "min_variance": 1e-3, "epochs": 500}
 
+
 @dataclass
 class ShapesSettings(Settings):
     """The settings of :func:`run_shapes`: by default the thesis's (§3.5); :meth:`quick` is a
@@ -570,4 +571,3 @@ def _traversals(out, vae, z, e, activity, part_of_point, units: int = 4, steps: 
         title="ShapeVAE: single-unit traversals of a test shape's posterior mean, the most "
         "active units (rows; thesis Fig. 3.10)",
     )
-

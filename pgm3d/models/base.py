@@ -38,6 +38,7 @@ SAMPLERS = ("pseudo_gibbs", "mwg", "importance", "nuts")
 #: the closed-form back ends of linear-Gaussian models
 LINEAR_METHODS = ("exact", "fca", "sca", "mean")
 
+
 def check_n(n) -> int:
     """Validate a number of samples."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -5,17 +5,21 @@ import torch
 
 from pgm3d.data.mesh import Mesh
 from pgm3d.data.parts import (
+    Bent,
     Box,
     Ellipsoid,
     Frustum,
     Mirrored,
+    Moved,
     Symmetrized,
     Torus,
     allocate,
     fibonacci_sphere,
     frame_from_up,
     r2_sequence,
+    rotation_about,
     rotation_x,
+    subdivide,
 )
 
 
@@ -48,6 +52,15 @@ def _primitives(n=5):
         "torus": Torus(_rand(n, 3), _rand(n, lo=0.6, hi=1.0), _rand(n, lo=0.1, hi=0.3), tilt),
         "mirrored": Mirrored(box),
         "symmetrized": Symmetrized(Ellipsoid(torch.zeros(n, 3, dtype=torch.float64), _rand(n, 3))),
+        # a slab 2 long bent by up to 1.2 rad either way (curvatures -0.6..0.6), and turned
+        "bent": Bent(
+            box,
+            _rand(n, 3, lo=-0.2, hi=0.2),
+            frame[..., 2],
+            frame[..., 0],
+            _rand(n, lo=-0.6, hi=0.6),
+        ),
+        "moved": Moved(box, rotation_about(frame[..., 0], _rand(n, lo=-3, hi=3)), _rand(n, 3)),
     }
 
 
@@ -139,3 +152,49 @@ def test_frustum_side_normal_has_the_analytic_tilt():
     torch.testing.assert_close(
         n[0, side, 1], torch.full_like(n[0, side, 1], math.sin(math.atan(0.25)))
     )
+
+
+def test_bending_nothing_changes_nothing_and_a_bend_follows_barrs_arc():
+    box = _primitives()["box"]
+    frame = frame_from_up(torch.tensor([[0, 1.0, 0]] * 5), torch.tensor([0, 0, 1.0]))
+    origin = torch.zeros(5, 3, dtype=torch.float64)
+    axis, direction = frame[..., 2].double(), frame[..., 0].double()
+    flat = Bent(box, origin, axis, direction, torch.zeros(5, dtype=torch.float64))
+    for a, b in zip(flat.surface(64), box.surface(64), strict=True):
+        torch.testing.assert_close(a, b)
+    # a point on the axis at arc length s lands on the circle of radius 1/k through the origin
+    k = torch.full((5,), 0.5, dtype=torch.float64)
+    bent = Bent(box, origin, axis, direction, k)
+    s = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64)
+    on_axis = s[None, :, None] * axis[:, None]
+    mapped = bent._forward(on_axis)
+    centre = origin + direction / k[:, None]
+    torch.testing.assert_close(
+        (mapped - centre[:, None]).norm(dim=-1), torch.full((5, 4), 2.0, dtype=torch.float64)
+    )
+    # arc length is kept: the chord from s=0 to s=3 subtends 1.5 rad on a circle of radius 2
+    chord = (mapped[:, 3] - mapped[:, 0]).norm(dim=-1)
+    torch.testing.assert_close(chord, torch.full((5,), 2 * 2 * math.sin(0.75), dtype=torch.float64))
+
+
+def test_rotation_about_an_axis_is_rodrigues():
+    axis = torch.nn.functional.normalize(_rand(4, 3, lo=-1, hi=1), dim=-1)
+    angle = _rand(4, lo=-3, hi=3)
+    r = rotation_about(axis, angle)
+    torch.testing.assert_close(
+        r @ r.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(4, 3, 3)
+    )
+    torch.testing.assert_close(torch.linalg.det(r), torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close((r @ axis[..., None]).squeeze(-1), axis)  # the axis is fixed
+    x_axis = torch.tensor([[1.0, 0, 0]], dtype=torch.float64)
+    torch.testing.assert_close(rotation_about(x_axis, angle[:1]), rotation_x(angle[:1]))
+
+
+def test_subdivision_keeps_a_closed_mesh_closed_with_four_times_the_faces():
+    v, f = _primitives()["box"].mesh()
+    v2, f2 = subdivide(v, f)
+    assert len(f2) == 4 * len(f) and v2.shape[1] == v.shape[1] + 18  # a hexahedron has 18 edges
+    for i in range(len(v)):
+        mesh = Mesh(v2[i], f2)
+        assert mesh.is_watertight and mesh.is_oriented
+        torch.testing.assert_close(mesh.volume(), Mesh(v[i], f).volume())

@@ -53,7 +53,7 @@ def test_points_lie_on_their_part_surfaces(data):
 def test_shapes_are_aligned_and_share_one_scale(data):
     inside = data.points[data.point_mask()]
     assert inside.abs().max() < 1.05
-    if data.family == "airplanes":  # centred on the origin, wings along x
+    if data.family.startswith("airplanes"):  # centred on the origin, wings along x
         extent = data.points.amax(1) - data.points.amin(1)
         assert (extent[:, 0] > extent[:, 1]).all()
         return
@@ -65,6 +65,9 @@ def test_shapes_are_aligned_and_share_one_scale(data):
 def test_generated_shapes_are_mirror_symmetric_and_a_perturbation_is_not(data):
     mask = data.point_mask()
     score = symmetry_score(data.points, mask)
+    if data.family == "bikes":  # symmetric only up to the steering and the cranks, by design
+        assert score.max() < 0.1
+        return
     assert score.max() < 1e-9
     moved = data.points.clone()
     right = moved[..., 0] > 0
@@ -79,8 +82,8 @@ def test_the_same_index_lands_on_the_same_region_across_shapes(data):
         sub = data[data.style == s]
         for k in range(data.num_parts):
             present = sub.existence[:, k]
-            if present.sum() < 3:
-                continue
+            if present.sum() < 3 or data.part_names[k].startswith("crank"):
+                continue  # cranks take any angle: their points sweep a circle by design
             sl = sub.part_slice(k)
             p, n = sub.points[present, sl], sub.normals[present, sl]
             mean_normal = torch.nn.functional.normalize(n.mean(0), dim=-1)
@@ -90,7 +93,8 @@ def test_the_same_index_lands_on_the_same_region_across_shapes(data):
             )
             lo, hi = p.amin(1, keepdim=True), p.amax(1, keepdim=True)
             rel = (p - lo) / (hi - lo).clamp_min(1e-9)
-            assert (rel - rel.mean(0)).abs().mean() < 0.12, (
+            limit = 0.15 if data.family == "bikes" else 0.12  # the steered front end turns
+            assert (rel - rel.mean(0)).abs().mean() < limit, (
                 sub.style_names[int(s)],
                 data.part_names[k],
             )
@@ -160,7 +164,7 @@ def test_restricting_styles():
     [
         (
             {"family": "boats", "n": 3},
-            "unknown shape family 'boats'; choose one of: airplanes, chairs",
+            "unknown shape family 'boats'; choose one of: airplanes, airplanes_nonlinear",
         ),
         ({"family": "chairs", "n": 0}, "n must be a positive integer"),
         ({"family": "chairs", "n": -2}, "n must be a positive integer"),

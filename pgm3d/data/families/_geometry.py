@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from pgm3d.data.parts import Box, Frustum
+from pgm3d.data.parts import Box, Frustum, Moved, Part
 
 
 def columns(*cols: torch.Tensor) -> torch.Tensor:
@@ -48,3 +48,30 @@ def disc(floor: float, height, radius, top_ratio, nominal) -> Frustum:
     top = bottom.clone()
     top[:, 1] += height
     return Frustum(bottom, top, radius, radius * top_ratio, nominal=nominal)
+
+
+def arc_length_for_drop(drop: torch.Tensor, curvature: torch.Tensor) -> torch.Tensor:
+    """The length ``L`` of an arc of ``curvature`` that starts vertical and descends by ``drop``:
+    ``sin(kappa L) / kappa = drop``, so ``L = drop asin(kappa drop) / (kappa drop)`` (``drop``
+    when straight). ``kappa drop`` is kept below 0.99 (a quarter turn at most)."""
+    t = (curvature * drop).clamp(-0.99, 0.99)
+    safe = torch.where(t.abs() > 1e-9, t, 1.0)
+    return drop * torch.where(t.abs() > 1e-9, torch.asin(safe) / safe, 1.0)
+
+
+def centred(parts: list[Part], existence: torch.Tensor, k: int = 2, points: int = 64) -> list[Part]:
+    """The parts moved along axis ``k`` so that each shape's present parts span an interval
+    centred on 0 (measured on ``points`` surface points per part): shapes whose articulation
+    reaches far one way (a reclined back, a raked fork) still fit in ``[-1, 1]``."""
+    lo = hi = None
+    for j, part in enumerate(parts):
+        p = part.surface(points)[0][..., k]
+        present = existence[:, j, None]
+        p_lo = torch.where(present, p, torch.inf).amin(-1)
+        p_hi = torch.where(present, p, -torch.inf).amax(-1)
+        lo = p_lo if lo is None else torch.minimum(lo, p_lo)
+        hi = p_hi if hi is None else torch.maximum(hi, p_hi)
+    shift = torch.zeros(len(lo), 3, dtype=lo.dtype)
+    shift[:, k] = -(lo + hi) / 2
+    eye = torch.eye(3, dtype=lo.dtype).expand(len(lo), 3, 3)
+    return [Moved(part, eye, torch.zeros_like(shift), shift) for part in parts]
