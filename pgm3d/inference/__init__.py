@@ -19,6 +19,7 @@ from pgm3d.inference import (  # noqa: F401
 from pgm3d.inference.adversarial import GANHistory, d_should_update, fit_gan
 from pgm3d.inference.base import COMPLETION_METHODS, Completion, complete
 from pgm3d.inference.denoising import DenoisingEncoder
+from pgm3d.inference.early_stopping import EarlyStopping
 from pgm3d.inference.elbo import ELBO, MeanFieldELBO
 from pgm3d.inference.graph import check_guide, model_graph
 from pgm3d.inference.iwae import IWAE, DReG
@@ -39,6 +40,7 @@ __all__ = [
     "Completion",
     "DReG",
     "DenoisingEncoder",
+    "EarlyStopping",
     "EpochSummary",
     "FitHistory",
     "GANHistory",

@@ -117,3 +117,52 @@ def test_fit_on_a_gpu(data, objective):
     vae = VAE(6, 2, hidden=(8,))
     h = fit(vae, data, objective, num_particles=2, epochs=2, device="cuda", progress=False)
     assert next(vae.parameters()).device.type == "cuda" and len(h.bound) == 2
+
+
+def _overfitting_vae_run(data, callbacks=lambda vae: [], epochs=60):
+    """32 training rows and a big network at a high rate: it overfits within a few epochs."""
+    torch.manual_seed(0)
+    vae = VAE(6, 2, hidden=(64, 64))
+    cbs = callbacks(vae)
+    h = fit(vae, data[:32], "elbo", epochs=epochs, batch_size=32, lr=3e-2, seed=3,
+            callbacks=cbs, progress=False)  # fmt: skip
+    return vae, h, cbs
+
+
+def test_early_stopping_keeps_the_best_validation_parameters_and_stops(data):
+    from pgm3d.inference import EarlyStopping
+
+    _, h, (stop,) = _overfitting_vae_run(
+        data, lambda vae: [EarlyStopping(vae, data[128:], patience=5, num_samples=4)]
+    )
+    epochs = [e for e, _ in stop.scores]
+    assert epochs == list(range(1, len(h.bound) + 1))
+    best = max(v for _, v in stop.scores)
+    assert stop.best == best and dict(stop.scores)[stop.best_epoch] == best
+    # validation peaks, then stops improving for `patience` evaluations
+    assert h.stopped_early and len(h.bound) == stop.best_epoch + 5 < 60
+    assert stop.score() < best  # the last parameters are worse ...
+    stop.restore()
+    assert stop.score() == best  # ... and the best ones come back (common random numbers)
+
+
+def test_early_stopping_does_not_change_the_training_path(data):
+    from pgm3d.inference import EarlyStopping
+
+    plain, _, _ = _overfitting_vae_run(data, epochs=6)
+    watched, _, _ = _overfitting_vae_run(
+        data, lambda vae: [EarlyStopping(vae, data[128:], patience=100, num_samples=2)], epochs=6
+    )
+    for a, b in zip(plain.parameters(), watched.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"patience": 0}, "patience"), ({"every": 1.5}, "every"), ({"min_delta": -1.0}, "min_delta")],
+)
+def test_early_stopping_rejects_bad_settings(data, kwargs, match):
+    from pgm3d.inference import EarlyStopping
+
+    with pytest.raises(ValueError, match=match):
+        EarlyStopping(VAE(6, 2), data, **kwargs)
