@@ -181,7 +181,10 @@ def test_bench_hides_parts_of_shapes_not_their_existence_flags(tmp_path):
     [
         (["fit", "--model", "nope"], "unknown model 'nope'; choose one of: fa, ppca, vae"),
         (["fit", *SMALL_VAE, "--objective", "nope"], "unknown objective 'nope'; choose one of"),
-        (["fit", "--data", "nope"], "unknown data 'nope'; choose one of: airplanes, airplanes_nonl"),
+        (
+            ["fit", "--data", "nope"],
+            "unknown data 'nope'; choose one of: airplanes, airplanes_nonl",
+        ),
         (["fit", "--data", "missing.npy"], "data file missing.npy does not exist"),
         (["fit", "--model", "shapevae", "--data", "digits"], "models part-segmented shapes"),
         (["fit", "--model", "vsl", "--data", "digits"], "vsl models voxel grids"),

@@ -3,9 +3,14 @@ diagonal Gaussian on part-segmented shapes.
 
 Protocol, per latent size (8 and 64 by default):
 
-1. train ShapeVAE (ELBO with KL weight ``α``, Adam), fit ShapeFA greedily and the per-pattern
-   diagonal Gaussian, on procedural shapes of one family (points and normals);
-2. **test log-likelihood** in nats per observed dimension: ShapeVAE by the importance-weighted
+1. train ShapeVAE (ELBO with KL weight ``α``, Adam) for the full number of epochs, scoring a
+   validation set every few epochs and keeping the parameters of the best validation bound
+   (§3.5.1: early stopping for the quantitative results, the full run for samples); fit
+   ShapeFA greedily and the per-pattern diagonal Gaussian; on procedural shapes of one family
+   (points and normals), whose distance from linear is measured first
+   (:func:`~pgm3d.evaluation.family_linearity`);
+2. **test log-likelihood** in nats per observed dimension (steps 2-4 and 6 use the early-stopped
+   ShapeVAE, step 5 and the figures the fully trained one): ShapeVAE by the importance-weighted
    bound (Burda et al. 2016) with ``K`` samples, ShapeFA and the diagonal Gaussian exactly
    (Table 3.2);
 3. **shape completion**: test shapes drawn with replacement, each present part dropped with
@@ -26,6 +31,7 @@ Protocol, per latent size (8 and 64 by default):
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +41,7 @@ import torch
 from pgm3d.data import FAMILIES, drop_parts, shapes
 from pgm3d.evaluation import (
     active_units,
+    family_linearity,
     imputation_mse,
     log_likelihood_per_dim,
     normal_angles,
@@ -42,7 +49,7 @@ from pgm3d.evaluation import (
     reconstruct_surface,
     symmetry_score,
 )
-from pgm3d.inference import complete, fit
+from pgm3d.inference import EarlyStopping, complete, fit
 from pgm3d.models import PatternGaussian, ShapeFA, ShapeVAE, model_rows
 from pgm3d.saving import save
 from pgm3d.settings import Settings, check_run, option
@@ -78,12 +85,19 @@ class ShapesSettings(Settings):
         "samples": 200,
         "latent_dims": (8,),
         "embed_epochs": 20,
+        "n_valid": 20,
+        "linearity_shapes": 100,
     }
 
     family: str = option("chairs", "the shape family", choices=FAMILIES.names)
     latent_dims: tuple[int, ...] = option((8, 64), "latent sizes compared", many=True)
     n_train: int = option(1000, "training shapes")
     n_test: int = option(250, "test shapes")
+    n_valid: int = option(
+        100, "validation shapes; results use the best validation bound's parameters (0: last)"
+    )
+    check_every: int = option(5, "epochs between validation checks")
+    linearity_shapes: int = option(1000, "shapes per style for the family's linearity")
     points_per_part: int = option(32, "points per part")
     epochs: int = option(500, "ShapeVAE epochs")
     lr: float = option(1e-4, "Adam learning rate")
@@ -115,12 +129,18 @@ class _Run:
         ppp = s.points_per_part
         self.train = shapes(family, s.n_train, seed=seed, points_per_part=ppp).to(self.device)
         self.test = shapes(family, s.n_test, seed=seed + 1, points_per_part=ppp).to(self.device)
+        self.valid = (
+            shapes(family, s.n_valid, seed=seed + 2, points_per_part=ppp).to(self.device)
+            if s.n_valid
+            else None
+        )
         self.results: dict = {
             "log_likelihood": {},
             "completion": {},
             "normals": {},
             "symmetry": {},
             "activity": {},
+            "validation": {},
         }
         self.models: dict = {}
 
@@ -128,13 +148,20 @@ class _Run:
         return torch.Generator().manual_seed(self.seed * 1000 + offset)
 
     # -- models ------------------------------------------------------------------------------
-    def fit_vae(self, latent_dim: int, epochs: int) -> ShapeVAE:
+    def fit_vae(self, latent_dim: int, epochs: int, validate: bool = True):
+        """Train a ShapeVAE for ``epochs``; returns ``(best, last)``: the parameters of the best
+        validation bound (the last ones without a validation set) and the last ones."""
         s = self.s
         torch.manual_seed(self.seed)
         model = ShapeVAE.from_shapes(
             self.train, latent_dim, min_variance=THESIS_SETTINGS["min_variance"]
         ).to(self.device)
         x, mask = model.data(self.train)
+        stopper = None
+        if validate and self.valid is not None:
+            xv, mv = model.data(self.valid)
+            stopper = EarlyStopping(model, xv, mv, every=min(s.check_every, epochs),
+                                    num_samples=10, seed=self.seed, stop=False)  # fmt: skip
         history = fit(
             model,
             x,
@@ -146,9 +173,19 @@ class _Run:
             lr=s.lr,
             seed=self.seed,
             progress=self.progress,
+            callbacks=[stopper] if stopper else [],
         )
         model.history = history
-        return model.eval()
+        if stopper is None:
+            return model.eval(), model
+        last = copy.deepcopy(model).eval()
+        stopper.restore()
+        self.results["validation"][f"ShapeVAE-{latent_dim}"] = {
+            "best_epoch": stopper.best_epoch,
+            "best": stopper.best,
+            "curve": stopper.scores,
+        }
+        return model.eval(), last
 
     def fit_fa(self, latent_dim: int) -> ShapeFA:
         import warnings
@@ -297,6 +334,10 @@ def run_shapes(
     s = settings or ShapesSettings()
     family = s.family
     run = _Run(family, s, seed, device, progress)
+    if family in FAMILIES:
+        run.results["linearity"] = family_linearity(
+            family, s.linearity_shapes, seed=seed, points_per_part=min(s.points_per_part, 16)
+        )
     chosen, dropped = run.completion_rows()
     pattern = PatternGaussian.fit_shapes(run.train.to(dtype=torch.float64))
     run.log_likelihoods("Diagonal", pattern)
@@ -316,17 +357,17 @@ def run_shapes(
     vaes, timing = {}, {}
     for k in s.latent_dims:
         t = time.perf_counter()
-        vae = run.fit_vae(k, s.epochs)
+        vae, last = run.fit_vae(k, s.epochs)
         timing[f"ShapeVAE-{k} training s"] = time.perf_counter() - t
         fa = run.fit_fa(k)
-        vaes[k] = vae
+        vaes[k] = last  # figures show the fully trained model, as the thesis's samples
         for name, model in ((f"ShapeVAE-{k}", vae), (f"ShapeFA-{k}", fa)):
             run.log_likelihoods(name, model)
             run.complete_all(
                 name, model, chosen.to(dtype=torch.float64) if model is fa else chosen, dropped
             )
             run.normals(name, model, normal_test)
-        sym[f"ShapeVAE-{k}"] = run.symmetry(f"ShapeVAE-{k}", vae, 3)
+        sym[f"ShapeVAE-{k}"] = run.symmetry(f"ShapeVAE-{k}", last, 3)
         sym[f"ShapeFA-{k}"] = run.symmetry(f"ShapeFA-{k}", fa, 4)
         x, mask = vae.data(run.test)
         act = active_units(vae, x, mask).activity.cpu()
@@ -341,8 +382,8 @@ def run_shapes(
             "units_for_90%": _units_for(fa_act),
         }
         fa_means = fa.sample_shapes(s.samples, generator=run.gen(4), mean=True)
-        run.models[k] = (vae, fa, fa_means)
-    embed = run.fit_vae(2, s.embed_epochs)
+        run.models[k] = (vae, fa, fa_means, last)
+    embed, _ = run.fit_vae(2, s.embed_epochs, validate=False)
     metrics = _metrics(family, s, seed, run, timing, start)
     if out is not None:
         _write(Path(out), family, s, run, vaes, embed, sym, pattern, metrics)
@@ -376,9 +417,41 @@ def _metrics(family, s, seed, run, timing, start) -> dict:
         "symmetry_mean": {k: v["mean"] for k, v in r["symmetry"].items()},
         "units_for_90%_activity": {k: v["units_for_90%"] for k, v in r["activity"].items()},
         "thesis_findings_hold": checks,
+        "validation_best_epoch": {k: v["best_epoch"] for k, v in r["validation"].items()},
+        "family_nonlinear_residual": {
+            k: v["nonlinear_residual"] for k, v in r.get("linearity", {}).items()
+        },
         **timing,
         "seconds": time.perf_counter() - start,
     }
+
+
+def _linearity_section(linearity) -> str:
+    if not linearity:
+        return ""
+    rows = [
+        (style, str(v["parameters"]), f"{100 * v['nonlinear_residual']:.2f}%",
+         str(v["components_99"]))
+        for style, v in linearity.items()
+    ]  # fmt: skip
+    return (
+        "\n## How far the family is from linear (per style)\n\n"
+        "The variance an affine function of the generator's parameters leaves unexplained "
+        "(0 for a family linear in its parameters), and the principal components that carry "
+        "99% of the variance.\n\n"
+        + markdown_table(("style", "parameters", "nonlinear residual", "PCs for 99%"), rows)
+    )
+
+
+def _validation_section(validation, s) -> str:
+    if not validation:
+        return "\nNo validation set: the results use the last parameters.\n"
+    rows = [(k, str(v["best_epoch"]), f"{v['best']:.2f}") for k, v in validation.items()]
+    return (
+        f"\n## Early stopping (§3.5.1): validation bound (IWAE, K = 10) every {s.check_every} "
+        "epochs; the tables below use the best parameters, samples and figures the last\n\n"
+        + markdown_table(("model", "best epoch", "validation bound, nats per shape"), rows)
+    )
 
 
 def _pairs_table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
@@ -395,16 +468,19 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
         "points_per_part": s.points_per_part,
         "seed": run.seed,
     }
-    for k, (vae, fa, _) in run.models.items():
+    for k, (vae, fa, _, _) in run.models.items():
         save(vae, out / f"shapevae-{k}.pt", {"model": "shapevae", "latent_dim": k, **data})
         save(fa, out / f"shapefa-{k}.pt", {"model": "shapefa", "latent_dim": k, **data})
     r = run.results
     comp = r["completion"]
     md = [
         f"# ShapeVAE, ShapeFA and the per-pattern Gaussian on procedural {family}\n",
-        f"{s.n_train} training and {s.n_test} test shapes, "
+        f"{s.n_train} training, {s.n_valid} validation and {s.n_test} test shapes, "
         f"{s.points_per_part} points per part with normals; ShapeVAE trained "
-        f"{s.epochs} epochs (Adam {s.lr}, KL weight {s.kl_weight}).\n",
+        f"{s.epochs} epochs (Adam {s.lr}, KL weight {s.kl_weight}); ShapeFA part size "
+        f"{s.fa_part_dim}.\n",
+        _linearity_section(r.get("linearity")),
+        _validation_section(r["validation"], s),
         "\n## Table 3.1 — completion of dropped parts (MSE per dimension x 10^3, ± s.e.)\n\n",
         _pairs_table(
             [(k, f"{1e3 * v['mse']:.3f} ± {1e3 * v['se']:.3f}") for k, v in comp.items()],
@@ -472,7 +548,7 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
         )
 
     # samples of every model
-    for k, (vae, _, fa_rows) in run.models.items():
+    for k, (_, _, fa_rows, vae) in run.models.items():
         v = vae.to_points(vae.sample(16, generator=run.gen(5), mean=True))
         draw(v, f"samples_shapevae_{k}.png", f"ShapeVAE-{k} samples (means E[x | z, e])")
         draw(fa_rows, f"samples_shapefa_{k}.png", f"ShapeFA-{k} samples (means W z + mu)")
@@ -493,6 +569,14 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
         for name, a in run.results["activity"].items()
         if name.startswith("ShapeVAE")
     }
+    if run.results["validation"]:
+        curves(
+            {k: [v for _, v in r["curve"]] for k, r in run.results["validation"].items()},
+            out / "validation.png",
+            xlabel=f"check (every {run.s.check_every} epochs)",
+            ylabel="validation bound (nats per shape)",
+            x_from=1,
+        )
     curves(activity, out / "latent_activity.png", xlabel="unit (sorted)", ylabel="activity",
            x_from=0, log=True, markers=True)  # fmt: skip
     # 2-D embedding coloured by style

@@ -37,6 +37,9 @@ class EarlyStopping:
     :param float min_delta: the improvement that counts, in nats per row.
     :param context: the validation rows' conditioning inputs, if the model takes any.
     :param int seed: the evaluations' seed.
+    :param bool stop: stop training (default); with False the callback only keeps the best
+        parameters while training runs its full length -- the thesis's protocol, which takes
+        samples from the fully trained model and scores the early-stopped one.
 
     :ivar list scores: ``(epoch, mean bound)`` per evaluation. :ivar int best_epoch: the
         epoch of the kept parameters (1-based, as :class:`~pgm3d.inference.CSVLog` counts).
@@ -44,7 +47,7 @@ class EarlyStopping:
 
     def __init__(
         self, model, x, mask=None, *, patience: int = 10, every: int = 1, num_samples: int = 10,
-        min_delta: float = 0.0, context=None, seed: int = 0,
+        min_delta: float = 0.0, context=None, seed: int = 0, stop: bool = True,
     ):  # fmt: skip
         for name, value in (("patience", patience), ("every", every), ("num_samples", num_samples)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -56,7 +59,7 @@ class EarlyStopping:
         self.patience, self.every, self.num_samples, self.min_delta = (
             patience, every, num_samples, min_delta,
         )  # fmt: skip
-        self.seed = seed
+        self.seed, self.stop = seed, stop
         self.scores: list[tuple[int, float]] = []
         self.best = -math.inf
         self.best_epoch = 0
@@ -99,7 +102,7 @@ class EarlyStopping:
             )
             return False
         self._waited += 1
-        return self._waited >= self.patience
+        return self.stop and self._waited >= self.patience
 
     def restore(self):
         """Load the best parameters seen into the model (nothing if none was scored); returns

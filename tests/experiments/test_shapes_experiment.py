@@ -18,6 +18,8 @@ TINY = dict(
     iwae_samples=8,
     ll_shapes=10,
     normal_shapes=6,
+    linearity_shapes=30,
+    check_every=1,
 )
 
 
@@ -38,6 +40,7 @@ def test_quick_run_writes_tables_metrics_and_figures(tmp_path):
         "samples_shapevae_8.png",
         "samples_shapefa_8.png",
         "samples_diagonal.png",
+        "validation.png",
     } <= names
     assert any(n.endswith(".ply") for n in names) and any(n.startswith("surface_") for n in names)
     saved = json.loads((out / "metrics.json").read_text())
@@ -59,6 +62,10 @@ def test_quick_run_writes_tables_metrics_and_figures(tmp_path):
     assert metrics["symmetry_mean"]["training data"] < 1e-9
     table = (out / "table.md").read_text()
     assert "Table 3.1" in table and "Table 3.2" in table and "plane fit" in table
+    # early stopping: 3 validation checks, the best one kept; the family's linearity measured
+    assert 1 <= metrics["validation_best_epoch"]["ShapeVAE-8"] <= 3
+    assert "best epoch" in table and "nonlinear residual" in table
+    assert set(metrics["family_nonlinear_residual"]) == {"airliner", "fighter", "prop", "tailless"}
 
 
 def test_unknown_settings_are_refused():
