@@ -38,8 +38,10 @@ def main() -> None:
     train, test = data.subset("train"), data.subset("test")
     x, xt = VSL.rows(train.voxels), VSL.rows(test.voxels)
     y, yt = train.labels.numpy(), test.labels.numpy()
-    print("| KL weight | epoch | ELBO/grid | KL per latent z0..z5 (nats) | active units | "
-          "SVM (standardised) | SVM (raw) |")
+    print(
+        "| KL weight | epoch | ELBO/grid | KL per latent z0..z5 (nats) | active units | "
+        "SVM (standardised) | SVM (raw) |"
+    )
     print("|---:|---:|---:|---|---:|---:|---:|")
     for w in args.weights:
         torch.manual_seed(args.seed)

@@ -21,7 +21,12 @@ from pgm3d.evaluation.geometry import (
 from pgm3d.evaluation.imputation import ImputationError, imputation_mse
 from pgm3d.evaluation.likelihood import log_likelihood_per_dim
 from pgm3d.evaluation.linearity import family_linearity, linear_fit_residual, pca_residual
-from pgm3d.evaluation.reconstruction import reconstruct_surface
+from pgm3d.evaluation.reconstruction import (
+    alpha_shape,
+    deform_embedded,
+    reconstruct_surface,
+    template_surface,
+)
 
 __all__ = [
     "ActiveUnits",
@@ -29,9 +34,11 @@ __all__ = [
     "PosteriorComparison",
     "SBCResult",
     "active_units",
+    "alpha_shape",
     "chamfer_distance",
     "count_accuracy",
     "count_confusion",
+    "deform_embedded",
     "evaluate_posteriors",
     "family_linearity",
     "guide_from",
@@ -47,5 +54,6 @@ __all__ = [
     "reconstruct_surface",
     "sbc",
     "symmetry_score",
+    "template_surface",
     "voxel_iou",
 ]

@@ -9,6 +9,13 @@
   It expects closed surfaces with outward normals (every part of pgm3d's shapes is closed).
 * ``"poisson"``: screened Poisson reconstruction (Kazhdan & Hoppe 2013) through the optional
   package ``open3d``; an :class:`ImportError` says how to install it when it is absent.
+* ``"alpha"``: the alpha shape (Edelsbrunner & Mücke 1994; the thesis uses radius 0.12, §3.5):
+  the Delaunay tetrahedra (SciPy's Qhull) whose circumradius is below the radius, and the faces
+  that only one of them owns. Points only, no normals needed; noisy and uneven where the points
+  are, as the thesis observes (Fig. 3.12b).
+
+:func:`template_surface` is the thesis's third method (Fig. 3.12c): each part's mesh from the
+nearest shape of a database, deformed to the sample's keypoints.
 """
 
 from __future__ import annotations
@@ -18,7 +25,14 @@ import torch
 
 from pgm3d.data.mesh import Mesh
 
-__all__ = ["marching_tetrahedra", "reconstruct_surface", "signed_distance"]
+__all__ = [
+    "alpha_shape",
+    "deform_embedded",
+    "marching_tetrahedra",
+    "reconstruct_surface",
+    "signed_distance",
+    "template_surface",
+]
 
 # the six tetrahedra of a cube sharing its diagonal 0-7 (corner c = x + 2y + 4z)
 _TETS = np.array(
@@ -111,19 +125,22 @@ def marching_tetrahedra(values: np.ndarray, origin, spacing: float) -> Mesh:
 
 
 def reconstruct_surface(
-    points, normals, *, method: str = "hoppe", resolution: int = 48, k: int = 4, band: float = 1.5
-) -> Mesh:
+    points, normals, *, method: str = "hoppe", resolution: int = 48, k: int = 4,
+    band: float = 1.5, radius: float = 0.12,
+) -> Mesh:  # fmt: skip
     """A triangle mesh through oriented points.
 
     :param points: ``(P, 3)`` samples on a surface. :param normals: ``(P, 3)`` outward normals.
-    :param str method: ``"hoppe"`` (signed distance + marching tetrahedra, no extra) or
-        ``"poisson"`` (screened Poisson through ``open3d``).
+    :param str method: ``"hoppe"`` (signed distance + marching tetrahedra, no extra),
+        ``"poisson"`` (screened Poisson through ``open3d``) or ``"alpha"`` (:func:`alpha_shape`
+        of the points with ``radius``; the normals are not used).
     :param int resolution: grid cells along the longest side of the bounding box (hoppe; cells
         are never smaller than the 90th percentile of the gaps between samples), or the octree
         depth's equivalent (poisson uses ``depth = ceil(log2(resolution))``).
     :param int k: neighbours averaged in the signed distance.
     :param float band: beyond ``band`` cells from every sample the value is the distance to the
         nearest sample, negative only behind the 8 nearest samples.
+    :param float radius: the alpha shape's radius (the thesis's 0.12).
     """
     p = torch.as_tensor(points).detach().cpu().double().numpy()
     n = torch.as_tensor(normals).detach().cpu().double().numpy()
@@ -133,8 +150,10 @@ def reconstruct_surface(
         raise ValueError("need at least max(k, 4) finite points and normals")
     if method == "poisson":
         return _poisson(p, n, resolution)
+    if method == "alpha":
+        return alpha_shape(p, radius)
     if method != "hoppe":
-        raise ValueError(f"method must be 'hoppe' or 'poisson', got {method!r}")
+        raise ValueError(f"method must be 'hoppe', 'poisson' or 'alpha', got {method!r}")
     from scipy.spatial import cKDTree
 
     lo, hi = p.min(0), p.max(0)
@@ -174,3 +193,124 @@ def _poisson(p, n, resolution) -> Mesh:
     mesh, _ = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(cloud, depth=depth)
     faces = np.asarray(mesh.triangles).astype(np.int64)
     return Mesh(torch.from_numpy(np.asarray(mesh.vertices)), torch.from_numpy(faces))
+
+
+def alpha_shape(points, radius: float = 0.12) -> Mesh:
+    """The boundary of the union of the Delaunay tetrahedra of ``points (P, 3)`` whose
+    circumsphere has a radius below ``radius``, oriented outward (each face away from the
+    fourth vertex of its tetrahedron). Every edge is shared by an even number of faces (the
+    boundary of a union of tetrahedra), though not always by two: thin necks are non-manifold.
+
+    :raises ValueError: fewer than 4 points in general position, or no tetrahedron kept.
+    """
+    from scipy.spatial import Delaunay, QhullError
+
+    p = torch.as_tensor(points).detach().cpu().double().numpy()
+    if p.ndim != 2 or p.shape[-1] != 3 or len(p) < 4:
+        raise ValueError(f"points must be (P >= 4, 3), got {p.shape}")
+    if not radius > 0:
+        raise ValueError(f"radius must be > 0, got {radius!r}")
+    try:
+        tets = Delaunay(p).simplices
+    except QhullError as e:
+        raise ValueError(f"the points span no volume ({e.__class__.__name__})") from None
+    a, b, c, d = (p[tets[:, i]] for i in range(4))
+    u, v, w = b - a, c - a, d - a
+    det = np.einsum("ij,ij->i", u, np.cross(v, w))
+    centre = (
+        (u * u).sum(-1, keepdims=True) * np.cross(v, w)
+        + (v * v).sum(-1, keepdims=True) * np.cross(w, u)
+        + (w * w).sum(-1, keepdims=True) * np.cross(u, v)
+    ) / (2 * np.where(np.abs(det) > 1e-15, det, np.inf))[:, None]
+    kept = tets[(np.abs(det) > 1e-15) & (np.linalg.norm(centre, axis=-1) < radius)]
+    if not len(kept):
+        raise ValueError(f"no tetrahedron has a circumradius below {radius}; try a larger one")
+    faces = np.concatenate([kept[:, [1, 2, 3]], kept[:, [0, 3, 2]], kept[:, [0, 1, 3]],
+                            kept[:, [0, 2, 1]]])  # fmt: skip
+    apex = np.concatenate([kept[:, 0], kept[:, 1], kept[:, 2], kept[:, 3]])
+    key = np.sort(faces, axis=1)
+    _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
+    boundary = first[counts == 1]
+    faces, apex = faces[boundary], apex[boundary]
+    tri = p[faces]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    inward = np.einsum("ij,ij->i", normal, p[apex] - tri[:, 0]) > 0
+    faces[inward] = faces[inward][:, ::-1]
+    used, faces = np.unique(faces, return_inverse=True)
+    return Mesh(torch.from_numpy(p[used]), torch.from_numpy(faces.reshape(-1, 3).astype(np.int64)))
+
+
+def deform_embedded(vertices, nodes, targets, *, k: int = 4, stiffness: float = 1e-3):
+    r"""Embedded deformation (Sumner et al. 2007) with the graph's nodes at ``nodes (J, 3)``
+    moved to ``targets (J, 3)``: the thesis's template deformation (§3.5, Fig. 3.12c).
+
+    Node ``j`` carries an affine map :math:`A_j` fitted by least squares to its ``k`` nearest
+    nodes' displacements, pulled towards the identity by ``stiffness`` (Sumner et al. solve all
+    nodes jointly with rigidity and smoothness terms; here each node's is closed-form), and
+    vertex :math:`v` moves to :math:`\sum_j w_j(v) [A_j (v - g_j) + t_j]` over its ``k``
+    nearest nodes with Sumner's weights :math:`w_j \propto (1 - |v - g_j| / d_{max})^2`.
+
+    :param vertices: ``(V, 3)``. :returns: ``(V, 3)`` deformed vertices (numpy float64).
+    """
+    from scipy.spatial import cKDTree
+
+    g = np.asarray(nodes, dtype=float)
+    t = np.asarray(targets, dtype=float)
+    v = np.asarray(vertices, dtype=float)
+    if g.shape != t.shape or g.ndim != 2 or g.shape[-1] != 3 or len(g) < 2:
+        raise ValueError(f"nodes and targets must both be (J >= 2, 3), got {g.shape}, {t.shape}")
+    k = min(k, len(g) - 1)
+    tree = cKDTree(g)
+    _, near = tree.query(g, k=k + 1)
+    x = g[near[:, 1:]] - g[:, None]  # (J, k, 3) neighbours relative to the node
+    y = t[near[:, 1:]] - t[:, None]
+    eye = np.eye(3)
+    # A_j = (Y^T X + s I)(X^T X + s I)^{-1}: least squares towards the identity
+    lhs = np.einsum("jki,jkl->jil", x, x) + stiffness * eye
+    rhs = np.einsum("jki,jkl->jli", x, y) + stiffness * eye
+    affine = np.linalg.solve(lhs, rhs.transpose(0, 2, 1)).transpose(0, 2, 1)
+    dist, idx = tree.query(v, k=k + 1)
+    w = (1 - dist[:, :k] / dist[:, k:].clip(1e-12)) ** 2
+    w = w / w.sum(-1, keepdims=True).clip(1e-12)
+    local = np.einsum("vkij,vkj->vki", affine[idx[:, :k]], v[:, None] - g[idx[:, :k]])
+    return (w[..., None] * (local + t[idx[:, :k]])).sum(1)
+
+
+def template_surface(points, existence, database, *, k: int = 4) -> Mesh:
+    """A mesh for one sampled shape (its ``points (P, 3)`` in a database's correspondence and
+    ``existence (K,)``) from the database's part meshes: for each present part, the database
+    shape whose part keypoints are nearest after centring (mean squared distance), its part mesh
+    moved by :func:`deform_embedded` from its keypoints to the sample's. Parts meet as their
+    templates do, so seams may show where parts intersect (thesis Fig. 3.12c).
+
+    :param database: a procedural :class:`~pgm3d.data.ShapeSet` (it has part meshes).
+    """
+    if database.parts is None:
+        raise ValueError("template_surface needs a procedural shape set (one with part meshes)")
+    pts = torch.as_tensor(points).detach().cpu().double()
+    e = torch.as_tensor(existence).cpu().bool()
+    if pts.shape != (database.num_points, 3) or e.shape != (database.num_parts,):
+        raise ValueError(
+            f"points must be ({database.num_points}, 3) and existence ({database.num_parts},) "
+            f"like the database's, got {tuple(pts.shape)} and {tuple(e.shape)}"
+        )
+    vertices, faces, part_of_face, offset = [], [], [], 0
+    for j in e.nonzero().flatten().tolist():
+        sl = database.part_slice(j)
+        have = database.existence[:, j].cpu().nonzero().flatten()
+        if not len(have):
+            continue
+        keys = database.points[have, sl].detach().cpu().double()
+        target = pts[sl]
+        gap = ((keys - keys.mean(1, keepdim=True)) - (target - target.mean(0))).pow(2).mean((1, 2))
+        best = int(have[gap.argmin()])
+        mv, mf = database.parts[j].mesh()
+        template = mv[best].detach().cpu().double().numpy()
+        moved = deform_embedded(template, keys[gap.argmin()], target, k=k)
+        vertices.append(torch.from_numpy(moved))
+        faces.append(mf.cpu() + offset)
+        part_of_face.append(torch.full((len(mf),), j, dtype=torch.long))
+        offset += len(moved)
+    if not vertices:
+        raise ValueError("the shape has no present part with a template")
+    return Mesh(torch.cat(vertices), torch.cat(faces), torch.cat(part_of_face))

@@ -113,6 +113,7 @@ class ShapesSettings(Settings):
     normal_shapes: int = option(100, "test shapes for normals from points")
     samples: int = option(1000, "samples per model for symmetry")
     embed_epochs: int = option(200, "epochs of the 2-D ShapeVAE for the embedding figure")
+    alpha_radius: float = option(0.12, "alpha-shape radius of the surfaces figure (the thesis's)")
 
 
 def _units_for(activity: torch.Tensor, fraction: float = 0.9) -> int:
@@ -532,7 +533,7 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
 def _figures(out, family, run, vaes, embed, sym, pattern):
     from matplotlib.figure import Figure
 
-    from pgm3d.viz import interpolation_strip, render_mesh, render_shapes
+    from pgm3d.viz import interpolation_strip, render_shapes
     from pgm3d.viz.charts import curves
 
     pop = run.train.part_of_point
@@ -609,22 +610,47 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
     title = f"ShapeVAE-{k}: interpolation between two test shapes"
     draw(frames, "interpolation.png", title, fn=interpolation_strip)
     _traversals(out, vae, za, x[0, vae.point_dim :], run.results["activity"][f"ShapeVAE-{k}"], pop)
-    # surfaces of two samples
+    # surfaces of two samples by the thesis's three methods (Fig. 3.12)
+    _surfaces(out, vae, k, run)
+
+
+def _surfaces(out, vae, k, run) -> None:
+    """Two ShapeVAE samples as points and as surfaces: alpha shapes (radius ``alpha_radius``),
+    template deformation of the training set's part meshes, and the signed-distance (or
+    Poisson) surface from points and normals; also each signed-distance surface as PLY."""
+    from pgm3d.evaluation import alpha_shape, template_surface
+    from pgm3d.viz import render_mesh, render_meshes, render_shapes
+
     sample = vae.to_points(vae.sample(2, generator=run.gen(7), mean=True))
+    methods = (f"alpha shape (r = {run.s.alpha_radius})", "template deformation",
+               "signed distance")  # fmt: skip
+    meshes, titles = [], []
     for i in range(2):
         keep = sample["point_mask"][i]
-        try:
-            mesh = reconstruct_surface(
-                sample["points"][i][keep], sample["normals"][i][keep], resolution=48
-            )
-        except ValueError:
-            continue
-        mesh.to_trimesh().export(out / f"surface_{i}.ply")
-        render_mesh(
-            mesh,
-            out / f"surface_{i}.png",
-            title=f"ShapeVAE-{k} sample {i}: surface from points + normals",
-        )
+        pts, nrm = sample["points"][i], sample["normals"][i]
+        for name in methods:
+            try:
+                if name.startswith("alpha"):
+                    mesh = alpha_shape(pts[keep], run.s.alpha_radius)
+                elif name.startswith("template"):
+                    mesh = template_surface(pts, sample["existence"][i], run.train)
+                else:
+                    mesh = reconstruct_surface(pts[keep], nrm[keep], resolution=48)
+            except ValueError:  # too sparse for this method: the panel stays blank
+                mesh = None
+            meshes.append(mesh)
+            titles.append(f"sample {i}: {name}" + ("" if mesh is not None else " (failed)"))
+        if meshes[-1] is not None:
+            meshes[-1].to_trimesh().export(out / f"surface_{i}.ply")
+            title = f"ShapeVAE-{k} sample {i}: surface from points + normals"
+            render_mesh(meshes[-1], out / f"surface_{i}.png", title=title)
+    if any(m is not None for m in meshes):
+        render_meshes(meshes, out / "surfaces.png", titles=titles, ncols=3,
+                      title=f"ShapeVAE-{k} samples: alpha shapes, template deformation and "
+                      "signed distance (thesis Fig. 3.12)")  # fmt: skip
+    render_shapes(sample["points"], out / "surface_points.png", normals=sample["normals"],
+                  masks=sample["point_mask"], part_of_point=run.train.part_of_point,
+                  title="the two samples' points")  # fmt: skip
 
 
 def _traversals(out, vae, z, e, activity, part_of_point, units: int = 4, steps: int = 7) -> None:

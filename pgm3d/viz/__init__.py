@@ -5,9 +5,11 @@ from pgm3d.viz.charts import bar_groups, confusion_matrix, curves
 from pgm3d.viz.images import completion_grid, image_grid, reveal_figure
 from pgm3d.viz.shapes import (
     interpolation_strip,
+    plot_mesh,
     plot_points,
     plot_voxels,
     render_mesh,
+    render_meshes,
     render_point_cloud,
     render_shapes,
     render_voxels,
@@ -21,9 +23,11 @@ __all__ = [
     "curves",
     "image_grid",
     "interpolation_strip",
+    "plot_mesh",
     "plot_points",
     "plot_voxels",
     "render_mesh",
+    "render_meshes",
     "render_point_cloud",
     "render_shapes",
     "render_voxels",

@@ -18,9 +18,11 @@ from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 
 __all__ = [
     "interpolation_strip",
+    "plot_mesh",
     "plot_points",
     "plot_voxels",
     "render_mesh",
+    "render_meshes",
     "render_point_cloud",
     "render_shapes",
     "render_voxels",
@@ -245,8 +247,9 @@ def render_point_cloud(
     return _save(fig, path, title)
 
 
-def render_mesh(mesh, path, *, color=(0.55, 0.65, 0.85), title=None, elev=20.0, azim=-60.0) -> str:
-    """A triangle mesh (:class:`~pgm3d.data.Mesh`) as a PNG, faces shaded by their normals."""
+def plot_mesh(ax, mesh, *, color=(0.55, 0.65, 0.85), elev=20.0, azim=-60.0, half=None) -> None:
+    """Draw a triangle mesh on a 3-D axis, faces shaded by their normals; ``half`` is the
+    half-width of the view (default: the mesh's largest coordinate)."""
     v, f = _numpy(mesh.vertices), np.asarray(mesh.faces.cpu().numpy())
     if len(f) == 0:
         raise ValueError("the mesh has no faces")
@@ -254,16 +257,39 @@ def render_mesh(mesh, path, *, color=(0.55, 0.65, 0.85), title=None, elev=20.0, 
     normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normal /= np.linalg.norm(normal, axis=-1, keepdims=True).clip(1e-12)
     shade = 0.35 + 0.65 * np.clip(normal @ _LIGHT, 0, 1)
-    fig = Figure(figsize=(4, 4))
-    ax = fig.add_subplot(projection="3d")
     ax.add_collection3d(
         Poly3DCollection(
             _display(tri), facecolors=np.array(color) * shade[:, None], edgecolors="none"
         )
     )
-    half = np.abs(v).max()
+    half = np.abs(v).max() if half is None else half
     _setup(ax, -half, half, elev, azim)
+
+
+def render_mesh(mesh, path, *, color=(0.55, 0.65, 0.85), title=None, elev=20.0, azim=-60.0) -> str:
+    """A triangle mesh (:class:`~pgm3d.data.Mesh`) as a PNG, faces shaded by their normals."""
+    fig = Figure(figsize=(4, 4))
+    plot_mesh(fig.add_subplot(projection="3d"), mesh, color=color, elev=elev, azim=azim)
     return _save(fig, path, title)
+
+
+def render_meshes(meshes, path, *, titles=None, ncols: int = 4, title=None, panel_size=2.4) -> str:
+    """A grid of meshes on one scale (``None`` entries stay blank, e.g. a failed
+    reconstruction), with a caption per panel."""
+    if not len(meshes):
+        raise ValueError("nothing to render")
+    if titles is not None and len(titles) != len(meshes):
+        raise ValueError(f"{len(titles)} titles for {len(meshes)} meshes")
+    half = max(float(np.abs(_numpy(m.vertices)).max()) for m in meshes if m is not None)
+    fig, axes = _figure(len(meshes), ncols, panel_size, titles is not None)
+    for i, (ax, mesh) in enumerate(zip(axes, meshes, strict=True)):
+        if mesh is None:
+            ax.set_axis_off()
+        else:
+            plot_mesh(ax, mesh, half=half)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7, pad=-4)
+    return _save(fig, path, title, captions=titles is not None and len(meshes) <= ncols)
 
 
 def render_voxels(voxels, path, *, title=None, **kwargs) -> str:

@@ -64,3 +64,63 @@ def test_bad_inputs():
         reconstruct_surface(u, u[:, :2])
     with pytest.raises(ValueError, match="finite"):
         reconstruct_surface(u[:2], u[:2])
+
+
+def _slab_points(n=4000, seed=0):
+    """Dense points on the surface of the box [0, 1] x [0, 1] x [0, 0.05]."""
+    from pgm3d.data.parts import Box
+
+    half = torch.tensor([[0.5, 0.5, 0.025]], dtype=torch.float64)
+    box = Box.cuboid(half.clone(), half, nominal=(0.5, 0.5, 0.025))
+    return box.surface(n)[0][0]
+
+
+def test_alpha_shape_fills_a_thin_slab_and_tends_to_the_convex_hull():
+    from scipy.spatial import ConvexHull
+
+    from pgm3d.evaluation import alpha_shape
+
+    p = _slab_points()
+    mesh = alpha_shape(p, 0.12)
+    # the boundary of a union of tetrahedra: every edge is on an even number of faces
+    f = mesh.faces.numpy()
+    edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    assert (counts % 2 == 0).all()
+    assert mesh.volume().item() == pytest.approx(0.05, rel=0.05)  # the slab, 1 x 1 x 0.05
+    hull = alpha_shape(p, 1e6)
+    assert hull.volume().item() == pytest.approx(ConvexHull(p.numpy()).volume, rel=1e-9)
+    with pytest.raises(ValueError, match="no tetrahedron"):
+        alpha_shape(p, 1e-4)
+    with pytest.raises(ValueError, match="span no volume"):
+        alpha_shape(torch.rand(10, 3) * torch.tensor([1.0, 1.0, 0.0]), 0.5)
+
+
+def test_embedded_deformation_reproduces_affine_maps_and_the_identity():
+    from pgm3d.evaluation import deform_embedded
+
+    g = torch.Generator().manual_seed(0)
+    nodes = torch.rand(60, 3, generator=g, dtype=torch.float64).numpy()
+    vertices = torch.rand(200, 3, generator=g, dtype=torch.float64).numpy()
+    np.testing.assert_allclose(deform_embedded(vertices, nodes, nodes), vertices, atol=1e-12)
+    a = np.array([[1.2, 0.1, 0.0], [0.0, 0.9, -0.2], [0.1, 0.0, 1.1]])
+    b = np.array([0.3, -0.1, 0.2])
+    moved = deform_embedded(vertices, nodes, nodes @ a.T + b, stiffness=1e-12)
+    np.testing.assert_allclose(moved, vertices @ a.T + b, atol=1e-8)
+
+
+def test_template_surface_of_a_database_shape_is_its_own_mesh_and_errors_are_named():
+    from pgm3d.evaluation import template_surface
+
+    db = shapes("chairs_nonlinear", 30, seed=0, points_per_part=24, dtype=torch.float64)
+    for i in (0, 7):
+        mesh, truth = template_surface(db.points[i], db.existence[i], db), db.mesh(i)
+        torch.testing.assert_close(mesh.vertices, truth.vertices, atol=1e-9, rtol=0)
+        assert torch.equal(mesh.faces, truth.faces)
+    # another family's shape is refused by its size
+    with pytest.raises(ValueError, match="like the database's"):
+        template_surface(torch.zeros(10, 3), torch.ones(2, dtype=torch.bool), db)
+    with pytest.raises(ValueError, match="procedural shape set"):
+        template_surface(db.points[0], db.existence[0], db[:3].__class__(
+            db.points[:3], db.normals[:3], db.existence[:3], db.part_of_point, db.style[:3],
+            db.part_names))  # fmt: skip

@@ -41,6 +41,8 @@ def test_quick_run_writes_tables_metrics_and_figures(tmp_path):
         "samples_shapefa_8.png",
         "samples_diagonal.png",
         "validation.png",
+        "surfaces.png",
+        "surface_points.png",
     } <= names
     assert any(n.endswith(".ply") for n in names) and any(n.startswith("surface_") for n in names)
     saved = json.loads((out / "metrics.json").read_text())
