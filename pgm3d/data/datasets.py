@@ -22,7 +22,7 @@ from pgm3d.data.loaders import MESH_SUFFIXES, load_voxels
 from pgm3d.data.rows import ROW_SUFFIXES, read_rows
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.sprites import SpriteScenes, multi_sprites
-from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes
+from pgm3d.data.voxels import VOXEL_SETS, VoxelSet, voxel_classes
 from pgm3d.registry import did_you_mean
 from pgm3d.settings import Settings, option
 
@@ -39,6 +39,8 @@ __all__ = [
 
 #: the name of the procedural voxel set (:func:`~pgm3d.data.voxel_classes`)
 VOXEL_SET = "voxel-classes"
+#: procedural voxel sets by name: the set's classes (:data:`~pgm3d.data.voxels.VOXEL_SETS`)
+VOXEL_SET_NAMES = {VOXEL_SET: "10", f"{VOXEL_SET}-40": "40"}
 #: multi-sprite scene sets (:func:`~pgm3d.data.multi_sprites`) by name: their sprite slots
 SPRITE_SETS = {"sprites-3": 3, "sprites-8": 8}
 
@@ -46,7 +48,10 @@ SPRITE_SETS = {"sprites-3": 3, "sprites-8": 8}
 DATA_KINDS = {
     "rows": ("rows of numbers", "digits, frey or a .npy/.npz/.csv/.txt file of rows"),
     "shapes": ("part-segmented shapes", "a shape family (e.g. chairs) or a shapes .npz"),
-    "voxels": ("voxel grids", "voxel-classes, a voxel file or a ModelNet-style folder"),
+    "voxels": (
+        "voxel grids",
+        "voxel-classes, voxel-classes-40, a voxel file or a ModelNet-style folder",
+    ),
     "scenes": ("multi-sprite scenes", "sprites-3 or sprites-8"),
 }
 
@@ -87,7 +92,7 @@ class DataSplit:
 def data_names() -> list[str]:
     """Names ``open_data`` knows besides paths: shape families, image sets, the voxel set and
     the sprite scenes."""
-    return FAMILIES.names() + IMAGE_DATASETS.names() + [VOXEL_SET, *SPRITE_SETS]
+    return FAMILIES.names() + IMAGE_DATASETS.names() + [*VOXEL_SET_NAMES, *SPRITE_SETS]
 
 
 def fit_resolution(voxels: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -136,16 +141,19 @@ def open_voxels(
 ) -> DataSplit:
     """Voxel grids at ``resolution³``, split into train and test.
 
-    :param spec: ``"voxel-classes"`` (:func:`~pgm3d.data.voxel_classes`, ``n_per_class`` per
-        class), a voxel file (``.mat``, ``.npy``, ``.npz``) or a ModelNet-style folder
+    :param spec: ``"voxel-classes"`` or ``"voxel-classes-40"``
+        (:func:`~pgm3d.data.voxel_classes` with 10 or 40 classes, ``n_per_class`` per class), a
+        voxel file (``.mat``, ``.npy``, ``.npz``) or a ModelNet-style folder
         ``root/<class>/{train,test}/`` (:func:`~pgm3d.data.load_voxels`). Grids of another size
         are centre-padded or cropped; grids without a split are split at random
         (``test_fraction``, ``seed``).
     :returns: a :class:`DataSplit` of two :class:`~pgm3d.data.VoxelSet`.
     """
     name = str(spec)
-    if name == VOXEL_SET:
-        data = voxel_classes(n_per_class, resolution, seed=seed, progress=progress)
+    if name in VOXEL_SET_NAMES:
+        data = voxel_classes(
+            n_per_class, resolution, seed=seed, classes=VOXEL_SET_NAMES[name], progress=progress
+        )
     else:
         path = Path(name)
         if not path.exists():
@@ -226,8 +234,8 @@ def open_data(
     if name in SPRITE_SETS:  # fresh test scenes from the next seed, as for shape families
         train = multi_sprites(n_train, SPRITE_SETS[name], seed=seed)
         return DataSplit(name, train, multi_sprites(n_test, SPRITE_SETS[name], seed=seed + 1))
-    if name == VOXEL_SET:
-        n_per_class = -(-(n_train + n_test) // len(VOXEL_CLASSES))
+    if name in VOXEL_SET_NAMES:
+        n_per_class = -(-(n_train + n_test) // len(VOXEL_SETS[VOXEL_SET_NAMES[name]]))
         return open_voxels(name, resolution=resolution, n_per_class=n_per_class, seed=seed)
     path = Path(name)
     if path.suffix not in ROW_SUFFIXES and not path.exists():

@@ -20,7 +20,15 @@ from pgm3d.data.mesh import Mesh
 from pgm3d.data.parts import Box, Ellipsoid, Frustum, Part, Torus, rotation_y
 from pgm3d.data.shapes import shapes
 
-__all__ = ["VOXEL_CLASSES", "VoxelSet", "grid_centers", "voxel_classes", "voxelize"]
+__all__ = [
+    "VOXEL_CLASSES",
+    "VOXEL_CLASSES_40",
+    "VOXEL_SETS",
+    "VoxelSet",
+    "grid_centers",
+    "voxel_classes",
+    "voxelize",
+]
 
 
 @dataclass
@@ -291,6 +299,19 @@ def _primitive(kind: str, n: int, g: torch.Generator) -> Part:
         )  # z, x, y
         base = torch.stack([u(0.4, 0.9), u(0.4, 0.9)], -1)  # half-extents along z, x
         return Box.loft(frame.expand(n, 3, 3), at_y(-h), base, at_y(h), 0.03 * base)
+    if kind == "wedge":  # a prism: the pyramid's loft to a ridge instead of a point
+        h = u(0.4, 0.9)
+        frame = torch.tensor([[0, 1.0, 0], [0, 0, 1.0], [1.0, 0, 0]], dtype=torch.float64)
+        base = torch.stack([u(0.4, 0.9), u(0.4, 0.9)], -1)
+        ridge = torch.stack([0.03 * base[:, 0], base[:, 1]], -1)
+        return Box.loft(frame.expand(n, 3, 3), at_y(-h), base, at_y(h), ridge)
+    if kind in ("disc", "rod"):
+        h, r = (u(0.05, 0.12), u(0.8, 1.0)) if kind == "disc" else (u(0.8, 1.0), u(0.08, 0.15))
+        return Frustum(at_y(-h), at_y(h), r, r)
+    if kind == "spindle":
+        return Ellipsoid(zero, torch.stack([u(0.2, 0.35), u(0.8, 1.0), u(0.2, 0.35)], -1))
+    if kind == "slab":
+        return Box.cuboid(zero, torch.stack([u(0.7, 1.0), u(0.04, 0.1), u(0.5, 1.0)], -1))
     raise ValueError(kind)
 
 
@@ -307,6 +328,28 @@ VOXEL_CLASSES = {
     "torus": None,
     "pyramid": None,
 }
+
+#: a 40-class set for the 40-way setting (ModelNet40's place in the VSL paper): every style of
+#: every part-based family as its own class (as ModelNet40 separates bench, chair and stool),
+#: and eleven primitives; class name -> family, ``(family, style)`` or None (a primitive)
+VOXEL_CLASSES_40 = {
+    **{f"{f}.{s}": (f, s) for f, styles in (
+        ("chairs", ("four_leg", "armchair", "bench", "tall", "office", "pedestal")),
+        ("chairs_nonlinear", ("slatted", "lounge", "rocking", "swivel")),
+        ("airplanes", ("airliner", "fighter", "prop", "tailless")),
+        ("airplanes_nonlinear", ("airliner", "swing_wing", "prop", "glider")),
+        ("tables", ("dining", "coffee", "pedestal", "bar")),
+        ("lamps", ("floor", "table", "desk")),
+        ("bikes", ("road", "mountain", "bmx", "cruiser")),
+    ) for s in styles},
+    **dict.fromkeys(
+        ("sphere", "box", "cylinder", "cone", "torus", "pyramid", "wedge", "disc", "rod",
+         "spindle", "slab")
+    ),
+}  # fmt: skip
+
+#: the procedural voxel sets by their number of classes
+VOXEL_SETS = {"10": VOXEL_CLASSES, "40": VOXEL_CLASSES_40}
 
 
 def voxelize_parts(parts, existence, resolution, *, angles=None, padding=2, shell=0.5, batch=64):
@@ -359,11 +402,14 @@ def voxel_classes(
     padding: int | None = None,
     progress: bool | None = None,
 ) -> VoxelSet:
-    """A procedural stand-in for ModelNet10: ``n_per_class`` solid voxel shapes per class.
+    """A procedural stand-in for ModelNet10 (or ModelNet40): ``n_per_class`` solid voxel shapes
+    per class.
 
-    Classes (:data:`VOXEL_CLASSES`): airplane, chair, table and lamp from the part-based
-    families (all their styles), and sphere (ellipsoid), box, cylinder, cone, torus and pyramid
-    with random proportions. Each shape is rotated by a uniform random angle about the up axis
+    Classes (:data:`VOXEL_CLASSES`, the default): airplane, chair, table and lamp from the
+    part-based families (all their styles), and sphere (ellipsoid), box, cylinder, cone, torus
+    and pyramid with random proportions. ``classes="40"`` takes :data:`VOXEL_CLASSES_40`: each
+    style of each family as a class and eleven primitives; a list picks classes of either.
+    Each shape is rotated by a uniform random angle about the up axis
     (``rotate=True``), centred and scaled to fill the grid less ``padding`` voxels per side
     (default ``R // 10``, as 3D ShapeNets' 24-in-30 grids). The last ``round(test_fraction *
     n_per_class)`` shapes of each class form the test split.
@@ -377,21 +423,28 @@ def voxel_classes(
     resolution = _check_resolution(resolution)
     if not 0 <= test_fraction < 1:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    known = {**VOXEL_CLASSES, **VOXEL_CLASSES_40}
+    if isinstance(classes, str):
+        if classes not in VOXEL_SETS:
+            raise ValueError(f"unknown voxel set {classes!r}; choose from {list(VOXEL_SETS)}")
+        classes = VOXEL_SETS[classes]
     names = list(VOXEL_CLASSES) if classes is None else list(classes)
     for name in names:
-        if name not in VOXEL_CLASSES:
-            raise ValueError(f"unknown voxel class {name!r}; choose from {list(VOXEL_CLASSES)}")
+        if name not in known:
+            raise ValueError(f"unknown voxel class {name!r}; choose from {list(known)}")
     padding = resolution // 10 if padding is None else padding
     g = torch.Generator().manual_seed(seed)
     grids, angles = [], []
     for name in progress_bar(names, desc="voxel classes", progress=progress):
         sub_seed = int(torch.randint(2**31 - 1, (), generator=g))
-        family = VOXEL_CLASSES[name]
+        family = known[name]
         if family is None:
             parts = [_primitive(name, n_per_class, torch.Generator().manual_seed(sub_seed))]
             existence = torch.ones(n_per_class, 1, dtype=torch.bool)
         else:
-            data = shapes(family, n_per_class, seed=sub_seed, points_per_part=8, normals=False)
+            family, styles = (family, None) if isinstance(family, str) else (family[0], family[1:])
+            data = shapes(family, n_per_class, seed=sub_seed, points_per_part=8, normals=False,
+                          styles=styles)  # fmt: skip
             parts, existence = data.parts, data.existence
         angle = (
             torch.rand(n_per_class, generator=g, dtype=torch.float64) * 2 * math.pi

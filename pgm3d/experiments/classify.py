@@ -65,7 +65,8 @@ class ClassifySettings(Settings):
     )
     data: str = option(
         "voxel-classes",
-        "voxel-classes (procedural, 10 classes), a voxel file (.mat/.npy/.npz), or a "
+        "voxel-classes (procedural, 10 classes), voxel-classes-40 (40 classes), a voxel file "
+        "(.mat/.npy/.npz), or a "
         "ModelNet-style folder root/<class>/{train,test}/",
     )
     n_per_class: int = option(100, "procedural grids per class")

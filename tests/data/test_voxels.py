@@ -147,3 +147,25 @@ def test_voxel_set_indexing(classes):
     sub = classes[torch.tensor([0, 7])]
     assert sub.voxels.shape[0] == 2 and list(sub.split) == [classes.split[0], classes.split[7]]
     assert isinstance(sub.split, np.ndarray)
+
+
+def test_the_40_class_set_has_every_style_and_primitive_as_a_class():
+    from pgm3d.data.voxels import VOXEL_CLASSES_40
+
+    data = voxel_classes(2, resolution=16, seed=0, classes="40", progress=False)
+    assert len(data.class_names) == 40 == len(VOXEL_CLASSES_40)
+    assert torch.equal(torch.bincount(data.labels), torch.full((40,), 2))
+    assert data.voxels.flatten(1).any(-1).all()
+    # a class of one style holds only that style: office chairs have a column, no legs
+    office = voxel_classes(3, resolution=16, classes=["chairs.office"], rotate=False)
+    bench = voxel_classes(3, resolution=16, classes=["chairs.bench"], rotate=False)
+    assert not torch.equal(office.voxels, bench.voxels)
+    with pytest.raises(ValueError, match="unknown voxel set '20'"):
+        voxel_classes(2, classes="20")
+
+
+def test_the_40_class_set_opens_by_name():
+    from pgm3d.data.datasets import open_voxels
+
+    split = open_voxels("voxel-classes-40", resolution=12, n_per_class=2, seed=0)
+    assert len(split.train.class_names) == 40 and len(split.train) + len(split.test) == 80
