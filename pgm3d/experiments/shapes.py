@@ -102,6 +102,7 @@ class ShapesSettings(Settings):
     epochs: int = option(500, "ShapeVAE epochs")
     lr: float = option(1e-4, "Adam learning rate")
     kl_weight: float = option(100.0, "KL weight alpha")
+    kl_warmup: int = option(0, "steps over which alpha rises linearly from 0 (0: none)")
     batch_size: int = option(100, "rows per step")
     fa_part_dim: int = option(128, "ShapeFA factors per part (the thesis's)")
     completion_shapes: int = option(1000, "test shapes completed")
@@ -169,6 +170,7 @@ class _Run:
             "elbo",
             mask=mask,
             kl_weight=s.kl_weight,
+            kl_warmup=s.kl_warmup,
             epochs=epochs,
             batch_size=s.batch_size,
             lr=s.lr,
@@ -478,7 +480,9 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
         f"# ShapeVAE, ShapeFA and the per-pattern Gaussian on procedural {family}\n",
         f"{s.n_train} training, {s.n_valid} validation and {s.n_test} test shapes, "
         f"{s.points_per_part} points per part with normals; ShapeVAE trained "
-        f"{s.epochs} epochs (Adam {s.lr}, KL weight {s.kl_weight}); ShapeFA part size "
+        f"{s.epochs} epochs (Adam {s.lr}, KL weight {s.kl_weight}"
+        + (f" reached over {s.kl_warmup} steps" if s.kl_warmup else "")
+        + "); ShapeFA part size "
         f"{s.fa_part_dim}.\n",
         _linearity_section(r.get("linearity")),
         _validation_section(r["validation"], s),

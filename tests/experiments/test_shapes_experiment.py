@@ -20,6 +20,7 @@ TINY = dict(
     normal_shapes=6,
     linearity_shapes=30,
     check_every=1,
+    kl_warmup=2,
 )
 
 
@@ -67,6 +68,7 @@ def test_quick_run_writes_tables_metrics_and_figures(tmp_path):
     # early stopping: 3 validation checks, the best one kept; the family's linearity measured
     assert 1 <= metrics["validation_best_epoch"]["ShapeVAE-8"] <= 3
     assert "best epoch" in table and "nonlinear residual" in table
+    assert "reached over 2 steps" in table  # the KL warm-up
     assert set(metrics["family_nonlinear_residual"]) == {"airliner", "fighter", "prop", "tailless"}
 
 
