@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from pgm3d.data.families._geometry import axis, columns, deg, lifting_surface
-from pgm3d.data.parts import Ellipsoid, Mirrored, Symmetrized
+from pgm3d.data.parts import Box, Ellipsoid, Mirrored, Symmetrized
 from pgm3d.data.shapes import FAMILIES, ParamSampler, ShapeFamily
 
 
@@ -94,23 +94,7 @@ class Airplanes(ShapeFamily):
         f_height = u((0.2, 0.3), fighter=(0.2, 0.28), prop=(0.15, 0.22))
         f_chord = u((0.15, 0.25))
         f_sweep = deg(u(airliner=(35, 45), fighter=(40, 50), prop=(15, 30)))
-        fin = self._surface(
-            rng,
-            columns(x, -z, y),
-            y,
-            x,
-            z,
-            0.0,
-            0.0,
-            -0.8 * fl + f_chord / 2,
-            f_height + fr / 2,
-            f_chord,
-            u((0.4, 0.7)),
-            f_sweep,
-            0.0 * fr,
-            u((0.08, 0.12)),
-            nominal=(0.005, 0.1, 0.12),
-        )
+        fin = self.fin(rng, fl, fr, f_height, f_chord, u((0.4, 0.7)), f_sweep, u((0.08, 0.12)))
 
         s = rng.styles
         has_tail = s("airliner", "prop") | (s("fighter") & rng.bernoulli(fighter=0.5))
@@ -126,6 +110,19 @@ class Airplanes(ShapeFamily):
             Symmetrized(fin),
         ]
         return parts, existence
+
+    @classmethod
+    def fin(cls, rng, length, radius, height, chord, taper, sweep, thickness) -> Box:
+        """The vertical fin: span along ``+y`` from the fuselage's axis (``height`` above its
+        top), root chord along ``z`` ending at 80% of the fuselage's half ``length`` behind
+        the centre, thickness along ``x``."""
+        n = len(length)
+        x, y, z = axis(n, 0), axis(n, 1), axis(n, 2)
+        return cls._surface(
+            rng, columns(x, -z, y), y, x, z, 0.0, 0.0, -0.8 * length + chord / 2,
+            height + radius / 2, chord, taper, sweep, 0.0 * radius, thickness,
+            nominal=(0.005, 0.1, 0.12),
+        )  # fmt: skip
 
     @staticmethod
     def _surface(

@@ -92,22 +92,8 @@ class AirplanesNonlinear(ShapeFamily):
         # fin, then tail planes at the fuselage (conventional) or on top of the fin (T-tail)
         f_height = u((0.2, 0.3), glider=(0.22, 0.3))
         f_chord = u((0.15, 0.25))
-        fin = Airplanes._surface(
-            rng,
-            columns(x, -z, y),
-            y,
-            x,
-            z,
-            0.0,
-            0.0,
-            -0.8 * fl + f_chord / 2,
-            f_height + fr / 2,
-            f_chord,
-            u((0.5, 0.8)),
-            u((0.5, 0.8)),
-            0.0 * fr,
-            u((0.08, 0.12)),
-            nominal=(0.005, 0.1, 0.12),
+        fin = Airplanes.fin(
+            rng, fl, fr, f_height, f_chord, u((0.5, 0.8)), u((0.5, 0.8)), u((0.08, 0.12))
         )
         t_tail = s("glider") | (s("prop") & rng.bernoulli(prop=0.5))
         t_span = u((0.25, 0.35), glider=(0.18, 0.25))
