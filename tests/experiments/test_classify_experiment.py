@@ -123,3 +123,19 @@ def test_vsl_features_on_a_mesh_folder_beat_chance_and_match_the_control(tmp_pat
     m = run_classify(settings, tmp_path / "out")
     assert m["accuracy"] >= max(0.95, m["untrained_accuracy"]), m
     assert "warning" not in m and m["active_units"] >= 1 and max(m["kl_per_latent"]) > 0.1
+
+
+def test_the_table_quotes_the_paper_for_the_nearest_modelnet_and_numbers_ambiguous_heads():
+    from pgm3d.experiments.classify import _paper_row, _table
+
+    assert _paper_row("vsl", 10) == "| paper, ModelNet10 (VSL) | 91.0% |"
+    assert _paper_row("vsl", 40) == "| paper, ModelNet40 (VSL) | 83.96% |"
+    assert _paper_row("gan", 40) == "| paper, ModelNet40 (GAN) | 83.3% |"
+    names = ["chairs.bench", "chairs.tall", "box"]
+    svm = {"C": 1.0, "train_accuracy": 1.0, "cv_accuracy": 1.0, "confusion": [[1, 0, 0]] * 3}
+    m = {"model": "vsl", "data": "x", "n_train": 3, "n_test": 3, "resolution": 8,
+         "classes": names, "svm": svm, "accuracy": 1.0, "untrained_accuracy": 1.0,
+         "supervised_voxnet_accuracy": 1.0, "active_units": 1, "feature_dim": 1,
+         "training_seconds": 1.0, "seconds_per_epoch": 1.0}  # fmt: skip
+    table = _table(m)
+    assert "| | 0 | 1 | 2 |" in table and "| 1: chairs.tall |" in table
