@@ -22,6 +22,7 @@ from pgm3d.inference.denoising import DenoisingEncoder
 from pgm3d.inference.early_stopping import EarlyStopping
 from pgm3d.inference.elbo import ELBO, MeanFieldELBO
 from pgm3d.inference.graph import check_guide, model_graph
+from pgm3d.inference.hybrid import HybridObjective
 from pgm3d.inference.iwae import IWAE, DReG
 from pgm3d.inference.likelihood import log_likelihood
 from pgm3d.inference.logs import CSVLog, EpochSummary, TensorBoardLog
@@ -43,6 +44,7 @@ __all__ = [
     "EarlyStopping",
     "EpochSummary",
     "FitHistory",
+    "HybridObjective",
     "GANHistory",
     "MeanFieldELBO",
     "Objective",

@@ -6,6 +6,7 @@ builds one from data through the protocol.
 """
 
 from pgm3d.models.base import SAMPLERS, Model, completion_methods
+from pgm3d.models.cvae import CVAE, BaselineNet, train_baseline
 from pgm3d.models.factor_analysis import EMInfo, FactorAnalysis
 from pgm3d.models.gan3d import GAN3D
 from pgm3d.models.guides import GaussianEncoderGuide
@@ -35,6 +36,7 @@ MODELS.register("scene-vae")(SceneVAE)
 from pgm3d.models.build import build_model, model_rows, trained_by_sgd  # noqa: E402
 
 __all__ = [
+    "CVAE",
     "GAN3D",
     "MODELS",
     "MVAE",
@@ -42,6 +44,7 @@ __all__ = [
     "SAMPLERS",
     "VAE",
     "VSL",
+    "BaselineNet",
     "EMInfo",
     "FactorAnalysis",
     "GaussianEncoderGuide",
@@ -54,5 +57,6 @@ __all__ = [
     "build_model",
     "completion_methods",
     "model_rows",
+    "train_baseline",
     "trained_by_sgd",
 ]
