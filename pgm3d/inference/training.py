@@ -68,6 +68,7 @@ def fit(
     mask_sampler: Callable | None = None,
     fresh: Callable[[int], torch.Tensor] | None = None,
     context=None,
+    context_noise: Callable | None = None,
     guide=None,
     num_particles: int = 1,
     kl_weight: float = 1.0,
@@ -111,6 +112,10 @@ def fit(
         a resumed run sees the same rows; complete rows only (no ``mask`` or ``context``).
     :param context: row-aligned conditioning inputs: an ``(N, ...)`` tensor or a dict of them
         by argument name, minibatched with the data.
+    :param context_noise: noise injected into each minibatch's context before the step,
+        ``context_noise(ctx, generator=g)`` returning a dict like ``ctx`` (e.g. the CVAE's
+        input omission, :meth:`~pgm3d.models.CVAE.input_omission`): model and guide see the same
+        noisy inputs. Its generator is seeded from ``seed`` and kept in checkpoints.
     :param guide: a guide to train instead of the model's own.
     :param int num_particles: samples of the guide per data point.
     :param float kl_weight: target KL weight :math:`\\alpha` (thesis eq. 3.5).
@@ -180,6 +185,9 @@ def fit(
     N = x.shape[0]
     B = min(batch_size, N)
     masks = torch.Generator().manual_seed(seed + 1)
+    noise = torch.Generator().manual_seed(seed + 2)
+    if context_noise is not None and (not callable(context_noise) or not ctx):
+        raise ValueError("context_noise= takes a function of the context, and needs a context")
     probe_mask = _batch_mask(mask, mask_sampler, slice(0, B), x, torch.Generator().manual_seed(0))
     # trace once on the first rows: every check before the first step, and the param sites
     first = slice(0, B)
@@ -205,6 +213,8 @@ def fit(
         settings["context"] = sorted(ctx)
     if mask_sampler is not None:
         settings["mask_sampler"] = True
+    if context_noise is not None:
+        settings["context_noise"] = True
     if fresh is not None:
         settings["fresh"] = True
     pyro.set_rng_seed(seed)
@@ -213,7 +223,7 @@ def fit(
     loop = {"epoch": 0, "position": 0, "order": None, "total": 0.0}
     if resume:
         history, loop = _restore(
-            checkpoint, settings, pair, optimizer, shuffle, masks, x.device, trust=trust
+            checkpoint, settings, pair, optimizer, shuffle, (masks, noise), x.device, trust=trust
         )
     start = time.perf_counter() - history.seconds
 
@@ -232,6 +242,7 @@ def fit(
                 cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
                 shuffle=shuffle.get_state(),
                 masks=masks.get_state() if mask_sampler is not None else None,
+                context_rng=noise.get_state() if context_noise is not None else None,
                 loop={**loop, "order": None if loop["order"] is None else loop["order"].cpu()},
                 history=asdict(history),
                 settings=settings,
@@ -262,7 +273,7 @@ def fit(
             loss = loss_fn(
                 x[rows],
                 _batch_mask(mask, mask_sampler, rows, x, masks),
-                context=_rows(ctx, rows),
+                context=_noisy(context_noise, _rows(ctx, rows), noise),
                 scale=N / len(rows),
                 kl_weight=alpha,
             )
@@ -318,11 +329,26 @@ def _batch_mask(mask, sampler, rows, x, generator):
     return drawn if given is None else given & drawn
 
 
+def _noisy(noise, ctx, generator):
+    """A minibatch's context through ``noise`` (when there is one), checked to keep its keys and
+    shapes."""
+    if noise is None:
+        return ctx
+    out = noise(ctx, generator=generator)
+    if (
+        not isinstance(out, dict)
+        or set(out) != set(ctx)
+        or any(not isinstance(out[k], torch.Tensor) or out[k].shape != ctx[k].shape for k in ctx)
+    ):
+        raise ValueError("context_noise must return a dict of tensors like the context it got")
+    return out
+
+
 def _rows(context: dict, rows) -> dict | None:
     return {k: v[rows] for k, v in context.items()} if context else None
 
 
-def _restore(path, settings, pair, optimizer, shuffle, masks, device, trust=False):
+def _restore(path, settings, pair, optimizer, shuffle, generators, device, trust=False):
     """Load a checkpoint written by :func:`fit` into the live objects; returns the history and
     the loop position."""
     # on the CPU: random states stay there, the rest is copied to the live tensors' devices
@@ -351,8 +377,11 @@ def _restore(path, settings, pair, optimizer, shuffle, masks, device, trust=Fals
     if record["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(record["cuda_rng"])
     shuffle.set_state(record["shuffle"])
+    masks, noise = generators
     if record.get("masks") is not None:
         masks.set_state(record["masks"])
+    if record.get("context_rng") is not None:
+        noise.set_state(record["context_rng"])
     loop = dict(record["loop"])
     if loop["order"] is not None:
         loop["order"] = loop["order"].to(device)

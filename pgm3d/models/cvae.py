@@ -20,7 +20,9 @@ fit` with the input ``x`` as the context:
 - GSNN (eq. 7): :math:`\mathbb{E}_{p(z \mid x)}[\log p(y \mid x, z)]`, the same ELBO with the
   prior network as the guide (the KL term is then zero): ``guide=cvae.prior_guide``;
 - hybrid (eq. 8): :math:`\alpha\,\mathcal{L}_{CVAE} + (1 - \alpha)\,\mathcal{L}_{GSNN}`:
-  ``fit(cvae, y, cvae.hybrid(alpha), context={"x": x})``.
+  ``fit(cvae, y, cvae.hybrid(alpha), context={"x": x})``;
+
+and any of them with the paper's input-omission noise, ``context_noise=CVAE.input_omission(p)``.
 
 The conditional log-likelihood (the paper's CLL) is :func:`~pgm3d.inference.log_likelihood`
 with the context, by importance sampling from :math:`q(z \mid x, y)` (its first estimator) or,
@@ -205,6 +207,21 @@ class CVAE(Model, PyroModule):
         from pgm3d.inference.hybrid import HybridObjective
 
         return HybridObjective(self, self.prior_guide, alpha=alpha, num_particles=num_particles)
+
+    @staticmethod
+    def input_omission(p: float = 0.4, fill: float = 0.0):
+        """The paper's noise injection (§4.3): during training each input entry is replaced by
+        ``fill`` with probability ``p``, the same for model and guide within a step; pass the
+        result as ``fit(..., context_noise=...)``."""
+        if not (isinstance(p, int | float) and 0 <= p < 1):
+            raise ValueError(f"p must be a probability in [0, 1), got {p!r}")
+
+        def omit(ctx: dict, generator: torch.Generator) -> dict:
+            x = ctx["x"]
+            u = torch.rand(x.shape, generator=generator).to(x.device)
+            return {**ctx, "x": torch.where(u < p, torch.full_like(x, fill), x)}
+
+        return omit
 
     def sample(self, n: int = 1, *, x=None, generator=None, mean=False, return_latents=False):
         """``n`` outputs per input row: ``(n, B, y_dim)`` draws of :math:`y \\sim p(y \\mid x)`

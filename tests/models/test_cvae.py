@@ -131,3 +131,44 @@ def test_the_baseline_feeds_the_cvae_and_stays_fixed(pairs):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="x has 600 rows but y has 5"):
         train_baseline(x, y[:5])
+
+
+def test_input_omission_hides_inputs_the_same_for_model_and_guide_and_resumes(pairs, tmp_path):
+    x, y = pairs
+    omit = CVAE.input_omission(0.4)
+    noisy = omit({"x": x}, generator=torch.Generator().manual_seed(0))["x"]
+    assert abs(float((noisy == 0).double().mean()) - 0.4) < 0.02
+    assert torch.equal(noisy[noisy != 0], x[noisy != 0])
+    # one noisy context per step, seen by both the model and the guide
+    seen = []
+    cvae = fresh()
+
+    def spying(name, original):
+        def spy(y, mask=None, x=None):
+            seen.append((name, x))
+            return original(y, mask, x)
+
+        return spy
+
+    for name in ("model", "guide"):
+        setattr(cvae, name, spying(name, getattr(cvae, name)))
+    fit(cvae, y[:100], "elbo", context={"x": x[:100]}, context_noise=omit, epochs=1,
+        batch_size=100, progress=False)  # fmt: skip
+    last = {n: v for n, v in seen}
+    assert torch.equal(last["model"], last["guide"]) and (last["model"] == 0).any()
+    # a resumed run draws the same noise: it ends where an uninterrupted one does
+    runs = []
+    for resume_after in (None, 2):
+        ckpt = tmp_path / f"c{resume_after}.pt"
+        model = fresh()
+        if resume_after:
+            fit(model, y, "elbo", context={"x": x}, context_noise=omit, epochs=resume_after,
+                batch_size=100, checkpoint=ckpt, progress=False)  # fmt: skip
+        fit(model, y, "elbo", context={"x": x}, context_noise=omit, epochs=4, batch_size=100,
+            checkpoint=ckpt, resume=bool(resume_after), progress=False)  # fmt: skip
+        runs.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="probability"):
+        CVAE.input_omission(1.0)
+    with pytest.raises(ValueError, match="needs a context"):
+        fit(fresh(), y, "elbo", context_noise=omit, epochs=1, progress=False)
