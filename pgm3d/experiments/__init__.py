@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pgm3d.experiments.autoguides import AutoguidesSettings, run_autoguides
 from pgm3d.experiments.classify import ClassifySettings, run_classify
+from pgm3d.experiments.cvae import CVAESettings, run_cvae
 from pgm3d.experiments.demo import DemoSettings, run_demo
 from pgm3d.experiments.missing_fa import MissingFASettings, run_missing_fa
 from pgm3d.experiments.mvae import MVAESettings, run_mvae
@@ -68,6 +69,15 @@ EXPERIMENTS.register(
     "KL threshold (Nash et al. 2017).",
 )(run_mvae)
 EXPERIMENTS.register(
+    "cvae",
+    settings=CVAESettings,
+    help="Sohn et al. 2015: CVAE, GSNN and hybrid vs a baseline network on quadrant completion",
+    description="Predict the missing quadrants of binarised digits from 1, 2 or 3 given ones "
+    "with a deterministic baseline network and conditional VAEs trained by the CVAE, GSNN and "
+    "hybrid objectives; compare conditional log-likelihoods (importance sampling and Monte "
+    "Carlo) and draw samples (Sohn et al. 2015, §5.1).",
+)(run_cvae)
+EXPERIMENTS.register(
     "autoguides",
     settings=AutoguidesSettings,
     help="autoguide families vs FCA/SCA/DE/exact under missing data; a VAE's IWAE gap",
@@ -93,6 +103,7 @@ TASKS.register(
 __all__ = [
     "EXPERIMENTS",
     "AutoguidesSettings",
+    "CVAESettings",
     "ClassifySettings",
     "DemoSettings",
     "MVAESettings",
@@ -100,6 +111,7 @@ __all__ = [
     "ShapesSettings",
     "run_autoguides",
     "run_classify",
+    "run_cvae",
     "run_demo",
     "run_missing_fa",
     "run_mvae",

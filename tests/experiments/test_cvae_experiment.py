@@ -1,0 +1,35 @@
+import json
+
+import pytest
+import torch
+
+from pgm3d.experiments import EXPERIMENTS, CVAESettings, run_cvae
+from pgm3d.experiments.cvae import GIVEN_QUADRANTS, quadrant_data
+
+
+def test_quadrant_data_hides_the_missing_quadrants_from_the_input():
+    images = torch.linspace(-1, 1, 2 * 64).reshape(2, 64)
+    for given in GIVEN_QUADRANTS:
+        x, y, mask = quadrant_data(images, given)
+        assert set(y.unique().tolist()) <= {0.0, 1.0}
+        assert (x[mask] == -1).all() and torch.equal(x[~mask], y[~mask])
+        # each quadrant of an 8x8 image holds 16 pixels
+        assert int((~mask[0]).sum()) == 16 * given
+    _, _, one = quadrant_data(images, 1)
+    grid = (~one[0]).reshape(8, 8)
+    assert grid[4:, :4].all() and not grid[:4].any()  # the bottom-left quadrant is given
+    with pytest.raises(ValueError, match="given must be one of"):
+        quadrant_data(images, 4)
+
+
+def test_quick_run_writes_the_table_the_findings_and_the_figure(tmp_path):
+    s = CVAESettings.quick(epochs=2, baseline_epochs=2, is_samples=4, mc_samples=4)
+    metrics = run_cvae(s, tmp_path, progress=False)
+    assert EXPERIMENTS["cvae"] is run_cvae
+    assert {"table.md", "metrics.json", "samples_1q.png"} <= {p.name for p in tmp_path.iterdir()}
+    row = json.loads((tmp_path / "metrics.json").read_text())["conditional_log_likelihood"]["1"]
+    assert set(row) == {"baseline", *(f"{n} ({e})" for n in ("CVAE", "GSNN", "hybrid")
+                                       for e in ("IS", "MC"))}  # fmt: skip
+    assert all(v["mean"] < 0 and v["se"] > 0 for v in row.values())
+    assert len(metrics["findings"]) == 3
+    assert "Conditional log-likelihood" in (tmp_path / "table.md").read_text()
