@@ -15,6 +15,7 @@ from pgm3d.inference import (  # noqa: F401
     pattern_mean,
     pseudo_gibbs,
     sca,
+    vaeac,
 )
 from pgm3d.inference.adversarial import GANHistory, d_should_update, fit_gan
 from pgm3d.inference.base import COMPLETION_METHODS, Completion, complete

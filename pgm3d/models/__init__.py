@@ -18,6 +18,7 @@ from pgm3d.models.scene_vae import SceneVAE
 from pgm3d.models.shapefa import ShapeFA
 from pgm3d.models.shapevae import ShapeVAE
 from pgm3d.models.vae import VAE
+from pgm3d.models.vaeac import VAEAC
 from pgm3d.models.vsl import VSL
 from pgm3d.registry import Registry
 
@@ -43,6 +44,7 @@ __all__ = [
     "PPCA",
     "SAMPLERS",
     "VAE",
+    "VAEAC",
     "VSL",
     "BaselineNet",
     "EMInfo",
