@@ -93,6 +93,21 @@ def test_complete_evaluate_and_sample_read_a_fitted_run(vae_run, tmp_path):
     assert (tmp_path / "s" / "samples.png").is_file()
 
 
+def test_fit_on_incomplete_training_data_the_miwae_setting(tmp_path, capsys):
+    small = [*SMALL_VAE, "--epochs 2 --iwae-samples 10 --ll-rows 10 --quiet"]
+    miwae = "--objective iwae --num-particles 3 --train-missing 0.5 --out"
+    assert run("fit", *small, miwae, tmp_path / "m") == 0
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["training_entries_hidden"] == "50% at random (MCAR)"
+    assert metrics["objective"] == "iwae" and metrics["steps"] > 0
+    assert run("fit", *small, "--train-missing 1.0 --out", tmp_path / "bad") == 2
+    assert "--train-missing must be in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+    shapes = "fit --data chairs --n-train 20 --n-test 5 --epochs 1 --train-missing 0.3 --out"
+    assert run(shapes, tmp_path / "s") == 2
+    assert "--train-missing hides entries of rows of numbers; chairs holds" in capsys.readouterr().err
+
+
 def test_fit_with_an_autoguide_in_place_of_the_models_guide(tmp_path, capsys):
     small = [*SMALL_VAE, "--epochs 2 --iwae-samples 10 --ll-rows 10 --quiet"]
     assert run("fit", *small, "--guide auto-full --out", tmp_path / "f") == 0

@@ -78,6 +78,11 @@ class FitSettings(DataSettings):
     )
     kl_warmup: int = option(0, "steps of linear KL warm-up")
     num_particles: int = option(1, "samples per data point")
+    train_missing: float = option(
+        0.0,
+        "hide this fraction of the training entries at random before training (the MIWAE "
+        "setting with --objective iwae; rows of numbers only)",
+    )
     iwae_samples: int = option(500, "K of the test IWAE bound")
     ll_rows: int = option(100, "test rows for the likelihood")
     checkpoint_every: int = option(100, "steps between checkpoints")
@@ -88,6 +93,28 @@ class FitSettings(DataSettings):
         "on --resume, also read a checkpoint written by pgm3d 0.1, a pickle: reading it can run "
         "any code it holds, so only for files you made or trust",
     )
+
+
+def _hide_training_entries(split, p: float, seed: int):
+    """The split with a fraction ``p`` of its training entries missing (NaN) at random, each
+    row keeping at least one entry; the test rows are untouched."""
+    from dataclasses import replace
+
+    from pgm3d.data.masks import random_mask
+
+    if not 0 <= p < 1:
+        raise ValueError(f"--train-missing must be in [0, 1), got {p}")
+    if split.kind != "rows":
+        raise ValueError(
+            f"--train-missing hides entries of rows of numbers; {split.name} holds "
+            f"{DATA_KINDS[split.kind][0]}"
+        )
+    train = split.train
+    keep = random_mask(train.shape, p, generator=torch.Generator().manual_seed(seed + 3))
+    keep = keep.to(train.device)
+    empty = ~keep.any(-1)
+    keep[empty, 0] = True  # a row with nothing observed cannot be trained on
+    return replace(split, train=torch.where(keep, train, torch.nan))
 
 
 def _fit_gan(model, train, s: FitSettings, out: Path, seed: int, progress) -> dict:
@@ -211,11 +238,15 @@ def run_fit(
             f"{', ...' if len(split.empty_rows) > 10 else ''}, counting from 1); they carry "
             "nothing to train on: drop them"
         )
+    if s.train_missing:
+        split = _hide_training_entries(split, s.train_missing, seed)
     torch.manual_seed(seed)
     name, model, notes = _build(s, split, progress, device)
     s = s.replace(model=name)
     config = run_config("fit", s, seed=seed, device=str(device))
     metrics = {"model": name, "data": s.data, "seed": seed, "device": str(device), **notes}
+    if s.train_missing:
+        metrics["training_entries_hidden"] = f"{s.train_missing:.0%} at random (MCAR)"
     out.mkdir(parents=True, exist_ok=True)  # everything it needs is read and checked by now
     if trained_by_sgd(model):
         metrics.update(_fit_sgd(model, split.train, s, out, seed, progress, config))
