@@ -105,7 +105,9 @@ def test_fit_on_incomplete_training_data_the_miwae_setting(tmp_path, capsys):
     assert not (tmp_path / "bad").exists()  # refused before anything was written
     shapes = "fit --data chairs --n-train 20 --n-test 5 --epochs 1 --train-missing 0.3 --out"
     assert run(shapes, tmp_path / "s") == 2
-    assert "--train-missing hides entries of rows of numbers; chairs holds" in capsys.readouterr().err
+    assert (
+        "--train-missing hides entries of rows of numbers; chairs holds" in capsys.readouterr().err
+    )
 
 
 def test_fit_with_an_autoguide_in_place_of_the_models_guide(tmp_path, capsys):
