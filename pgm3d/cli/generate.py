@@ -93,7 +93,9 @@ def add_settings(parser: argparse.ArgumentParser, cls: type[Settings], title="se
             # names: a registry's checked when the settings are made (its own message), fixed
             # choices by argparse; numbers and paths checked here
             named = isinstance(meta["choices"], Registry) or choices_of(f) is not None
-            kw["type"] = str if named else _converter(f)
+            # fixed numeric choices (--quadrants 1 2 3) compare as numbers, not strings
+            numeric = meta["kind"] in (int, float) and not isinstance(meta["choices"], Registry)
+            kw["type"] = (meta["kind"] if numeric else str) if named else _converter(f)
             kw["choices"] = choices_of(f)
             if meta["many"]:
                 kw["nargs"] = "+"

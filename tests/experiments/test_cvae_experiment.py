@@ -33,3 +33,17 @@ def test_quick_run_writes_the_table_the_findings_and_the_figure(tmp_path):
     assert all(v["mean"] < 0 and v["se"] > 0 for v in row.values())
     assert len(metrics["findings"]) == 3
     assert "Conditional log-likelihood" in (tmp_path / "table.md").read_text()
+
+
+def test_the_command_line_takes_numeric_choices(tmp_path, capsys):
+    from pgm3d.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["experiment", "cvae", "--quadrants", "4", "--out", str(tmp_path / "x")])
+    assert stop.value.code == 2
+    assert "invalid choice: 4 (choose from 1, 2, 3)" in capsys.readouterr().err
+    argv = "experiment cvae --quick --quadrants 2 --epochs 1 --baseline-epochs 1 --quiet --out"
+    assert main([*argv.split(), str(tmp_path / "y")]) == 0
+    saved = json.loads((tmp_path / "y" / "metrics.json").read_text())
+    assert saved["settings"]["quadrants"] == [2]
+    assert set(saved["conditional_log_likelihood"]) == {"2"}
