@@ -36,6 +36,8 @@ class EarlyStopping:
     :param int num_samples: ``K`` of the bound.
     :param float min_delta: the improvement that counts, in nats per row.
     :param context: the validation rows' conditioning inputs, if the model takes any.
+    :param guide: the proposal of the bound, instead of the model's guide (e.g. a CVAE's prior
+        network when training the GSNN, whose recognition network is never trained).
     :param int seed: the evaluations' seed.
     :param bool stop: stop training (default); with False the callback only keeps the best
         parameters while training runs its full length -- the thesis's protocol, which takes
@@ -47,7 +49,7 @@ class EarlyStopping:
 
     def __init__(
         self, model, x, mask=None, *, patience: int = 10, every: int = 1, num_samples: int = 10,
-        min_delta: float = 0.0, context=None, seed: int = 0, stop: bool = True,
+        min_delta: float = 0.0, context=None, guide=None, seed: int = 0, stop: bool = True,
     ):  # fmt: skip
         for name, value in (("patience", patience), ("every", every), ("num_samples", num_samples)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -59,7 +61,7 @@ class EarlyStopping:
         self.patience, self.every, self.num_samples, self.min_delta = (
             patience, every, num_samples, min_delta,
         )  # fmt: skip
-        self.seed, self.stop = seed, stop
+        self.seed, self.stop, self.guide = seed, stop, guide
         self.scores: list[tuple[int, float]] = []
         self.best = -math.inf
         self.best_epoch = 0
@@ -80,7 +82,7 @@ class EarlyStopping:
             with torch.no_grad():
                 ll = log_likelihood(
                     self.model, self.x, self.mask, context=self.context,
-                    num_samples=self.num_samples,
+                    num_samples=self.num_samples, guide=self.guide,
                 )  # fmt: skip
         finally:
             for m, mode in zip(modules, modes, strict=True):

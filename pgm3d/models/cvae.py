@@ -31,6 +31,8 @@ with ``guide=cvae.prior_guide``, by Monte Carlo from the prior (its second).
 
 from __future__ import annotations
 
+import math
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -72,10 +74,14 @@ class BaselineNet(nn.Module):
 
 def train_baseline(
     x, y, *, mask=None, hidden=(256, 256), likelihood="bernoulli", epochs=30, batch_size=128,
-    lr=1e-3, seed=0,
+    lr=1e-3, seed=0, valid=None, patience=5,
 ) -> BaselineNet:  # fmt: skip
     """Train :class:`BaselineNet` on pairs ``(x, y)`` by Adam on its loss; returns it in eval
-    mode (the paper's baseline NN, and the CVAE's :math:`\\hat y`)."""
+    mode (the paper's baseline NN, and the CVAE's :math:`\\hat y`).
+
+    :param valid: ``(x, y, mask)`` validation pairs: keep the weights of the lowest validation
+        loss and stop after ``patience`` epochs without improvement (early stopping).
+    """
     x, y = torch.as_tensor(x), torch.as_tensor(y)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}")
@@ -83,6 +89,7 @@ def train_baseline(
     net = BaselineNet(x.shape[-1], y.shape[-1], hidden, likelihood).to(x)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
+    best, best_state, waited = math.inf, None, 0
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=g).to(x.device)
         for i in range(0, len(x), batch_size):
@@ -90,6 +97,18 @@ def train_baseline(
             opt.zero_grad()
             net.loss(x[rows], y[rows], None if mask is None else mask[rows]).backward()
             opt.step()
+        if valid is not None:
+            with torch.no_grad():
+                loss = float(net.loss(*valid))
+            if loss < best:
+                best, waited = loss, 0
+                best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+    if best_state is not None:
+        net.load_state_dict(best_state)
     return net.eval()
 
 

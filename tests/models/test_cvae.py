@@ -172,3 +172,13 @@ def test_input_omission_hides_inputs_the_same_for_model_and_guide_and_resumes(pa
         CVAE.input_omission(1.0)
     with pytest.raises(ValueError, match="needs a context"):
         fit(fresh(), y, "elbo", context_noise=omit, epochs=1, progress=False)
+
+
+def test_the_baseline_keeps_its_best_validation_weights(pairs):
+    x, y = pairs
+    valid = (x[500:], y[500:], None)
+    net = train_baseline(x[:40], y[:40], hidden=(64,), epochs=200, batch_size=40, lr=3e-2,
+                         valid=valid, patience=5)  # fmt: skip
+    longer = train_baseline(x[:40], y[:40], hidden=(64,), epochs=200, batch_size=40, lr=3e-2)
+    with torch.no_grad():  # 40 rows overfit: the early-stopped weights validate better
+        assert float(net.loss(*valid)) < float(longer.loss(*valid))
