@@ -53,6 +53,7 @@ DEMO = {
         "normal_shapes": 50,
         "samples": 300,
         "embed_epochs": 60,
+        "linearity_shapes": 300,
     },
     "posteriors": {
         "rows": 60,
