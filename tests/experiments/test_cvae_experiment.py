@@ -31,7 +31,7 @@ def test_quick_run_writes_the_table_the_findings_and_the_figure(tmp_path):
     assert set(row) == {"baseline", "CVAE (IS)", "CVAE (MC)", "GSNN (MC)", "hybrid (IS)",
                         "hybrid (MC)"}  # fmt: skip
     assert all(v["mean"] < 0 and v["se"] > 0 for v in row.values())
-    assert len(metrics["findings"]) == 3
+    assert len(metrics["findings"]) == 6
     assert "Conditional log-likelihood" in (tmp_path / "table.md").read_text()
 
 
