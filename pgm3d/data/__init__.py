@@ -13,7 +13,7 @@ from pgm3d.data.loaders import (
 from pgm3d.data.masks import QUARTERS, drop_parts, half_volume_mask, quarter_mask, random_mask
 from pgm3d.data.mesh import Mesh
 from pgm3d.data.mesh_folder import MESH_CLASSES, write_mesh_folder
-from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, parameter_counts, shapes
+from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.sprites import SPRITE_SHAPES, SpriteScenes, multi_sprites
 from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes, voxelize
 
@@ -37,7 +37,6 @@ __all__ = [
     "load_voxels",
     "multi_sprites",
     "open_data",
-    "parameter_counts",
     "quarter_mask",
     "random_mask",
     "save_voxels",

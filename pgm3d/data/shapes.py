@@ -37,7 +37,6 @@ __all__ = [
     "ShapeFamily",
     "ShapeSet",
     "load_shapes",
-    "parameter_counts",
     "shapes",
 ]
 
@@ -270,17 +269,14 @@ class ParamSampler:
     the range of each shape's style; styles not named use the first range (their value is unused or
     irrelevant, e.g. the geometry of an absent part).
 
-    The sampler counts, per style, the draws that can vary (a range with ``lo < hi``, a
-    probability strictly between 0 and 1, an integer range): :attr:`degrees`, an upper bound on
-    the number of free parameters of a style (a draw for a part the style lacks still counts),
-    which :func:`parameter_counts` reports; and it keeps every value it draws, in order
-    (:attr:`draws`, a list of ``(N,)`` float64 tensors), which :func:`shapes` returns as
-    :attr:`ShapeSet.parameters`.
+    It keeps every value it draws, in order (:attr:`draws`, a list of ``(N,)`` float64
+    tensors), which :func:`shapes` returns as :attr:`ShapeSet.parameters`: the draws that vary
+    within a style bound its number of free parameters from above (a draw for a part the style
+    lacks still varies).
     """
 
     def __init__(self, style: torch.Tensor, style_names, generator: torch.Generator):
         self.style, self.names, self.generator = style, tuple(style_names), generator
-        self.degrees = torch.zeros(len(self.names), dtype=torch.long)
         self.draws: list[torch.Tensor] = []
 
     def _draw(self, value: torch.Tensor) -> torch.Tensor:
@@ -298,7 +294,6 @@ class ParamSampler:
         table = self._table(ranges, default)
         if table.dim() == 1:  # a fixed value
             return table[self.style]
-        self.degrees += table[:, 1] > table[:, 0]
         lohi = table[self.style]
         u = torch.rand(len(self.style), generator=self.generator, dtype=torch.float64)
         return self._draw(lohi[:, 0] + u * (lohi[:, 1] - lohi[:, 0]))
@@ -308,15 +303,12 @@ class ParamSampler:
         structural choice: the number of legs, slats or engines)."""
         default = default if default is not None else next(iter(ranges.values()))
         table = self._table(ranges, default).long()
-        self.degrees += table[:, 1] > table[:, 0]
         lohi = table[self.style]
         u = torch.rand(len(self.style), generator=self.generator, dtype=torch.float64)
         return self._draw(lohi[:, 0] + (u * (lohi[:, 1] - lohi[:, 0] + 1)).long())
 
     def bernoulli(self, default: float = 0.0, **probs) -> torch.Tensor:
-        table = self._table(probs, default)
-        self.degrees += (table > 0) & (table < 1)
-        p = table[self.style]
+        p = self._table(probs, default)[self.style]
         u = torch.rand(len(self.style), generator=self.generator, dtype=torch.float64)
         return self._draw(u < p)
 
@@ -333,17 +325,6 @@ class ParamSampler:
         return torch.stack(
             [torch.as_tensor(c, dtype=torch.float64).expand(n) for c in components], -1
         )
-
-
-def parameter_counts(family: str) -> dict[str, int]:
-    """The number of random draws that vary within each style of a registered family: an upper
-    bound on the style's free shape parameters (see :class:`ParamSampler`).
-    """
-    fam: ShapeFamily = FAMILIES[family]()
-    style = torch.arange(len(fam.style_names))
-    rng = ParamSampler(style, fam.style_names, torch.Generator().manual_seed(0))
-    fam.generate(style, rng)
-    return dict(zip(fam.style_names, rng.degrees.tolist(), strict=True))
 
 
 def shapes(

@@ -15,10 +15,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+import pgm3d.data.families  # noqa: F401  (registers the families named below)
 from pgm3d._progress import progress_bar
 from pgm3d.data.mesh import Mesh
 from pgm3d.data.parts import Box, Ellipsoid, Frustum, Part, Torus, rotation_y
-from pgm3d.data.shapes import shapes
+from pgm3d.data.shapes import FAMILIES, shapes
 
 __all__ = [
     "VOXEL_CLASSES",
@@ -333,15 +334,12 @@ VOXEL_CLASSES = {
 #: every part-based family as its own class (as ModelNet40 separates bench, chair and stool),
 #: and eleven primitives; class name -> family, ``(family, style)`` or None (a primitive)
 VOXEL_CLASSES_40 = {
-    **{f"{f}.{s}": (f, s) for f, styles in (
-        ("chairs", ("four_leg", "armchair", "bench", "tall", "office", "pedestal")),
-        ("chairs_nonlinear", ("slatted", "lounge", "rocking", "swivel")),
-        ("airplanes", ("airliner", "fighter", "prop", "tailless")),
-        ("airplanes_nonlinear", ("airliner", "swing_wing", "prop", "glider")),
-        ("tables", ("dining", "coffee", "pedestal", "bar")),
-        ("lamps", ("floor", "table", "desk")),
-        ("bikes", ("road", "mountain", "bmx", "cruiser")),
-    ) for s in styles},
+    **{
+        f"{family}.{style}": (family, style)
+        for family in ("chairs", "chairs_nonlinear", "airplanes", "airplanes_nonlinear",
+                       "tables", "lamps", "bikes")
+        for style in FAMILIES[family].style_names
+    },
     **dict.fromkeys(
         ("sphere", "box", "cylinder", "cone", "torus", "pyramid", "wedge", "disc", "rod",
          "spindle", "slab")

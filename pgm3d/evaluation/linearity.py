@@ -1,12 +1,11 @@
-"""How far a shape family is from a linear one: the variance that ``d`` principal components
-leave unexplained, with ``d`` the number of parameters the generator draws.
+"""How far a shape family is from a linear one.
 
-A family whose shapes are (nearly) linear in their ``d`` parameters lies in a ``d``-dimensional
-affine subspace, so ``d`` principal components explain (nearly) all its variance and a linear-
-Gaussian model such as ShapeFA (Nash & Williams 2017, ch. 3) describes it as well as any deep
-model. Rotations (articulation), bends and discrete rearrangements (a count of legs that moves
-every leg) curve the set of shapes away from any ``d``-dimensional subspace; the residual at
-``d`` and the number of components needed for 99% of the variance measure how much.
+A family whose shapes are affine functions of the generator's parameters is modelled as well by
+a linear-Gaussian model such as ShapeFA (Nash & Williams 2017, ch. 3) as by any deep model.
+Rotations (articulation), bends and discrete rearrangements (a count of legs that moves every
+leg) are not affine in the parameters: :func:`linear_fit_residual` measures the variance the
+best affine function of the parameters leaves unexplained, :func:`pca_residual` the variance
+left by a number of principal components, and :func:`family_linearity` both, per style.
 """
 
 from __future__ import annotations

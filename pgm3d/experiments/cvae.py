@@ -94,9 +94,10 @@ def quadrant_data(images: torch.Tensor, given: int, image_shape=(8, 8)):
 
 
 def _baseline_cll(net, x, y, mask) -> torch.Tensor:
+    """The baseline's exact CLL: Bernoulli log-probabilities of the missing pixels."""
     with torch.no_grad():
         p = net(x).clamp(1e-6, 1 - 1e-6)
-    return torch.where(mask, y * p.log() + (1 - y) * (1 - p).log(), 0.0).sum(-1)
+    return torch.distributions.Bernoulli(probs=p).log_prob(y).where(mask, 0.0).sum(-1)
 
 
 def run_cvae(
@@ -140,7 +141,7 @@ def run_cvae(
                 mv,
                 context={"x": xv},
                 patience=s.patience,
-                guide=model.prior_guide if name == "GSNN" else None,
+                guide=guide,
                 seed=seed,
             )
             history = fit(

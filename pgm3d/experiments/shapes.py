@@ -357,13 +357,12 @@ def run_shapes(
         "samples mean": float(train_sym.mean()),
     }
     sym = {"Diagonal": run.symmetry("Diagonal", pattern, 2)}
-    vaes, timing = {}, {}
+    timing = {}
     for k in s.latent_dims:
         t = time.perf_counter()
         vae, last = run.fit_vae(k, s.epochs)
         timing[f"ShapeVAE-{k} training s"] = time.perf_counter() - t
         fa = run.fit_fa(k)
-        vaes[k] = last  # figures show the fully trained model, as the thesis's samples
         for name, model in ((f"ShapeVAE-{k}", vae), (f"ShapeFA-{k}", fa)):
             run.log_likelihoods(name, model)
             run.complete_all(
@@ -389,7 +388,7 @@ def run_shapes(
     embed, _ = run.fit_vae(2, s.embed_epochs, validate=False)
     metrics = _metrics(family, s, seed, run, timing, start)
     if out is not None:
-        _write(Path(out), family, s, run, vaes, embed, sym, pattern, metrics)
+        _write(Path(out), family, s, run, embed, sym, pattern, metrics)
     return metrics
 
 
@@ -461,7 +460,7 @@ def _pairs_table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
     return markdown_table(header, rows)
 
 
-def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
+def _write(out, family, s, run, embed, sym, pattern, metrics):
     out.mkdir(parents=True, exist_ok=True)
     # the fitted models, reloadable with pgm3d.load and usable by `pgm3d complete --run FILE`
     data = {
@@ -531,10 +530,10 @@ def _write(out, family, s, run, vaes, embed, sym, pattern, metrics):
         + "\n",
     ]
     write_results(out, metrics, "".join(md), results=r)
-    _figures(out, family, run, vaes, embed, sym, pattern)
+    _figures(out, family, run, embed, sym, pattern)
 
 
-def _figures(out, family, run, vaes, embed, sym, pattern):
+def _figures(out, family, run, embed, sym, pattern):
     from matplotlib.figure import Figure
 
     from pgm3d.viz import interpolation_strip, render_shapes
@@ -598,8 +597,9 @@ def _figures(out, family, run, vaes, embed, sym, pattern):
     fig.tight_layout()
     fig.savefig(out / "embedding_2d.png", dpi=110)
     # interpolation between two test shapes of different styles
-    k = max(vaes)
-    vae = vaes[k]
+    # figures show the fully trained model of the largest latent size, as the thesis's samples
+    k = max(run.models)
+    vae = run.models[k][3]
     styles = run.test.style
     a = 0
     b = int((styles != styles[a]).nonzero()[0]) if (styles != styles[a]).any() else 1
@@ -626,20 +626,21 @@ def _surfaces(out, vae, k, run) -> None:
     from pgm3d.viz import render_mesh, render_meshes, render_shapes
 
     sample = vae.to_points(vae.sample(2, generator=run.gen(7), mean=True))
-    methods = (f"alpha shape (r = {run.s.alpha_radius})", "template deformation",
-               "signed distance")  # fmt: skip
+    r = run.s.alpha_radius
+    # each method from a sample's points, normals, present-point mask and existences
+    methods = {
+        f"alpha shape (r = {r})": lambda p, n, keep, e: alpha_shape(p[keep], r),
+        "template deformation": lambda p, n, keep, e: template_surface(p, e, run.train),
+        "signed distance": lambda p, n, keep, e: reconstruct_surface(p[keep], n[keep],
+                                                                     resolution=48),
+    }  # fmt: skip
     meshes, titles = [], []
     for i in range(2):
-        keep = sample["point_mask"][i]
-        pts, nrm = sample["points"][i], sample["normals"][i]
-        for name in methods:
+        args = (sample["points"][i], sample["normals"][i], sample["point_mask"][i],
+                sample["existence"][i])  # fmt: skip
+        for name, make in methods.items():
             try:
-                if name.startswith("alpha"):
-                    mesh = alpha_shape(pts[keep], run.s.alpha_radius)
-                elif name.startswith("template"):
-                    mesh = template_surface(pts, sample["existence"][i], run.train)
-                else:
-                    mesh = reconstruct_surface(pts[keep], nrm[keep], resolution=48)
+                mesh = make(*args)
             except ValueError:  # too sparse for this method: the panel stays blank
                 mesh = None
             meshes.append(mesh)

@@ -50,14 +50,9 @@ class HybridObjective(Objective):
         return out
 
     def forward(self, x, mask=None, *, context=None, scale: float = 1.0, kl_weight=None):
-        a = self.alpha
-        parts = [
-            (w, term(x, mask, context=context, scale=scale, kl_weight=kl_weight))
-            for w, term in ((a, self.first), (1 - a, self.second))
-            if w > 0
-        ]
-        loss = sum(w * value for w, value in parts)
-        self.last_bound = a * self.first.last_bound if a > 0 else 0.0
-        if a < 1:
-            self.last_bound += (1 - a) * self.second.last_bound
+        terms = [(w, t) for w, t in ((self.alpha, self.first), (1 - self.alpha, self.second)) if w]
+        loss = sum(
+            w * t(x, mask, context=context, scale=scale, kl_weight=kl_weight) for w, t in terms
+        )
+        self.last_bound = sum(w * t.last_bound for w, t in terms)
         return loss

@@ -18,6 +18,7 @@ from pgm3d.contract import WrappedModel
 from pgm3d.inference.base import COMPLETION_METHODS, require
 from pgm3d.inference.samples import SampleCompletion
 from pgm3d.missing import fill_where_missing
+from pgm3d.models.base import draw_observations
 
 __all__ = ["VAEACCompletion", "vaeac"]
 
@@ -68,15 +69,7 @@ def vaeac(model, x, mask, *, num_samples: int = 25, mean: bool = True, seed: int
             loc, scale = pz.base_dist.loc, pz.base_dist.scale
             eps = torch.randn((num_samples, *loc.shape), generator=g, dtype=loc.dtype)
             z = loc + scale * eps.to(loc.device)
-            px = source.decode(z, skips)
-            if mean:
-                draws = px.mean
-            elif source.likelihood == "bernoulli":
-                u = torch.rand(px.probs.shape, generator=g, dtype=loc.dtype).to(loc.device)
-                draws = (u < px.probs).to(loc.dtype)
-            else:
-                noise = torch.randn(px.loc.shape, generator=g, dtype=loc.dtype).to(loc.device)
-                draws = px.loc + px.scale * noise
+            draws = draw_observations(source.decode(z, skips), mean=mean, generator=g)
     finally:
         source.train(training)
     filled = fill_where_missing(x, mask, draws.mean(0))

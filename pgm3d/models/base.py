@@ -31,6 +31,7 @@ __all__ = [
     "check_n",
     "completion_methods",
     "data_kind",
+    "draw_observations",
 ]
 
 #: the sample-based completion back ends, which apply to any model/guide pair
@@ -44,6 +45,22 @@ def check_n(n) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     return n
+
+
+def draw_observations(px, *, mean: bool = False, generator=None) -> torch.Tensor:
+    """Draws of a Bernoulli or Normal observation distribution from a seeded ``generator``
+    (Pyro's ``sample`` takes none), or its mean with ``mean=True``. The uniforms or normals are
+    drawn on the generator's device and moved to the distribution's."""
+    if mean:
+        return px.mean
+    like = px.probs if isinstance(px, torch.distributions.Bernoulli) else px.loc
+    device = generator.device if generator is not None else like.device
+    shape, dtype = like.shape, like.dtype
+    if isinstance(px, torch.distributions.Bernoulli):
+        u = torch.rand(shape, generator=generator, dtype=dtype, device=device).to(like.device)
+        return (u < px.probs).to(dtype)
+    noise = torch.randn(shape, generator=generator, dtype=dtype, device=device).to(like.device)
+    return px.loc + px.scale * noise
 
 
 def flat_rows(data) -> tuple[torch.Tensor, torch.Tensor]:

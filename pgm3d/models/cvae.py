@@ -41,7 +41,7 @@ from torch import nn
 
 from pgm3d.contract import ContractError
 from pgm3d.missing import clean_missing
-from pgm3d.models.base import Model, check_n
+from pgm3d.models.base import Model, check_n, draw_observations
 from pgm3d.models.guides import mlp
 
 __all__ = ["CVAE", "BaselineNet", "train_baseline"]
@@ -252,15 +252,5 @@ class CVAE(Model, PyroModule):
             eps = torch.randn((n, *loc.shape), generator=generator, dtype=loc.dtype,
                               device=loc.device)  # fmt: skip
             z = loc + scale * eps
-            py = self.decode(z, x).base_dist
-            if mean:
-                y = py.mean
-            elif self.likelihood == "bernoulli":
-                u = torch.rand(py.probs.shape, generator=generator, dtype=loc.dtype,
-                               device=loc.device)  # fmt: skip
-                y = (u < py.probs).to(loc.dtype)
-            else:
-                noise = torch.randn(py.loc.shape, generator=generator, dtype=loc.dtype,
-                                    device=loc.device)  # fmt: skip
-                y = py.loc + py.scale * noise
+            y = draw_observations(self.decode(z, x).base_dist, mean=mean, generator=generator)
         return (y, z) if return_latents else y

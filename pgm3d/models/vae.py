@@ -21,7 +21,7 @@ from torch import nn
 
 from pgm3d._validation import check_inputs
 from pgm3d.missing import clean_missing
-from pgm3d.models.base import Model, check_n, flat_rows
+from pgm3d.models.base import Model, check_n, draw_observations, flat_rows
 from pgm3d.models.guides import GaussianEncoderGuide, mlp
 
 __all__ = ["VAE"]
@@ -101,14 +101,5 @@ class VAE(Model, PyroModule):
         p = next(self.parameters())
         with torch.no_grad():
             z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
-            px = self.decode(z).base_dist
-            if mean:
-                x = px.mean
-            elif self.likelihood == "bernoulli":
-                u = torch.rand(px.logits.shape, generator=generator, dtype=p.dtype, device=p.device)
-                x = (u < px.probs).to(p.dtype)
-            else:
-                x = px.loc + px.scale * torch.randn(
-                    px.loc.shape, generator=generator, dtype=p.dtype, device=p.device
-                )
+            x = draw_observations(self.decode(z).base_dist, mean=mean, generator=generator)
         return (x, z) if return_latents else x
