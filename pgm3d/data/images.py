@@ -37,11 +37,13 @@ class ImageDataset:
     :ivar torch.Tensor x: ``(N, H * W)`` pixels in ``[-1, 1]``.
     :ivar tuple image_shape: ``(H, W)``.
     :ivar str name: dataset name.
+    :ivar labels: ``(N,)`` long class labels where the set has them (digits), else ``None``.
     """
 
     x: torch.Tensor
     image_shape: tuple[int, int]
     name: str
+    labels: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -56,7 +58,9 @@ def load_digits(*, dtype=torch.float64) -> ImageDataset:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, grey levels 0-16)."""
     from sklearn.datasets import load_digits as sk_load_digits
 
-    return ImageDataset(_rescale(sk_load_digits().data, 16.0, dtype), (8, 8), "digits")
+    bunch = sk_load_digits()
+    labels = torch.as_tensor(bunch.target, dtype=torch.long)
+    return ImageDataset(_rescale(bunch.data, 16.0, dtype), (8, 8), "digits", labels)
 
 
 def find_data_file(filename: str, data_dir: str | os.PathLike | None = None) -> Path:

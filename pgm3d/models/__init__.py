@@ -11,6 +11,7 @@ from pgm3d.models.factor_analysis import EMInfo, FactorAnalysis
 from pgm3d.models.gan3d import GAN3D
 from pgm3d.models.guides import GaussianEncoderGuide
 from pgm3d.models.linear_gaussian import LinearGaussian
+from pgm3d.models.m2 import M2
 from pgm3d.models.mvae import MVAE
 from pgm3d.models.pattern_gaussian import PatternGaussian
 from pgm3d.models.ppca import PPCA
@@ -26,6 +27,7 @@ MODELS: Registry = Registry("model")
 MODELS.register("fa")(FactorAnalysis)
 MODELS.register("ppca")(PPCA)
 MODELS.register("vae")(VAE)
+MODELS.register("m2")(M2)
 MODELS.register("shapevae")(ShapeVAE)
 MODELS.register("shapefa")(ShapeFA)
 MODELS.register("pattern-gaussian")(PatternGaussian)
@@ -39,6 +41,7 @@ from pgm3d.models.build import build_model, model_rows, trained_by_sgd  # noqa: 
 __all__ = [
     "CVAE",
     "GAN3D",
+    "M2",
     "MODELS",
     "MVAE",
     "PPCA",

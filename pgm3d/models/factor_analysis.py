@@ -206,6 +206,11 @@ class FactorAnalysis(LinearGaussian):
         return model
 
     @classmethod
+    def _from_em(cls, W, mu, psi, count) -> FactorAnalysis:
+        """The model of an EM step: one noise variance per dimension."""
+        return cls(W, mu, psi)
+
+    @classmethod
     def fit_missing(
         cls,
         X,
@@ -260,8 +265,7 @@ class FactorAnalysis(LinearGaussian):
             raise ValueError(f"latent_dim = {K} exceeds the number of rows N = {N}")
         sigma2 = lam[K:].sum() / (D - K)
         W = V[:, :K] * (lam[:K] - sigma2).clamp_min(0).sqrt()
-        psi = torch.maximum(var - W.pow(2).sum(1), floor)
-        model = cls(W, mu, psi)
+        model = cls._from_em(W, mu, torch.maximum(var - W.pow(2).sum(1), floor), count)
         history: list[float] = []
         converged = False
         bar = progress_bar(range(max_iter), desc="FA EM (missing)", progress=progress)
@@ -288,7 +292,7 @@ class FactorAnalysis(LinearGaussian):
             quad = torch.einsum("di,nij,dj->nd", Wmu, Ezz1, Wmu)
             resid2 = w * (Xz.pow(2) - 2 * Xz * pred + quad)
             psi = torch.maximum(resid2.sum(0) / count, floor)
-            model = cls(Wmu[:, :K], Wmu[:, K], psi)
+            model = cls._from_em(Wmu[:, :K], Wmu[:, K], psi, count)
             bar.set_postfix(ll=f"{history[-1]:.4f}")
         bar.close()
         if not converged:

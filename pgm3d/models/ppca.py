@@ -53,6 +53,28 @@ class PPCA(LinearGaussian):
         return cls.fit(x.to(torch.float64), latent_dim or 8)
 
     @classmethod
+    def fit_missing(cls, X, mask, latent_dim: int, max_iter: int = 500, tol: float = 1e-6, *,
+                    min_psi: float = 1e-6, progress: bool | None = None) -> PPCA:  # fmt: skip
+        r"""Maximum-likelihood PPCA from incomplete data by EM: the E- and M-steps of
+        :meth:`FactorAnalysis.fit_missing <pgm3d.models.FactorAnalysis.fit_missing>` with one
+        noise variance, the observed entries' mean expected squared residual
+
+        .. math:: \sigma^2 = \frac{\sum_{n,d} m_{nd}\,
+                  \mathbb{E}\big[(x_{nd} - W_d z_n - \mu_d)^2\big]}{\sum_{n,d} m_{nd}}
+
+        (Tipping & Bishop 1999, §3.2 with the missing entries marginalised; Ilin & Raiko 2010).
+        """
+        from pgm3d.models.factor_analysis import FactorAnalysis
+
+        fit = FactorAnalysis.fit_missing.__func__
+        return fit(cls, X, mask, latent_dim, max_iter, tol, min_psi=min_psi, progress=progress)
+
+    @classmethod
+    def _from_em(cls, W, mu, psi, count) -> PPCA:
+        """The model of an EM step: the per-dimension variances pooled over observed entries."""
+        return cls(W, mu, (psi * count).sum() / count.sum())
+
+    @classmethod
     def random(
         cls,
         data_dim: int,

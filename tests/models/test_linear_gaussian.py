@@ -270,3 +270,26 @@ def test_inference_rejects_bad_inputs_by_name():
         model.exact_posterior(x.float())
     with pytest.raises(ValueError, match="psi must be positive"):
         FactorAnalysis(torch.randn(4, 2), torch.zeros(4), -torch.ones(4))
+
+
+def test_ppca_fit_missing_matches_the_closed_form_and_never_decreases():
+    import itertools
+
+    from pgm3d.models import PPCA
+
+    g = torch.Generator().manual_seed(0)
+    truth = PPCA.random(10, 2, sigma2=0.2, generator=g, dtype=torch.float64)
+    X = truth.sample(1500, generator=g)
+    full = PPCA.fit(X, 2)
+    em = PPCA.fit_missing(X, torch.ones_like(X, dtype=torch.bool), 2, tol=1e-10, max_iter=2000)
+    assert isinstance(em, PPCA)
+    # the closed form is the maximum; EM on complete rows reaches it
+    assert float(em.log_likelihood(X).mean()) == pytest.approx(
+        float(full.log_likelihood(X).mean()), abs=1e-4
+    )
+    assert float(em.sigma2) == pytest.approx(float(full.sigma2), rel=1e-3)
+    mask = torch.rand(X.shape, generator=g) < 0.6
+    partial = PPCA.fit_missing(torch.where(mask, X, torch.nan), mask, 2)
+    history = partial.fit_info.log_likelihood
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(history))
+    assert float(partial.sigma2) == pytest.approx(0.2, rel=0.1)
