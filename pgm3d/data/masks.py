@@ -15,6 +15,7 @@ __all__ = [
     "drop_parts",
     "half_volume_mask",
     "hide_for_completion",
+    "keep_one_observed",
     "quarter_mask",
     "random_mask",
 ]
@@ -63,6 +64,17 @@ def random_mask(
         raise ValueError(f"p_missing must be in [0, 1], got {p_missing}")
     draws = torch.rand(shape, generator=generator, device=_draw_device(generator, device))
     return (draws >= p_missing).to(device)
+
+
+def keep_one_observed(mask: torch.Tensor, *, generator: torch.Generator | None = None):
+    """``mask`` with one entry, drawn uniformly, observed in every row that had none (a row with
+    nothing observed can be neither trained on nor completed). Returns a new mask."""
+    mask = mask.clone()
+    empty = (~mask.any(-1)).nonzero().flatten()
+    if len(empty):
+        cols = torch.randint(mask.shape[-1], (len(empty),), generator=generator)
+        mask[empty, cols.to(mask.device)] = True
+    return mask
 
 
 def quarter_mask(

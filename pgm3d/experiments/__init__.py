@@ -13,6 +13,7 @@ from pgm3d.experiments.autoguides import AutoguidesSettings, run_autoguides
 from pgm3d.experiments.classify import ClassifySettings, run_classify
 from pgm3d.experiments.cvae import CVAESettings, run_cvae
 from pgm3d.experiments.demo import DemoSettings, run_demo
+from pgm3d.experiments.imputation import ImputationSettings, run_imputation
 from pgm3d.experiments.missing_fa import MissingFASettings, run_missing_fa
 from pgm3d.experiments.mvae import MVAESettings, run_mvae
 from pgm3d.experiments.shapes import ShapesSettings, run_shapes
@@ -78,6 +79,15 @@ EXPERIMENTS.register(
     "Carlo) and draw samples (Sohn et al. 2015, §5.1).",
 )(run_cvae)
 EXPERIMENTS.register(
+    "imputation",
+    settings=ImputationSettings,
+    help="imputation benchmark: PPCA/FA/VAE/MIWAE/VAEAC vs scikit-learn's imputers",
+    description="Impute missing entries of digits, Frey faces and a table of your own (--data) "
+    "with scikit-learn's mean, KNN and iterative imputers and pgm3d's PPCA, FA, VAE (MwG and "
+    "importance), MIWAE and VAEAC, with complete or incomplete training rows, under random "
+    "and quarter masks; MSE with standard errors over seeds, and wall times.",
+)(run_imputation)
+EXPERIMENTS.register(
     "autoguides",
     settings=AutoguidesSettings,
     help="autoguide families vs FCA/SCA/DE/exact under missing data; a VAE's IWAE gap",
@@ -106,6 +116,7 @@ __all__ = [
     "CVAESettings",
     "ClassifySettings",
     "DemoSettings",
+    "ImputationSettings",
     "MVAESettings",
     "MissingFASettings",
     "ShapesSettings",
@@ -113,6 +124,7 @@ __all__ = [
     "run_classify",
     "run_cvae",
     "run_demo",
+    "run_imputation",
     "run_missing_fa",
     "run_mvae",
     "run_shapes",

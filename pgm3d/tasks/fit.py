@@ -100,7 +100,7 @@ def _hide_training_entries(split, p: float, seed: int):
     row keeping at least one entry; the test rows are untouched."""
     from dataclasses import replace
 
-    from pgm3d.data.masks import random_mask
+    from pgm3d.data.masks import keep_one_observed, random_mask
 
     if not 0 <= p < 1:
         raise ValueError(f"--train-missing must be in [0, 1), got {p}")
@@ -110,10 +110,9 @@ def _hide_training_entries(split, p: float, seed: int):
             f"{DATA_KINDS[split.kind][0]}"
         )
     train = split.train
-    keep = random_mask(train.shape, p, generator=torch.Generator().manual_seed(seed + 3))
+    g = torch.Generator().manual_seed(seed + 3)
+    keep = keep_one_observed(random_mask(train.shape, p, generator=g), generator=g)
     keep = keep.to(train.device)
-    empty = ~keep.any(-1)
-    keep[empty, 0] = True  # a row with nothing observed cannot be trained on
     return replace(split, train=torch.where(keep, train, torch.nan))
 
 

@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pgm3d.experiments import EXPERIMENTS, ImputationSettings, run_imputation
+from pgm3d.experiments.imputation import METHODS, _components, _masks, load_imputation_data
+
+TINY = {"seeds": 2, "epochs": 1, "latent_dim": 2, "hidden": 16, "proposals": 8, "draws": 2,
+        "mwg_warmup": 2, "trees": 2, "rounds": 1, "em_iterations": 3}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("imputation")
+    s = ImputationSettings.quick(**TINY)
+    return out, s, run_imputation(s, out, progress=False)
+
+
+def test_every_cell_has_every_method_with_seed_errors_and_times(digits_run):
+    out, _, metrics = digits_run
+    assert EXPERIMENTS["imputation"] is run_imputation
+    assert set(metrics["results"]) == {f"digits/{r}/{p}" for r in ("complete", "missing")
+                                       for p in ("mcar", "quarters")}  # fmt: skip
+    for row in metrics["results"].values():
+        assert set(row) == set(METHODS)
+        for r in row.values():
+            assert len(r["per_seed"]) == 2 and r["se"] >= 0 and r["seconds"] >= 0
+            assert r["mse"] == pytest.approx(np.mean(r["per_seed"]))
+    names = {p.name for p in out.iterdir()}
+    assert {"table.md", "metrics.json", "examples_digits_mcar.png"} <= names
+    assert "at least 10% below KNNImputer" in (out / "table.md").read_text()
+    f = metrics["findings"]["digits/complete/mcar"]
+    assert f["best"] in METHODS and f["best_deep"] in ("vae-mwg", "vae-importance", "miwae",
+                                                        "vaeac")  # fmt: skip
+
+
+def test_mean_imputation_matches_an_independent_computation(digits_run):
+    """Seed 0, complete training rows, MCAR: SimpleImputer's MSE by hand."""
+    from pgm3d.data.images import load_digits, train_test_split
+
+    _, s, metrics = digits_run
+    x = ((load_digits().x + 1) / 2).float()
+    g = torch.Generator().manual_seed(0)
+    train, test = train_test_split(x, 0.2, generator=g)
+    mask = _masks(test.shape, "mcar", load_imputation_data(s)[0], s.p_missing, g)
+    filled = torch.where(mask, test, train.mean(0))
+    per_row = ((filled - test) ** 2 * ~mask).sum(1) / (~mask).sum(1)
+    got = metrics["results"]["digits/complete/mcar"]["mean"]["per_seed"][0]
+    assert got == pytest.approx(float(per_row.mean()), rel=1e-5)
+
+
+def test_masks_keep_an_entry_per_row():
+    s = ImputationSettings.quick()
+    table = load_imputation_data(s)[0]
+    g = torch.Generator().manual_seed(0)
+    m = _masks((2000, 3), "mcar", table, 0.5, g)
+    # an eighth of the rows lost all three entries and got one back: 0.5 - 1/24 hidden
+    assert m.any(1).all() and float((~m).double().mean()) == pytest.approx(0.458, abs=0.02)
+    q = _masks((10, 64), "quarters", table, 0.5, g)
+    assert ((~q).sum(1) == 16).all()
+    x = torch.randn(50, 6, dtype=torch.float64)
+    assert _components(x, torch.ones_like(x, dtype=torch.bool), 1.0) == 5
+
+
+def test_a_users_table_from_csv_is_standardised_and_gets_mcar_only(tmp_path):
+    from sklearn.datasets import load_wine
+
+    path = tmp_path / "wine.csv"
+    data = load_wine().data
+    np.savetxt(path, data, delimiter=",", header=",".join(load_wine().feature_names),
+               comments="")  # fmt: skip
+    methods = ("mean", "knn", "ppca", "vaeac")
+    s = ImputationSettings.quick(datasets=("table",), data=path, methods=methods,
+                                 **{**TINY, "seeds": 1})  # fmt: skip
+    metrics = run_imputation(s, tmp_path / "out", progress=False)
+    assert set(metrics["results"]) == {"wine/complete/mcar", "wine/missing/mcar"}
+    # standardised columns: imputing the training mean costs about one variance per entry
+    assert 0.7 < metrics["results"]["wine/complete/mcar"]["mean"]["mse"] < 1.5
+
+
+def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="p_missing"):
+        ImputationSettings.quick(p_missing=1.0)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        ImputationSettings.quick(data=tmp_path / "absent.csv")
+    with pytest.raises(ValueError, match="needs the table"):
+        ImputationSettings.quick(datasets=("table",))
+    with pytest.raises(ValueError, match="seeds"):
+        ImputationSettings.quick(seeds=0)
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_command_line_runs_it(tmp_path):
+    from pgm3d.cli import main
+
+    argv = ["experiment", "imputation", "--quick", "--methods", "mean", "knn", "--patterns",
+            "mcar", "--regimes", "missing", "--quiet", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(saved["results"]) == {"digits/missing/mcar"}
