@@ -16,6 +16,7 @@ from pgm3d.experiments.demo import DemoSettings, run_demo
 from pgm3d.experiments.imputation import ImputationSettings, run_imputation
 from pgm3d.experiments.missing_fa import MissingFASettings, run_missing_fa
 from pgm3d.experiments.mvae import MVAESettings, run_mvae
+from pgm3d.experiments.semisupervised import SemiSupervisedSettings, run_semisupervised
 from pgm3d.experiments.shapes import ShapesSettings, run_shapes
 from pgm3d.registry import Registry
 from pgm3d.tasks import TASKS
@@ -88,6 +89,14 @@ EXPERIMENTS.register(
     "and quarter masks; MSE with standard errors over seeds, and wall times.",
 )(run_imputation)
 EXPERIMENTS.register(
+    "semisupervised",
+    settings=SemiSupervisedSettings,
+    help="Kingma et al. 2014: M1 and M2 vs the labels-only classifier with 50/100 labels",
+    description="Classify digits from 50 or 100 labels with the classifier network alone, "
+    "with M1 (VAE features) and with M2 (labels enumerated where unknown); test errors over "
+    "seeds and the paper's style/label analogies (Kingma et al. 2014, Table 1, Fig. 1).",
+)(run_semisupervised)
+EXPERIMENTS.register(
     "autoguides",
     settings=AutoguidesSettings,
     help="autoguide families vs FCA/SCA/DE/exact under missing data; a VAE's IWAE gap",
@@ -119,6 +128,7 @@ __all__ = [
     "ImputationSettings",
     "MVAESettings",
     "MissingFASettings",
+    "SemiSupervisedSettings",
     "ShapesSettings",
     "run_autoguides",
     "run_classify",
@@ -127,5 +137,6 @@ __all__ = [
     "run_imputation",
     "run_missing_fa",
     "run_mvae",
+    "run_semisupervised",
     "run_shapes",
 ]
