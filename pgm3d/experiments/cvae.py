@@ -17,7 +17,12 @@ Protocol, per number of given quadrants (1, 2 and 3):
    exactly, the models' by importance sampling from the recognition network (the paper's 100
    samples) and by Monte Carlo from the prior network (the paper's 10,000), with standard errors;
 4. a figure as the paper's Fig. 3: per test digit the input, the truth, the baseline's
-   prediction and samples of the CVAE.
+   prediction and samples of the CVAE;
+5. one VAEAC (Ivanov et al. 2019; :class:`~pgm3d.models.VAEAC`) trained on the masks of every
+   setting at once (``masks(kind="patterns")``, early stopping as above), against the
+   per-setting CVAEs: its CLL by importance sampling from its proposal, and the imputation
+   MSE of the missing pixels of the baseline (its probabilities), the CVAE and the VAEAC (the
+   means over ``imputation_draws`` prior draws).
 
 Which quadrants are given (ours; the paper does not list them in the seed): 1 = bottom-left,
 2 = the left half, 3 = all but the top-right.
@@ -33,8 +38,9 @@ import torch
 
 from pgm3d.data.images import load_digits, train_test_split
 from pgm3d.data.masks import QUARTERS
-from pgm3d.inference import EarlyStopping, fit, log_likelihood
-from pgm3d.models import CVAE, train_baseline
+from pgm3d.evaluation import imputation_mse
+from pgm3d.inference import EarlyStopping, complete, fit, log_likelihood
+from pgm3d.models import CVAE, VAEAC, train_baseline
 from pgm3d.settings import Settings, check_run, option
 from pgm3d.tasks.results import markdown_table, write_results
 
@@ -70,6 +76,8 @@ class CVAESettings(Settings):
     is_samples: int = option(100, "importance samples per test digit (the paper's)")
     mc_samples: int = option(10000, "prior samples per test digit (the paper's)")
     figure_rows: int = option(8, "test digits in the samples figure")
+    vaeac: bool = option(True, "also train one VAEAC on every setting's masks and compare")
+    imputation_draws: int = option(100, "prior draws averaged for the CVAE's and VAEAC's MSE")
 
 
 def quadrant_data(images: torch.Tensor, given: int, image_shape=(8, 8)):
@@ -119,7 +127,8 @@ def run_cvae(
     train, test = train_test_split(images, 0.2, generator=torch.Generator().manual_seed(seed))
     train, valid = train_test_split(train, 0.1, generator=torch.Generator().manual_seed(seed + 1))
     hidden = (s.hidden, s.hidden)
-    results, figures, epochs_run = {}, {}, {}
+    results, figures, epochs_run, mse = {}, {}, {}, {}
+    vaeac = _train_vaeac(train, valid, s, seed, progress, epochs_run) if s.vaeac else None
     for given in s.quadrants:
         x, y, mask = quadrant_data(train, given)
         xv, yv, mv = quadrant_data(valid, given)
@@ -129,6 +138,8 @@ def run_cvae(
                               patience=s.patience)  # fmt: skip
         base_cll = _baseline_cll(base, xt, yt, mt)
         row = {"baseline": _summary(base_cll)}
+        with torch.no_grad():
+            mse[given] = {"baseline": _mse(yt, base(xt), mt)}
         noise = CVAE.input_omission(s.omission) if s.omission else None
         for name in OBJECTIVE_NAMES:
             torch.manual_seed(seed)
@@ -173,23 +184,59 @@ def run_cvae(
             row[f"{name} (MC)"] = _summary(cll_mc, base_cll)
             if name == "CVAE":
                 figures[given] = (xt, yt, mt, base, model)
+                g = torch.Generator().manual_seed(seed)
+                with torch.no_grad():
+                    means = model.sample(s.imputation_draws, x=xt, mean=True, generator=g)
+                mse[given]["CVAE"] = _mse(yt, means.mean(0), mt)
+        if vaeac is not None:
+            with torch.no_grad():
+                torch.manual_seed(seed)
+                cll = log_likelihood(vaeac, yt, context={"b": mt}, num_samples=s.is_samples)
+                row["VAEAC (IS)"] = _summary(cll, base_cll)
+                filled = complete(vaeac, yt, ~mt, "vaeac", num_samples=s.imputation_draws,
+                                  seed=seed).x  # fmt: skip
+            mse[given]["VAEAC"] = _mse(yt, filled, mt)
         results[given] = row
     metrics = {
         "experiment": "cvae",
         "seed": seed,
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.as_dict().items()},
         "conditional_log_likelihood": {str(k): v for k, v in results.items()},
-        "findings": _findings(results),
+        "imputation_mse": {str(k): v for k, v in mse.items()},
+        "findings": _findings(results, mse),
         "best_epoch_of_run": {k: list(v) for k, v in epochs_run.items()},
         "seconds": time.perf_counter() - start,
     }
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        write_results(out, metrics, _table(results, s, metrics["findings"]))
+        write_results(out, metrics, _table(results, mse, s, metrics["findings"]))
         for given, parts in figures.items():
             _figure(out / f"samples_{given}q.png", *parts, rows=s.figure_rows, seed=seed)
     return metrics
+
+
+def _train_vaeac(train, valid, s, seed, progress, epochs_run) -> VAEAC:
+    """One VAEAC for every setting: binary images, each training row hiding the missing
+    quadrants of a setting drawn at random; validation rows cycle through the settings."""
+    y, yv = (train > 0).to(train.dtype), (valid > 0).to(valid.dtype)
+    patterns = torch.stack([quadrant_data(train[:1], g)[2][0] for g in s.quadrants]).cpu()
+    torch.manual_seed(seed)
+    model = VAEAC(y.shape[-1], s.latent_dim, (s.hidden, s.hidden), "bernoulli").to(y)
+    noise = model.masks(kind="patterns", patterns=patterns)
+    b_valid = patterns[torch.arange(len(yv)) % len(patterns)].to(yv.device)
+    stop = EarlyStopping(model, yv, context={"b": b_valid}, patience=s.patience, seed=seed)
+    history = fit(model, y, "elbo", context={"b": model.no_mask(y)}, context_noise=noise,
+                  epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=seed,
+                  callbacks=[stop], progress=progress)  # fmt: skip
+    epochs_run["VAEAC"] = (stop.best_epoch, len(history.bound))
+    return stop.restore().eval()
+
+
+def _mse(y: torch.Tensor, guess: torch.Tensor, missing: torch.Tensor) -> dict:
+    """The imputation MSE of the missing pixels, mean ± s.e. over test digits."""
+    err = imputation_mse(y, guess.to(y), ~missing)
+    return {"mean": err.mean, "se": err.stderr}
 
 
 def _summary(cll: torch.Tensor, baseline: torch.Tensor | None = None) -> dict:
@@ -203,10 +250,15 @@ def _summary(cll: torch.Tensor, baseline: torch.Tensor | None = None) -> dict:
     return out
 
 
-def _findings(results: dict) -> dict:
+def _findings(results: dict, mse: dict) -> dict:
     """The paper's: every conditional model's CLL above the baseline's (the Monte Carlo
-    estimate, which every model has), and whether by more than two paired standard errors."""
+    estimate, which every model has), and whether by more than two paired standard errors;
+    Ivanov et al.'s: the one VAEAC's MSE at or below each setting's CVAE's."""
     out = {}
+    for given, row in mse.items():
+        if "VAEAC" in row and "CVAE" in row:
+            key = f"{given} quadrant(s): VAEAC's imputation MSE at or below the CVAE's"
+            out[key] = row["VAEAC"]["mean"] <= row["CVAE"]["mean"]
     for given, row in results.items():
         for name in OBJECTIVE_NAMES:
             r = row[f"{name} (MC)"]
@@ -217,8 +269,12 @@ def _findings(results: dict) -> dict:
     return out
 
 
-def _table(results, s, findings) -> str:
+def _table(results, mse, s, findings) -> str:
     cols = ["baseline", *(f"{n} ({e})" for n in OBJECTIVE_NAMES for e in ("IS", "MC"))]
+    cols += ["VAEAC (IS)"] if s.vaeac else []
+    mse_cols = [c for c in ("baseline", "CVAE", "VAEAC") if any(c in r for r in mse.values())]
+    pct = lambda r: f"{100 * r['mean']:.2f} ± {100 * r['se']:.2f}"  # noqa: E731
+    mse_rows = [(f"{g} given", *(pct(r[c]) for c in mse_cols)) for g, r in mse.items()]
     rows = [
         (f"{given} given",
          *(f"{r[c]['mean']:.2f} ± {r[c]['se']:.2f}" if c in r else "—" for c in cols))
@@ -236,7 +292,11 @@ def _table(results, s, findings) -> str:
         markdown_table(("setting", *cols), rows),
         "\n## Gap over the baseline (MC estimate, nats per digit ± paired s.e.)\n\n",
         markdown_table(("setting", *OBJECTIVE_NAMES), _gap_rows(results)),
-        "\n## The paper's finding on our data\n\n",
+        "\n## Imputation MSE x 100 of the missing pixels (the baseline's probabilities; the "
+        f"CVAE's and the VAEAC's means over {s.imputation_draws} prior draws; one VAEAC for "
+        "every setting)\n\n",
+        markdown_table(("setting", *mse_cols), mse_rows),
+        "\n## The papers' findings on our data\n\n",
         "\n".join(f"- {k}: {'holds' if v else 'does not hold'}" for k, v in findings.items()),
         "\n",
     ])  # fmt: skip

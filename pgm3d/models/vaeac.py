@@ -160,28 +160,46 @@ class VAEAC(Model, PyroModule):
         :meth:`masks` redraws for every minibatch."""
         return torch.zeros_like(x, dtype=torch.bool)
 
-    def masks(self, p: float = 0.5, kind: str = "mcar", image_shape=None):
+    def masks(self, p: float = 0.5, kind: str = "mcar", image_shape=None, patterns=None):
         """Random masks ``b`` for training, as ``fit(..., context_noise=...)``: each entry
-        hidden with probability ``p`` (``kind="mcar"``), or one random quarter of each image
-        (``kind="quarters"``, with ``image_shape``). Records what it trains on, so
+        hidden with probability ``p`` (``kind="mcar"``), one random quarter of each image
+        (``kind="quarters"``, with ``image_shape``), or one of the given ``patterns`` per row,
+        uniformly (``kind="patterns"``: a bool ``(P, D)`` tensor, True = hidden — the masks
+        the model will be asked to fill). Records what it trains on, so
         :func:`~pgm3d.inference.complete` can warn about masks of another kind."""
         from pgm3d.data.masks import quarter_mask, random_mask
 
-        if kind not in ("mcar", "quarters"):
-            raise ValueError(f"kind must be 'mcar' or 'quarters', got {kind!r}")
+        if kind not in ("mcar", "quarters", "patterns"):
+            raise ValueError(f"kind must be 'mcar', 'quarters' or 'patterns', got {kind!r}")
         if kind == "quarters" and image_shape is None:
             raise ValueError("kind='quarters' needs the image_shape")
-        self.trained_masks = (kind, float(p) if kind == "mcar" else 0.25)
+        if kind == "patterns":
+            patterns = self._check_patterns(patterns)
+            self.trained_masks = ("patterns", float(patterns.double().mean()))
+        else:
+            self.trained_masks = (kind, float(p) if kind == "mcar" else 0.25)
 
         def draw(ctx: dict, generator: torch.Generator) -> dict:
             b = ctx["b"]
             if kind == "mcar":
                 hidden = ~random_mask(b.shape, p, generator=generator, device=b.device)
-            else:
+            elif kind == "quarters":
                 hidden = ~quarter_mask(b.shape, image_shape, generator=generator, device=b.device)
+            else:
+                pick = torch.randint(len(patterns), (b.shape[0],), generator=generator)
+                hidden = patterns[pick].to(b.device)
             return {**ctx, "b": hidden}
 
         return draw
+
+    def _check_patterns(self, patterns) -> torch.Tensor:
+        if not isinstance(patterns, torch.Tensor) or patterns.dtype != torch.bool:
+            raise TypeError("kind='patterns' needs patterns: a bool (P, D) tensor, True = hidden")
+        if patterns.dim() != 2 or patterns.shape[1] != self.data_dim or len(patterns) == 0:
+            raise ValueError(
+                f"patterns must be (P, {self.data_dim}) with P >= 1, got {tuple(patterns.shape)}"
+            )
+        return patterns.cpu()
 
     def extra_state(self) -> dict:
         return {"trained_masks": list(self.trained_masks) if self.trained_masks else None}

@@ -29,10 +29,14 @@ def test_quick_run_writes_the_table_the_findings_and_the_figure(tmp_path):
     assert {"table.md", "metrics.json", "samples_1q.png"} <= {p.name for p in tmp_path.iterdir()}
     row = json.loads((tmp_path / "metrics.json").read_text())["conditional_log_likelihood"]["1"]
     assert set(row) == {"baseline", "CVAE (IS)", "CVAE (MC)", "GSNN (MC)", "hybrid (IS)",
-                        "hybrid (MC)"}  # fmt: skip
+                        "hybrid (MC)", "VAEAC (IS)"}  # fmt: skip
     assert all(v["mean"] < 0 and v["se"] > 0 for v in row.values())
-    assert len(metrics["findings"]) == 6
-    assert "Conditional log-likelihood" in (tmp_path / "table.md").read_text()
+    assert len(metrics["findings"]) == 7
+    mse = metrics["imputation_mse"]["1"]
+    assert set(mse) == {"baseline", "CVAE", "VAEAC"}
+    assert all(0 < v["mean"] < 1 and v["se"] > 0 for v in mse.values())
+    text = (tmp_path / "table.md").read_text()
+    assert "Conditional log-likelihood" in text and "Imputation MSE" in text
 
 
 def test_the_command_line_takes_numeric_choices(tmp_path, capsys):

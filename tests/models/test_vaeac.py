@@ -95,5 +95,20 @@ def test_bad_inputs_are_named(digits):
         m.masks(kind="blocks")
     with pytest.raises(ValueError, match="needs the image_shape"):
         m.masks(kind="quarters")
+    with pytest.raises(TypeError, match="needs patterns"):
+        m.masks(kind="patterns")
+    with pytest.raises(ValueError, match="patterns must be"):
+        m.masks(kind="patterns", patterns=torch.zeros(2, 5, dtype=torch.bool))
     with pytest.raises(ValueError, match="num_samples"):
         complete(m, digits[:2], torch.ones(2, 64, dtype=torch.bool), "vaeac", num_samples=0)
+
+
+def test_pattern_masks_draw_one_given_pattern_per_row():
+    m = VAEAC(4, 2, hidden=(8,))
+    patterns = torch.tensor([[True, True, False, False], [False, False, False, True]])
+    draw = m.masks(kind="patterns", patterns=patterns)
+    assert m.trained_masks == ("patterns", 0.375)
+    b = draw({"b": torch.zeros(200, 4, dtype=torch.bool)}, torch.Generator().manual_seed(0))["b"]
+    first = (b == patterns[0]).all(1)
+    assert ((b == patterns[1]).all(1) | first).all()
+    assert 60 < int(first.sum()) < 140  # both patterns drawn, about evenly
