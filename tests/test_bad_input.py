@@ -500,3 +500,18 @@ def test_one_unreadable_file_does_not_abort_a_modelnet_folder(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert len(load_voxels(root, progress=False)) == 3
+
+
+def test_a_row_with_nothing_observed_warns_when_completed_and_is_refused_in_training():
+    from pgm3d.inference import complete, fit
+    from pgm3d.models import VAE
+
+    x = torch.rand(5, 4)
+    mask = torch.ones(5, 4, dtype=torch.bool)
+    mask[2] = False
+    model = VAE(4, 2)
+    with pytest.warns(UserWarning, match=r"1 row\(s\) of 5 have no observed entry \(rows 3"):
+        out = complete(model, x, mask, "importance", num_proposals=4, num_samples=2, chains=1)
+    assert torch.isfinite(out.x).all()
+    with pytest.raises(ValueError, match="no observed entry"):
+        fit(model, x, mask=mask, epochs=1, progress=False)

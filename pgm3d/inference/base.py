@@ -12,6 +12,7 @@ whose observed site holds the data, with the masking and filling done by the lib
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -164,4 +165,19 @@ def complete(
         inspect.signature(fn).bind(target, x, mask, **options)
     except TypeError as e:
         raise ValueError(f"completion method {name!r} does not take these options: {e}") from None
+    _warn_empty_rows(mask)
     return fn(target, x, mask, **options)
+
+
+def _warn_empty_rows(mask: torch.Tensor) -> None:
+    """A row with nothing observed is filled from what the model believes of every row (its
+    prior, or its predictive mean): allowed, but rarely what a user meant."""
+    empty = (~mask.reshape(mask.shape[0], -1).any(-1)).nonzero().flatten()
+    if len(empty):
+        rows = ", ".join(str(int(r) + 1) for r in empty[:10]) + (", ..." if len(empty) > 10 else "")
+        warnings.warn(
+            f"{len(empty)} row(s) of {mask.shape[0]} have no observed entry (rows {rows}, counted "
+            "from 1): they are filled from the model alone, not from anything observed",
+            UserWarning,
+            stacklevel=3,
+        )
