@@ -40,7 +40,7 @@ from pgm3d.evaluation import imputation_mse
 from pgm3d.inference import complete, fit
 from pgm3d.models import PPCA, VAE, VAEAC, FactorAnalysis
 from pgm3d.settings import Settings, check_run, option
-from pgm3d.tasks.results import markdown_table, write_results
+from pgm3d.tasks.results import markdown_table, over_seeds, write_results
 
 __all__ = ["METHODS", "ImputationSettings", "load_imputation_data", "run_imputation"]
 
@@ -356,10 +356,8 @@ def _jsonable(v):
 
 
 def _summary(v: dict) -> dict:
-    mse = np.asarray(v["mse"], dtype=float)
-    se = float(mse.std(ddof=1) / math.sqrt(len(mse))) if len(mse) > 1 else math.nan
-    return {"mse": float(mse.mean()), "se": se, "per_seed": mse.tolist(),
-            "seconds": float(np.mean(v["seconds"]))}  # fmt: skip
+    r = over_seeds(v["mse"])
+    return {"mse": r.pop("mean"), **r, "seconds": float(np.mean(v["seconds"]))}
 
 
 def _findings(results: dict) -> dict:

@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -35,7 +34,7 @@ from pgm3d.models import M2, VAE
 from pgm3d.models.guides import mlp
 from pgm3d.models.partial import UNKNOWN
 from pgm3d.settings import Settings, check_run, option
-from pgm3d.tasks.results import markdown_table, write_results
+from pgm3d.tasks.results import markdown_table, over_seeds, write_results
 
 __all__ = ["PAPER_MNIST_100", "SemiSupervisedSettings", "labelled_subset", "run_semisupervised"]
 
@@ -194,9 +193,8 @@ def _train_m2(x, y, s: SemiSupervisedSettings, seed: int) -> M2:
 
 
 def _summary(errors: list[float]) -> dict:
-    e = np.asarray(errors, dtype=float)
-    se = float(e.std(ddof=1) / math.sqrt(len(e))) if len(e) > 1 else math.nan
-    return {"error": float(e.mean()), "se": se, "per_seed": e.tolist()}
+    r = over_seeds(errors)
+    return {"error": r.pop("mean"), **r}
 
 
 def _table(results: dict, s: SemiSupervisedSettings, findings: dict) -> str:

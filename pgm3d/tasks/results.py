@@ -9,7 +9,19 @@ from pathlib import Path
 
 from pgm3d._io import atomic_write_json, atomic_write_text
 
-__all__ = ["json_safe", "markdown_table", "write_results"]
+__all__ = ["json_safe", "markdown_table", "over_seeds", "write_results"]
+
+
+def over_seeds(values: Sequence[float]) -> dict:
+    """``{"mean", "se", "per_seed"}`` of one number measured under several seeds: the standard
+    error is ``std / sqrt(n)`` (ddof 1), NaN for a single seed."""
+    v = [float(x) for x in values]
+    n = len(v)
+    if n == 0:
+        raise ValueError("over_seeds needs at least one value")
+    mean = math.fsum(v) / n
+    se = math.sqrt(math.fsum((x - mean) ** 2 for x in v) / (n - 1) / n) if n > 1 else math.nan
+    return {"mean": mean, "se": se, "per_seed": v}
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence], *, title: str = "") -> str:

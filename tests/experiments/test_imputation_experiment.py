@@ -100,3 +100,14 @@ def test_the_command_line_runs_it(tmp_path):
     assert main(argv) == 0
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(saved["results"]) == {"digits/missing/mcar"}
+
+
+def test_over_seeds_gives_the_mean_and_its_standard_error():
+    from pgm3d.tasks.results import over_seeds
+
+    r = over_seeds([1.0, 2.0, 4.0])
+    assert r["mean"] == pytest.approx(7 / 3)
+    assert r["se"] == pytest.approx(np.std([1.0, 2.0, 4.0], ddof=1) / np.sqrt(3))
+    assert np.isnan(over_seeds([3.0])["se"])
+    with pytest.raises(ValueError, match="at least one"):
+        over_seeds([])
