@@ -13,6 +13,8 @@ global latent's KL counts once per step, not :math:`N/B` times.
 
 from __future__ import annotations
 
+import warnings
+
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO
 
 from pgm3d.handlers import LatentScale, LocalScale
@@ -62,6 +64,11 @@ class EnumELBO(ELBO):
     values instead of sampled (Pyro's ``TraceEnum_ELBO``): Kingma et al. 2014's M2 bound for
     unlabelled rows, :math:`\\sum_y q(y \\mid x)(\\mathcal{L}(x, y) - \\log q(y \\mid x))`.
     The sites of :func:`~pgm3d.models.partial.guess_where_unknown` are marked so; a pair
-    without enumerated sites gets the plain ELBO."""
+    without enumerated sites gets the plain ELBO (without Pyro's warning that it found none)."""
 
     pyro_elbo = TraceEnum_ELBO
+
+    def loss_and_bound(self, bound, x, mask, scale, alpha):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "TraceEnum_ELBO found no sample sites")
+            return super().loss_and_bound(bound, x, mask, scale, alpha)
