@@ -88,7 +88,8 @@ def add_settings(parser: argparse.ArgumentParser, cls: type[Settings], title="se
             flags.insert(0, f"-{meta['short']}")
         kw = {"dest": f.name, "default": None, "help": _help(f, cls)}
         if meta["kind"] is bool:
-            kw["action"] = "store_true"
+            # a setting on by default needs a way off: --name / --no-name
+            kw["action"] = argparse.BooleanOptionalAction if f.default else "store_true"
         else:
             # names: a registry's checked when the settings are made (its own message), fixed
             # choices by argparse; numbers and paths checked here

@@ -113,7 +113,8 @@ def apply_config(parser: argparse.ArgumentParser, args, argv: list[str]):
 
 def _config_value(action: argparse.Action, value):
     """A config file's value for ``action``, checked as the command line would check it."""
-    if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+    flags = argparse._StoreTrueAction | argparse._StoreFalseAction | argparse.BooleanOptionalAction
+    if isinstance(action, flags):
         if not isinstance(value, bool):
             raise TypeError(f"must be true or false, got {type(value).__name__}")
         return value

@@ -51,3 +51,18 @@ def test_the_command_line_takes_numeric_choices(tmp_path, capsys):
     saved = json.loads((tmp_path / "y" / "metrics.json").read_text())
     assert saved["settings"]["quadrants"] == [2]
     assert set(saved["conditional_log_likelihood"]) == {"2"}
+
+
+def test_the_vaeac_comparison_can_be_turned_off_by_flag_and_by_config(tmp_path):
+    from pgm3d.cli import main
+
+    argv = "experiment cvae --quick --epochs 1 --baseline-epochs 1 --no-vaeac --quiet --out"
+    assert main([*argv.split(), str(tmp_path / "a")]) == 0
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert saved["settings"]["vaeac"] is False
+    assert "VAEAC (IS)" not in saved["conditional_log_likelihood"]["1"]
+    config = tmp_path / "c.toml"
+    config.write_text("[experiment.cvae]\nvaeac = false\nepochs = 1\nbaseline_epochs = 1\n")
+    argv = ["experiment", "cvae", "--quick", "--config", str(config), "--quiet", "--out"]
+    assert main([*argv, str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["settings"]["vaeac"] is False
