@@ -181,7 +181,8 @@ def test_bench_measures_every_objective_and_back_end(tmp_path):
     assert run("bench", "--quick", "--latent-dim", "2", "--out", tmp_path, "--quiet") == 0
     throughput = json.loads((tmp_path / "metrics.json").read_text())["throughput"]
     names = {k.split(" (")[0] for k in throughput}
-    assert names == {f"train {o}" for o in ("elbo", "meanfield", "iwae", "dreg", "rws")} | {
+    objectives = ("elbo", "meanfield", "enum", "iwae", "dreg", "rws")
+    assert names == {f"train {o}" for o in objectives} | {
         f"complete {m}" for m in ("pseudo_gibbs", "mwg", "importance")
     }
     assert all(v > 0 for v in throughput.values())
@@ -190,7 +191,7 @@ def test_bench_measures_every_objective_and_back_end(tmp_path):
 def test_bench_hides_parts_of_shapes_not_their_existence_flags(tmp_path):
     argv = "bench --model shapevae --data chairs --n-train 20 --n-test 4 --points-per-part 2"
     assert run(argv, "--steps 1 --quiet --out", tmp_path) == 0
-    assert len(json.loads((tmp_path / "metrics.json").read_text())["throughput"]) == 8
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["throughput"]) == 9
 
 
 @pytest.mark.parametrize(
