@@ -63,6 +63,9 @@ class SemiSupervisedSettings(Settings):
     classifier_steps: int = option(2000, "full-batch Adam steps of each classifier on its labels")
     batch_size: int = option(100, "rows per step of M1 and M2")
     lr: float = option(3e-4, "Adam learning rate (the paper's)")
+    likelihood: str = option("bernoulli", "pixel likelihood of M1 and M2 (bernoulli: the "
+                             "paper's; gaussian: learned per-pixel scales)",
+                             choices=("bernoulli", "gaussian"))  # fmt: skip
     figure_rows: int = option(6, "test digits in the analogies figure")
 
     def __post_init__(self):
@@ -178,7 +181,7 @@ def run_semisupervised(
 
 def _train_m1(x, s: SemiSupervisedSettings, seed: int) -> VAE:
     torch.manual_seed(seed)
-    vae = VAE(x.shape[1], s.latent_dim, (s.m1_hidden, s.m1_hidden), "bernoulli").to(x)
+    vae = VAE(x.shape[1], s.latent_dim, (s.m1_hidden, s.m1_hidden), s.likelihood).to(x)
     fit(vae, x, "elbo", epochs=s.m1_epochs, batch_size=s.batch_size, lr=s.lr, seed=seed,
         progress=False)  # fmt: skip
     return vae.eval()
@@ -186,7 +189,8 @@ def _train_m1(x, s: SemiSupervisedSettings, seed: int) -> VAE:
 
 def _train_m2(x, y, s: SemiSupervisedSettings, seed: int) -> M2:
     torch.manual_seed(seed)
-    m2 = M2(x.shape[1], 10, s.latent_dim, (s.hidden,), alpha=s.alpha * len(x)).to(x)
+    m2 = M2(x.shape[1], 10, s.latent_dim, (s.hidden,), alpha=s.alpha * len(x),
+            likelihood=s.likelihood).to(x)  # fmt: skip
     fit(m2, x, "enum", context={"y": y}, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
         seed=seed, progress=False)  # fmt: skip
     return m2.eval()
@@ -209,7 +213,8 @@ def _table(results: dict, s: SemiSupervisedSettings, findings: dict) -> str:
     return "".join([
         "# Semi-supervised classification of digits: M1 and M2 (Kingma et al. 2014)\n\n",
         f"Test error (%), mean ± s.e. over {s.seeds} seed(s); 8x8 digits in [0, 1], 80/20 split. "
-        f"M2: latent {s.latent_dim}, one hidden layer of {s.hidden} softplus units, alpha = "
+        f"{s.likelihood.capitalize()} pixels. M2: latent {s.latent_dim}, one hidden layer of "
+        f"{s.hidden} softplus units, alpha = "
         f"{s.alpha} N, {s.epochs} epochs, labels enumerated where unknown (TraceEnum_ELBO); "
         f"M1: VAE with two hidden layers of {s.m1_hidden}, {s.m1_epochs} epochs, then the "
         "classifier network on its posterior means; labels only: the classifier network on the "
