@@ -111,3 +111,20 @@ def test_over_seeds_gives_the_mean_and_its_standard_error():
     assert np.isnan(over_seeds([3.0])["se"])
     with pytest.raises(ValueError, match="at least one"):
         over_seeds([])
+
+
+def test_each_vae_completion_is_charged_the_shared_training_time():
+    """The VAE is trained once for MwG and importance; the second is charged its training."""
+    from pgm3d.experiments.imputation import _Run
+
+    s = ImputationSettings.quick(**TINY)
+    table = load_imputation_data(s)[0]
+    x = table.x[:40]
+    mask = _masks(x[:8].shape, "mcar", table, 0.5, torch.Generator().manual_seed(0))
+    run = _Run(table, s, 0, x[8:], torch.ones_like(x[8:], dtype=torch.bool), x[:8], mask, "mcar")
+    run.impute("vae-mwg")
+    assert run.reused_seconds == 0.0 and run._vae_seconds > 0
+    run.impute("vae-importance")
+    assert run.reused_seconds == run._vae_seconds
+    run.impute("mean")
+    assert run.reused_seconds == 0.0
