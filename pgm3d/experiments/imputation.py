@@ -90,7 +90,8 @@ class ImputationSettings(Settings):
     lr: float = option(1e-3, "Adam learning rate")
     iwae_particles: int = option(20, "importance samples of MIWAE's bound")
     proposals: int = option(1000, "importance proposals per test row (VAE, MIWAE)")
-    mwg_warmup: int = option(100, "Metropolis-within-Gibbs warm-up steps (thinning 10, 25 draws)")
+    mwg_warmup: int = option(100, "Metropolis-within-Gibbs warm-up steps")
+    mwg_draws: int = option(25, "Metropolis-within-Gibbs draws kept (every 10th step)")
     draws: int = option(50, "VAEAC prior draws averaged per test row")
     vaeac_members: int = option(1, "VAEACs from different seeds averaged (1: the paper's)")
     trees: int = option(50, "trees of the ExtraTrees imputer")
@@ -104,7 +105,8 @@ class ImputationSettings(Settings):
             raise ValueError(f"p_missing must be in (0, 1), got {self.p_missing}")
         if not 0 < self.explained_variance <= 1:
             raise ValueError(f"explained_variance must be in (0, 1], got {self.explained_variance}")
-        for name in ("seeds", "epochs", "proposals", "draws", "vaeac_members", "trees", "rounds"):
+        for name in ("seeds", "epochs", "proposals", "draws", "vaeac_members", "trees", "rounds",
+                     "mwg_draws"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.data is not None and not Path(self.data).is_file():
@@ -269,7 +271,12 @@ class _Run:
         opts = (
             {"num_proposals": s.proposals, "seed": self.seed}
             if method == "importance"
-            else {"chains": 1, "warmup": s.mwg_warmup, "seed": self.seed}
+            else {
+                "chains": 1,
+                "warmup": s.mwg_warmup,
+                "num_samples": s.mwg_draws,
+                "seed": self.seed,
+            }
         )
         with torch.no_grad():
             return complete(model, self.test, self.mask, method, progress=False, **opts).x

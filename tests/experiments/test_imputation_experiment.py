@@ -8,7 +8,7 @@ from pgm3d.experiments import EXPERIMENTS, ImputationSettings, run_imputation
 from pgm3d.experiments.imputation import METHODS, _components, _masks, load_imputation_data
 
 TINY = {"seeds": 2, "epochs": 1, "latent_dim": 2, "hidden": 16, "proposals": 8, "draws": 2,
-        "mwg_warmup": 2, "trees": 2, "rounds": 1, "em_iterations": 3}  # fmt: skip
+        "mwg_warmup": 2, "mwg_draws": 2, "trees": 2, "rounds": 1, "em_iterations": 3}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
