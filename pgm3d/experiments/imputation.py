@@ -161,7 +161,7 @@ def _components(train, train_mask, share) -> int:
     """The number of principal components that explain ``share`` of the variance of the
     mean-filled training rows (the thesis's rule for PPCA)."""
     x = torch.where(train_mask, train, torch.nan).double()
-    x = torch.where(train_mask, x, x.nanmean(0)).numpy()
+    x = torch.where(train_mask, x, x.nanmean(0)).cpu().numpy()
     lam = np.linalg.svd(x - x.mean(0), compute_uv=False) ** 2
     k = int(np.searchsorted(np.cumsum(lam) / lam.sum(), share) + 1)
     return max(1, min(k, x.shape[1] - 1))
@@ -192,9 +192,9 @@ def _impute_sklearn(name, s, seed, train, train_mask, test, mask):
     imputer = _sklearn(name, s, seed)
     with warnings.catch_warnings():  # the number of rounds is a setting, not a failure
         warnings.simplefilter("ignore", ConvergenceWarning)
-        imputer.fit(torch.where(train_mask, train, torch.nan).double().numpy())
-    out = imputer.transform(torch.where(mask, test, torch.nan).double().numpy())
-    return torch.as_tensor(out, dtype=test.dtype)
+        imputer.fit(torch.where(train_mask, train, torch.nan).double().cpu().numpy())
+    out = imputer.transform(torch.where(mask, test, torch.nan).double().cpu().numpy())
+    return torch.as_tensor(out, dtype=test.dtype, device=test.device)
 
 
 def _fit_deep(model, train, train_mask, objective, s, seed, **kw):
