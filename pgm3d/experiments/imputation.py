@@ -40,7 +40,7 @@ from pgm3d.evaluation import imputation_mse
 from pgm3d.inference import complete, fit
 from pgm3d.models import PPCA, VAE, VAEAC, FactorAnalysis
 from pgm3d.settings import Settings, check_run, option
-from pgm3d.tasks.results import markdown_table, over_seeds, write_results
+from pgm3d.tasks.results import json_safe, markdown_table, over_seeds, write_results
 
 __all__ = ["METHODS", "ImputationSettings", "load_imputation_data", "run_imputation"]
 
@@ -352,22 +352,19 @@ def run_imputation(
     metrics = {
         "experiment": "imputation",
         "seed": seed,
-        "settings": {k: _jsonable(v) for k, v in s.as_dict().items()},
+        "settings": s.as_dict(),  # tuples and paths: JSON lists and strings on writing
         "results": results,
         "findings": findings,
         "seconds": time.perf_counter() - start,
     }
     if out is not None:
         out = Path(out)
-        write_results(out, metrics, _table(results, s, findings))
+        # one seed has no standard error: NaN, written as JSON null
+        write_results(out, json_safe(metrics), _table(results, s, findings))
         for (name, pattern), ex in examples.items():
             shape = next(t.image_shape for t in tables if t.name == name)
             _figure(out / f"examples_{name}_{pattern}.png", ex, shape, s.methods)
     return metrics
-
-
-def _jsonable(v):
-    return list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v
 
 
 def _summary(v: dict) -> dict:

@@ -34,7 +34,7 @@ from pgm3d.models import M2, VAE
 from pgm3d.models.guides import mlp
 from pgm3d.models.partial import UNKNOWN
 from pgm3d.settings import Settings, check_run, option
-from pgm3d.tasks.results import markdown_table, over_seeds, write_results
+from pgm3d.tasks.results import json_safe, markdown_table, over_seeds, write_results
 
 __all__ = ["PAPER_MNIST_100", "SemiSupervisedSettings", "labelled_subset", "run_semisupervised"]
 
@@ -174,7 +174,8 @@ def run_semisupervised(
     }
     if out is not None:
         out = Path(out)
-        write_results(out, metrics, _table(results, s, findings))
+        # one seed has no standard error: NaN, written as JSON null
+        write_results(out, json_safe(metrics), _table(results, s, findings))
         _analogies(out / "analogies.png", *figure_model, rows=s.figure_rows)
     return metrics
 
