@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 from tqdm.auto import tqdm
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "show_progress"]
 
 
 def progress_bar(iterable, *, desc: str, progress: bool | None = None, **kwargs):
@@ -15,3 +17,9 @@ def progress_bar(iterable, *, desc: str, progress: bool | None = None, **kwargs)
     """
     disable = None if progress is None else not progress
     return tqdm(iterable, desc=desc, disable=disable, leave=False, **kwargs)
+
+
+def show_progress(progress: bool | None) -> bool:
+    """Whether to show progress: ``progress`` itself, or (``None``) whether standard error is
+    a terminal — for bars pgm3d does not draw itself (Lightning's)."""
+    return sys.stderr.isatty() if progress is None else bool(progress)

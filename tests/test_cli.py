@@ -222,6 +222,12 @@ def test_bench_hides_parts_of_shapes_not_their_existence_flags(tmp_path):
             ],
             "--objective does not apply",
         ),
+        (["fit", *SMALL_VAE, "--devices", "2"], "--devices and --accelerator apply to Lightning"),
+        (
+            ["fit", *SMALL_VAE, "--strategy", "ddp", "--devices", "3", "--batch-size", "100"],
+            "give a multiple of 3",
+        ),
+        (["fit", "--model", "ppca", "--data", "digits", "--strategy", "ddp"], "ppca is not one"),
         (["complete", "--run", "no/such/run"], "no such file"),
         (["fit", "--config", "no.toml"], "config file no.toml does not exist"),
     ],
@@ -229,6 +235,15 @@ def test_bench_hides_parts_of_shapes_not_their_existence_flags(tmp_path):
 def test_bad_input_fails_with_a_clear_message(argv, message, tmp_path, capsys):
     assert run(*argv, "--out", tmp_path / "out", "--quiet") == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_lightning_run_on_one_device_and_its_refused_resume(tmp_path, capsys):
+    argv = "--epochs 2 --iwae-samples 20 --ll-rows 20 --strategy auto --quiet --out"
+    assert run("fit", *SMALL_VAE, argv, tmp_path) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["strategy"] == "auto, 1 device(s) (Lightning)" and metrics["steps"] == 30
+    assert run("fit", *SMALL_VAE, argv, tmp_path, "--resume") == 2
+    assert "cannot resume yet" in capsys.readouterr().err
 
 
 def test_an_unknown_completion_method_lists_the_valid_ones(vae_run, tmp_path, capsys):

@@ -17,8 +17,10 @@ settings_from_args`), claims ``--out`` and calls :func:`pgm3d.tasks.fit.run_fit`
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from pgm3d import __version__
@@ -125,6 +127,13 @@ def _run(args) -> int:
     if hasattr(args, "quick"):
         common["quick"] = args.quick
     config = run_config(section(args).replace(".", " "), settings, **common)
+    if _further_process():
+        # Lightning's ddp started this command again in another process: it trains its share
+        # and keeps quiet; the first process owns --out and writes everything there
+        with tempfile.TemporaryDirectory(prefix="pgm3d-rank-") as scratch:
+            registry[name](settings, Path(scratch), seed=args.seed, device=args.device,
+                           progress=False)  # fmt: skip
+        return 0
     claim = {"overwrite": args.overwrite}
     if info.get("checkpoint"):
         claim.update(resume=settings.resume, checkpoint=info["checkpoint"])
@@ -139,6 +148,12 @@ def _run(args) -> int:
     if not args.quiet:
         _print_summary(out, metrics, info)
     return 0
+
+
+def _further_process() -> bool:
+    """Is this a process of a multi-process run other than the first (a rank set above 0 by
+    Lightning's launcher or by ``torchrun``)?"""
+    return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 def _print_summary(out: Path, metrics: dict, info: dict) -> None:

@@ -45,6 +45,8 @@ class FitHistory:
     :ivar steps: optimiser steps taken.
     :ivar seconds: wall time.
     :ivar stopped_early: a callback asked to stop.
+    :ivar rank: the process's global rank (0 unless trained across processes,
+        :func:`pgm3d.lightning.fit_lightning`).
     """
 
     bound: list[float] = field(default_factory=list)
@@ -52,6 +54,7 @@ class FitHistory:
     steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    rank: int = 0
 
     @property
     def loss(self) -> list[float]:

@@ -86,6 +86,22 @@ class FitSettings(DataSettings):
     iwae_samples: int = option(500, "K of the test IWAE bound")
     ll_rows: int = option(100, "test rows for the likelihood")
     checkpoint_every: int = option(100, "steps between checkpoints")
+    strategy: str | None = option(
+        None,
+        "train through Lightning with this strategy, across --devices processes (the pgm3d "
+        "lightning extra); ddp starts this command again in each further process",
+        kind=str,
+        choices=("ddp", "ddp_spawn", "auto"),
+        shown="pgm3d's own loop on one device",
+    )
+    devices: int = option(1, "devices (processes) per node for --strategy")
+    accelerator: str | None = option(
+        None,
+        "Lightning's accelerator for --strategy",
+        kind=str,
+        choices=("cpu", "gpu", "auto"),
+        shown="from --device",
+    )
     log: str = option("csv", "training log", choices=("csv", "tensorboard", "none"))
     resume: bool = option(False, "continue from OUT/checkpoint.pt")
     trust_file: bool = option(
@@ -138,33 +154,83 @@ def _fit_gan(model, train, s: FitSettings, out: Path, seed: int, progress) -> di
     }
 
 
+def _check_strategy(s: FitSettings, device) -> None:
+    """Refuse a --strategy run that cannot go (before anything is written)."""
+    if s.strategy is None:
+        if s.devices != 1 or s.accelerator is not None:
+            raise ValueError("--devices and --accelerator apply to Lightning runs: add --strategy")
+        return
+    import pgm3d.lightning  # noqa: F401  (says how to install Lightning when it is missing)
+
+    if s.resume:
+        raise ValueError(
+            "--resume continues pgm3d's own checkpoints; a --strategy run writes the model "
+            "after each epoch but cannot resume yet: run without --resume"
+        )
+    if s.devices < 1:
+        raise ValueError(f"--devices must be >= 1, got {s.devices}")
+    if s.batch_size % s.devices:
+        raise ValueError(
+            f"--batch-size {s.batch_size} is the rows of one step over all {s.devices} "
+            f"processes: give a multiple of {s.devices}"
+        )
+    if str(device).startswith("cuda") and s.accelerator == "cpu":
+        raise ValueError("--device cuda with --accelerator cpu: choose one")
+
+
+def _fit_lightning(model, x, mask, s, out, seed, progress, config, callbacks, kl_weight):
+    """Training through Lightning (:func:`pgm3d.lightning.fit_lightning`); the model is
+    written after each epoch, as the checkpoint is in pgm3d's own loop."""
+    from pgm3d.lightning import fit_lightning
+
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    accelerator = s.accelerator or ("gpu" if device.type == "cuda" else "cpu")
+    return fit_lightning(model, x, s.objective or "elbo", mask=mask,
+                         num_particles=s.num_particles, kl_weight=kl_weight,
+                         kl_warmup=s.kl_warmup, epochs=s.epochs, batch_size=s.batch_size,
+                         lr=s.lr, strategy=s.strategy, devices=s.devices,
+                         accelerator=accelerator, callbacks=callbacks,
+                         save_to=out / MODEL_FILE, info=config, seed=seed,
+                         progress=progress)  # fmt: skip
+
+
 def _fit_sgd(model, train, s: FitSettings, out: Path, seed: int, progress, config) -> dict:
-    """Stochastic training with any objective (:func:`~pgm3d.inference.fit`), checkpointed."""
+    """Stochastic training with any objective (:func:`~pgm3d.inference.fit`), checkpointed;
+    through Lightning with ``s.strategy``."""
     objective = s.objective or "elbo"
     x, mask = model_rows(model, train)
     kl_weight = model.default_kl_weight() if s.kl_weight is None else s.kl_weight
     log = training_log(None if s.log == "none" else s.log, out)
     summary = EpochSummary(s.epochs) if progress is not False else None
-    history = sgd_fit(
-        model,
-        x,
-        objective,
-        mask=mask,
-        num_particles=s.num_particles,
-        kl_weight=kl_weight,
-        kl_warmup=s.kl_warmup,
-        epochs=s.epochs,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        seed=seed,
-        progress=progress,
-        callbacks=[c for c in (log, summary) if c],
-        checkpoint=out / CHECKPOINT_FILE,
-        checkpoint_every=s.checkpoint_every,
-        resume=s.resume,
-        trust=s.trust_file,
-        config=config,
-    )
+    metrics = {"objective": objective}
+    if s.strategy is not None:
+        history = _fit_lightning(model, x, mask, s, out, seed, progress, config,
+                                 [c for c in (log, summary) if c], kl_weight)  # fmt: skip
+        metrics.update(strategy=f"{s.strategy}, {s.devices} device(s) (Lightning)",
+                       rank=history.rank)  # fmt: skip
+        if history.rank != 0:
+            return metrics
+    else:
+        history = sgd_fit(
+            model,
+            x,
+            objective,
+            mask=mask,
+            num_particles=s.num_particles,
+            kl_weight=kl_weight,
+            kl_warmup=s.kl_warmup,
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            seed=seed,
+            progress=progress,
+            callbacks=[c for c in (log, summary) if c],
+            checkpoint=out / CHECKPOINT_FILE,
+            checkpoint_every=s.checkpoint_every,
+            resume=s.resume,
+            trust=s.trust_file,
+            config=config,
+        )
     model.eval()
     title = f"{s.model} on {s.data}: {objective}"
     curves(
@@ -174,7 +240,7 @@ def _fit_sgd(model, train, s: FitSettings, out: Path, seed: int, progress, confi
         title=title,
     )
     return {
-        "objective": objective,
+        **metrics,
         "final_bound": history.bound[-1] if history.bound else None,
         "steps": history.steps,
         "training_seconds": history.seconds,
@@ -227,6 +293,7 @@ def run_fit(
     """
     check_run(seed, device)
     s = settings
+    _check_strategy(s, device)
     out = Path(out)
     start = time.perf_counter()
     split = s.open(seed)
@@ -246,9 +313,13 @@ def run_fit(
     metrics = {"model": name, "data": s.data, "seed": seed, "device": str(device), **notes}
     if s.train_missing:
         metrics["training_entries_hidden"] = f"{s.train_missing:.0%} at random (MCAR)"
+    if s.strategy is not None and not trained_by_sgd(model):
+        raise ValueError(f"--strategy trains the models trained by SGD; {name} is not one")
     out.mkdir(parents=True, exist_ok=True)  # everything it needs is read and checked by now
     if trained_by_sgd(model):
         metrics.update(_fit_sgd(model, split.train, s, out, seed, progress, config))
+        if metrics.pop("rank", 0) != 0:  # a further process of a Lightning run: rank 0 reports
+            return metrics
     elif model.trained_by == "adversarial":
         metrics.update(_fit_gan(model, split.train, s, out, seed, progress))
     elif s.objective is not None:
