@@ -34,6 +34,7 @@ bench: install
 	$(PY) benchmarks/shapes.py
 	$(PY) benchmarks/shapevae.py
 	$(PY) benchmarks/vsl.py
+	$(PY) benchmarks/surfaces.py
 	$(VENV)/bin/pgm3d bench --out runs/bench --overwrite
 
 lint: install

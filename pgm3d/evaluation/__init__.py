@@ -24,6 +24,7 @@ from pgm3d.evaluation.linearity import family_linearity, linear_fit_residual, pc
 from pgm3d.evaluation.reconstruction import (
     alpha_shape,
     deform_embedded,
+    extract_surface,
     reconstruct_surface,
     template_surface,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "count_confusion",
     "deform_embedded",
     "evaluate_posteriors",
+    "extract_surface",
     "family_linearity",
     "guide_from",
     "imputation_mse",

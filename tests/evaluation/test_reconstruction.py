@@ -7,7 +7,8 @@ import torch
 from pgm3d.data import shapes
 from pgm3d.data.parts import fibonacci_sphere
 from pgm3d.evaluation import reconstruct_surface
-from pgm3d.evaluation.reconstruction import marching_tetrahedra
+from pgm3d.evaluation import reconstruction
+from pgm3d.evaluation.reconstruction import extract_surface, marching_tetrahedra
 from pgm3d.viz import render_mesh
 
 
@@ -28,6 +29,41 @@ def test_marching_tetrahedra_of_an_analytic_field():
     assert (mesh.vertices.norm(dim=-1) - 0.7).abs().max() < 0.02
     with pytest.raises(ValueError, match="no zero crossing"):
         marching_tetrahedra(np.ones((3, 3, 3)), (0, 0, 0), 1.0)
+
+
+def _sphere_field(n=41, r=0.7):
+    axis = np.linspace(-1, 1, n)
+    g = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)
+    return np.linalg.norm(g, axis=-1) - r, 2 / (n - 1)
+
+
+def test_scikit_images_marching_cubes_agrees_with_the_fallback():
+    pytest.importorskip("skimage")
+    values, h = _sphere_field()
+    cubes = extract_surface(values, (-1, -1, -1), h, backend="skimage")
+    tets = extract_surface(values, (-1, -1, -1), h, backend="tetrahedra")
+    truth = 4 / 3 * math.pi * 0.7**3
+    for mesh in (cubes, tets):
+        assert mesh.is_watertight and mesh.is_oriented
+        assert mesh.volume().item() == pytest.approx(truth, rel=0.01)
+        assert (mesh.vertices.norm(dim=-1) - 0.7).abs().max() < 0.01
+    assert cubes.volume().item() == pytest.approx(tets.volume().item(), rel=0.005)
+    assert len(cubes.faces) < len(tets.faces)  # six tetrahedra a cube cut finer
+    # an inside-out field (positive inside) still gives an outward mesh
+    flipped = extract_surface(-values, (-1, -1, -1), h, backend="skimage")
+    assert flipped.volume() > 0
+
+
+def test_auto_falls_back_to_tetrahedra_without_scikit_image(monkeypatch):
+    values, h = _sphere_field(21)
+    monkeypatch.setattr(reconstruction, "_has_skimage", lambda: False)
+    auto = extract_surface(values, (-1, -1, -1), h)
+    assert len(auto.faces) == len(marching_tetrahedra(values, (-1, -1, -1), h).faces)
+    monkeypatch.setitem(__import__("sys").modules, "skimage.measure", None)
+    with pytest.raises(ImportError, match=r"pgm3d\[mesh\]"):
+        extract_surface(values, (-1, -1, -1), h, backend="skimage")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        extract_surface(values, (-1, -1, -1), h, backend="cubes")
 
 
 @pytest.mark.parametrize("family", ["chairs", "airplanes"])
