@@ -2,7 +2,7 @@
 
 * meshes (ModelNet's ``.off``, and ``.obj``/``.ply``/``.stl``) through trimesh: :func:`load_mesh`;
 * voxel grids: 3D ShapeNets' ``.mat`` files (key ``instance``, 30^3, as used by VSL and 3D-GAN),
-  ``.npy``, ``.npy.gz`` and ``.npz`` arrays, and ModelNet-style folders
+  ShapeNet's ``.binvox`` (read by trimesh), ``.npy``, ``.npy.gz`` and ``.npz`` arrays, and ModelNet-style folders
   ``root/<class>/[<any>/]{train,test}/<files>`` of ``.off``, ``.mat`` or ``.npy`` files:
   :func:`load_voxels`, written back by :func:`save_voxels`;
 * point-correspondence sets: :func:`pgm3d.data.shapes.load_shapes`.
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl")
-VOXEL_SUFFIXES = (".mat", ".npy", ".npy.gz", ".npz")
+VOXEL_SUFFIXES = (".mat", ".npy", ".npy.gz", ".npz", ".binvox")
 
 
 class UnreadableFile(ValueError):
@@ -150,6 +150,11 @@ def _read_voxel_file(path: Path, key: str) -> tuple[torch.Tensor, dict]:
         elif suffix == ".npy.gz":
             with gzip.open(path, "rb") as f:
                 arrays = {key: np.load(f, allow_pickle=False)}
+        elif suffix == ".binvox":  # ShapeNet's and 3D-R2N2's grids, through trimesh's reader
+            from trimesh.exchange.binvox import load_binvox
+
+            with open(path, "rb") as f:
+                arrays = {key: np.asarray(load_binvox(f).matrix, dtype=np.uint8)}
         else:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
@@ -177,7 +182,7 @@ def load_voxels(
     """Read voxel grids from a file or a ModelNet-style folder.
 
     * ``.mat`` (3D ShapeNets; array under ``key``), ``.npy``, ``.npy.gz``: one ``(R, R, R)`` grid or
-      a stack ``(N, R, R, R)``;
+      a stack ``(N, R, R, R)``; ``.binvox`` (ShapeNet, 3D-R2N2; trimesh's reader): one grid;
     * ``.npz``: ``voxels`` (or its only array), optionally ``labels``, ``class_names`` and ``split``
       as written by :func:`save_voxels`;
     * a folder ``root/<class>/[...]/{train,test}/<files>`` (ModelNet, or 3D ShapeNets'

@@ -106,6 +106,33 @@ def test_shapenets_mat_round_trip_and_key(tmp_path, grids):
     assert torch.equal(load_voxels(tmp_path / "other.mat", key="grid").voxels[0], grids[0])
 
 
+def _binvox_bytes(grid: np.ndarray) -> bytes:
+    """A .binvox file written by hand from the format's description: a text header, then
+    run-length (value, count) byte pairs over the voxels in x, z, y order (y fastest)."""
+    r = grid.shape[0]
+    flat = grid.transpose(0, 2, 1).reshape(-1).astype(np.uint8)
+    runs, i = bytearray(), 0
+    while i < len(flat):
+        j = i
+        while j < len(flat) and flat[j] == flat[i] and j - i < 255:
+            j += 1
+        runs += bytes([flat[i], j - i])
+        i = j
+    head = f"#binvox 1\ndim {r} {r} {r}\ntranslate 0 0 0\nscale 1\ndata\n".encode()
+    return head + bytes(runs)
+
+
+def test_binvox_files_read_in_the_formats_axis_order(tmp_path, grids):
+    grid = grids[0].numpy()
+    (tmp_path / "chair.binvox").write_bytes(_binvox_bytes(grid))
+    back = load_voxels(tmp_path / "chair.binvox")
+    assert back.voxels.shape == (1, 30, 30, 30) and back.class_names == ("chair",)
+    assert np.array_equal(back.voxels[0].numpy(), grid)
+    (tmp_path / "bad.binvox").write_bytes(b"#binvox 1\ndim 4 4\n")
+    with pytest.raises(ValueError, match="bad.binvox: could not read"):
+        load_voxels(tmp_path / "bad.binvox")
+
+
 def test_voxel_set_npz_keeps_labels_and_split(tmp_path):
     from pgm3d.data import voxel_classes
 
