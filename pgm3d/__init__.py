@@ -5,6 +5,7 @@ Layers, in the direction data flows: :mod:`pgm3d.data` -> :mod:`pgm3d.models` ->
 ``pgm3d`` command.
 """
 
+from pgm3d._log import logger as _logger  # noqa: F401  (its NullHandler, before any module logs)
 from pgm3d.autoguide import AutoGuide, auto
 from pgm3d.contract import ContractError, WrappedModel, wrap
 from pgm3d.inference import COMPLETION_METHODS, Completion, DenoisingEncoder, complete

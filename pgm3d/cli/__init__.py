@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from pgm3d import __version__
+from pgm3d._log import log_to_stderr, stage
 from pgm3d.cli.generate import add_settings, settings_from_args
 from pgm3d.cli.options import add_common, apply_config, section, walk_actions
 from pgm3d.config import run_config, run_folder
@@ -137,7 +138,11 @@ def _run(args) -> int:
     claim = {"overwrite": args.overwrite}
     if info.get("checkpoint"):
         claim.update(resume=settings.resume, checkpoint=info["checkpoint"])
-    with run_folder(args.out, config, **claim) as out:
+    with (
+        log_to_stderr(not args.quiet),
+        run_folder(args.out, config, **claim) as out,
+        stage(f"pgm3d {config['command']}"),
+    ):
         metrics = registry[name](
             settings,
             out,

@@ -2,7 +2,8 @@
 
 * meshes (ModelNet's ``.off``, and ``.obj``/``.ply``/``.stl``) through trimesh: :func:`load_mesh`;
 * voxel grids: 3D ShapeNets' ``.mat`` files (key ``instance``, 30^3, as used by VSL and 3D-GAN),
-  ShapeNet's ``.binvox`` (read by trimesh), ``.npy``, ``.npy.gz`` and ``.npz`` arrays, and ModelNet-style folders
+  ShapeNet's ``.binvox`` (read by trimesh), ``.npy``, ``.npy.gz`` and ``.npz`` arrays, and
+  ModelNet-style folders
   ``root/<class>/[<any>/]{train,test}/<files>`` of ``.off``, ``.mat`` or ``.npy`` files:
   :func:`load_voxels`, written back by :func:`save_voxels`;
 * point-correspondence sets: :func:`pgm3d.data.shapes.load_shapes`.

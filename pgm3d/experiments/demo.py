@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from pgm3d._io import atomic_write_json, atomic_write_text
+from pgm3d._log import stage
 from pgm3d.experiments.missing_fa import MissingFASettings, run_missing_fa
 from pgm3d.experiments.shapes import ShapesSettings, run_shapes
 from pgm3d.settings import Settings, check_run, option
@@ -179,27 +180,23 @@ def run_demo(
     start, stages = time.perf_counter(), {}
     common = {"seed": seed, "device": device, "progress": progress}
 
-    t = time.perf_counter()
-    shapes = run_shapes(ShapesSettings(**sizes["shapes"]), out / "shapes", **common)
-    stages["shapes: fit, likelihood, completion, figures"] = time.perf_counter() - t
+    with stage("shapes: fit, likelihood, completion, figures", stages):
+        shapes = run_shapes(ShapesSettings(**sizes["shapes"]), out / "shapes", **common)
     k = shapes["settings"]["latent_dims"][0]
 
     post = {}
     for kind in ("shapevae", "shapefa"):
         model = out / "shapes" / f"{kind}-{k}.pt"
-        t = time.perf_counter()
         methods = _posterior_methods(kind)
         given = InferenceSettings(run=model, methods=methods, **sizes["posteriors"])
-        post[kind] = run_evaluate(given, out / f"posteriors-{kind}", **common)
-        stages[f"posteriors of {kind}"] = time.perf_counter() - t
-        t = time.perf_counter()
+        with stage(f"posteriors of {kind}", stages):
+            post[kind] = run_evaluate(given, out / f"posteriors-{kind}", **common)
         figure = given.replace(methods=_FIGURE_METHODS[kind], rows=4)
-        run_complete(figure, out / f"completion-{kind}", **common)
-        stages[f"completion figure of {kind}"] = time.perf_counter() - t
+        with stage(f"completion figure of {kind}", stages):
+            run_complete(figure, out / f"completion-{kind}", **common)
 
-    t = time.perf_counter()
-    mfa = run_missing_fa(MissingFASettings.preset(quick), out / "missing-fa", **common)
-    stages["missing-data FA on digits"] = time.perf_counter() - t
+    with stage("missing-data FA on digits", stages):
+        mfa = run_missing_fa(MissingFASettings.preset(quick), out / "missing-fa", **common)
 
     headline, summary = _summary(shapes, post, mfa, k)
     summary += "\n## Wall time\n\n| stage | seconds |\n|---|---:|\n"
@@ -222,7 +219,8 @@ def run_demo(
     }
     atomic_write_json(out / "metrics.json", metrics)
     _layout(out, k, quick, shapes, seconds, headline)
-    build_report(out)
+    with stage("the report"):
+        build_report(out)
     return metrics
 
 

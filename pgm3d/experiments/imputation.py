@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pgm3d._log import stage
 from pgm3d._progress import progress_bar
 from pgm3d.data.images import load_digits, load_frey, train_test_split
 from pgm3d.data.masks import keep_one_observed, quarter_mask, random_mask
@@ -339,7 +340,8 @@ def run_imputation(
             run = _Run(table, s, run_seed, train, train_mask, test, mask, pattern)
             for name in s.methods:
                 t0 = time.perf_counter()
-                filled = run.impute(name)
+                with stage(f"{key}, seed {run_seed}: {name}"):
+                    filled = run.impute(name)
                 per[name]["seconds"].append(time.perf_counter() - t0 + run.reused_seconds)
                 per[name]["mse"].append(imputation_mse(test, filled, mask).mean)
                 if k == 0 and regime == s.regimes[0] and table.image_shape is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from pgm3d._io import atomic_write_text
+from pgm3d._log import stage
 from pgm3d.autoguide import FAMILIES as GUIDE_FAMILIES
 from pgm3d.autoguide import auto
 from pgm3d.config import run_config
@@ -307,7 +308,8 @@ def run_fit(
     if s.train_missing:
         split = _hide_training_entries(split, s.train_missing, seed)
     torch.manual_seed(seed)
-    name, model, notes = _build(s, split, progress, device)
+    with stage("building the model"):
+        name, model, notes = _build(s, split, progress, device)
     s = s.replace(model=name)
     config = run_config("fit", s, seed=seed, device=str(device))
     metrics = {"model": name, "data": s.data, "seed": seed, "device": str(device), **notes}
@@ -317,7 +319,8 @@ def run_fit(
         raise ValueError(f"--strategy trains the models trained by SGD; {name} is not one")
     out.mkdir(parents=True, exist_ok=True)  # everything it needs is read and checked by now
     if trained_by_sgd(model):
-        metrics.update(_fit_sgd(model, split.train, s, out, seed, progress, config))
+        with stage(f"training {name} ({s.epochs} epochs)"):
+            metrics.update(_fit_sgd(model, split.train, s, out, seed, progress, config))
         if metrics.pop("rank", 0) != 0:  # a further process of a Lightning run: rank 0 reports
             return metrics
     elif model.trained_by == "adversarial":
@@ -331,9 +334,11 @@ def run_fit(
     test = split.test[: s.ll_rows]
     xt, mt = model_rows(model, test)
     torch.manual_seed(seed)
-    ll, exact = log_likelihood_per_dim(
-        model, xt, mt, existence=getattr(test, "existence", None), num_samples=s.iwae_samples
-    )
+    with stage(f"test log-likelihood of {len(xt)} rows"):
+        existence = getattr(test, "existence", None)
+        ll, exact = log_likelihood_per_dim(
+            model, xt, mt, existence=existence, num_samples=s.iwae_samples
+        )
     metrics.update(
         parameters=sum(p.numel() for p in model.parameters()),
         **scored_mean(ll),
