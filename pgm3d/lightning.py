@@ -28,7 +28,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -40,6 +39,7 @@ except ImportError as e:  # pragma: no cover - the extra is installed in develop
     ) from e
 
 from pgm3d._validation import check_float, check_int, check_seed
+from pgm3d.data.batches import Rows, collate_rows
 from pgm3d.inference.objectives import OBJECTIVES, Objective
 
 __all__ = [
@@ -51,77 +51,6 @@ __all__ = [
     "collate_rows",
     "fit_lightning",
 ]
-
-
-class Rows(Dataset):
-    """Row ``i`` of a data set with its mask and context, as a dict ``{"x", "mask",
-    "context"}`` (``mask`` only where there is one; ``context`` only where there is any).
-
-    Rows are read one at a time, so a memory-mapped array (``np.load(path, mmap_mode="r")``)
-    trains without being read into memory whole.
-
-    :param data: ``(N, D)`` tensor or array (NaN = missing when ``mask`` is None).
-    :param mask: optional bool ``(N, D)``, True = observed.
-    :param context: optional row-aligned conditioning inputs: an ``(N, ...)`` tensor/array or a
-        dict of them by argument name.
-    :param dtype: the dtype rows are returned in (default: the data's if a float tensor,
-        else torch's default).
-    """
-
-    def __init__(self, data, mask=None, context=None, *, dtype: torch.dtype | None = None):
-        if getattr(data, "ndim", None) != 2:
-            raise ValueError(f"data must be (N, D), got shape {tuple(getattr(data, 'shape', ()))}")
-        self.data, self.n = data, int(data.shape[0])
-        if dtype is None:
-            float_tensor = isinstance(data, torch.Tensor) and data.is_floating_point()
-            dtype = data.dtype if float_tensor else torch.get_default_dtype()
-        self.dtype = dtype
-        if mask is not None and tuple(mask.shape) != tuple(data.shape):
-            raise ValueError(f"mask has shape {tuple(mask.shape)}, data {tuple(data.shape)}")
-        self.mask = mask
-        if context is not None and not isinstance(context, dict):
-            context = {"context": context}
-        for name, value in (context or {}).items():
-            if len(value) != self.n:
-                raise ValueError(f"context {name!r} has {len(value)} rows, the data {self.n}")
-        self.context = context or {}
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict:
-        x = _tensor(self.data[i]).to(self.dtype)
-        item = {"x": x}
-        if self.mask is not None:
-            item["mask"] = _tensor(self.mask[i]).bool()
-        elif x.isnan().any():
-            item["mask"] = ~x.isnan()
-        if item.get("mask") is not None:
-            item["x"] = torch.where(item["mask"], x, 0.0)
-        if self.context:
-            item["context"] = {k: _tensor(v[i]) for k, v in self.context.items()}
-        return item
-
-
-def _tensor(value) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value
-    return torch.from_numpy(np.array(value))  # a copy: memory maps are read-only
-
-
-def collate_rows(items: list[dict]) -> dict:
-    """Stack :class:`Rows` items into a batch; a batch in which some rows have a mask gets an
-    all-True mask for the others."""
-    x = torch.stack([it["x"] for it in items])
-    batch = {"x": x}
-    if any("mask" in it for it in items):
-        full = torch.ones_like(items[0]["x"], dtype=torch.bool)
-        batch["mask"] = torch.stack([it.get("mask", full) for it in items])
-    if "context" in items[0]:
-        batch["context"] = {
-            k: torch.stack([it["context"][k] for it in items]) for k in items[0]["context"]
-        }
-    return batch
 
 
 class RowsDataModule(L.LightningDataModule):

@@ -6,10 +6,14 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from pgm3d._validation import as_data
+from pgm3d.data.batches import gather_rows, is_stream
 from pgm3d.evaluation.diagnostics import guide_from, kl_to_exact, psis_khat
 from pgm3d.evaluation.imputation import imputation_mse
+from pgm3d.missing import missing_as_nan
 
 __all__ = ["PosteriorComparison", "evaluate_posteriors"]
 
@@ -61,8 +65,8 @@ class PosteriorComparison:
 
 def evaluate_posteriors(
     model,
-    x: torch.Tensor,
-    mask: torch.Tensor,
+    x,
+    mask: torch.Tensor | None,
     methods,
     *,
     x_true: torch.Tensor | None = None,
@@ -81,12 +85,24 @@ def evaluate_posteriors(
     a row with its reason in :attr:`PosteriorComparison.errors`; the others are still run.
 
     :param model: any model :func:`~pgm3d.contract.as_model` accepts.
+    :param x: ``(B, D)`` rows (tensor or array), or a ``Dataset``/``DataLoader`` of rows
+        (:mod:`pgm3d.data.batches`; gathered first: the comparison needs every row at once).
+    :param mask: bool ``(B, D)``, True = observed (None: the NaN entries are the missing ones).
     :param methods: names or method objects, as :func:`~pgm3d.inference.complete` takes them.
     :param options: per-method options, ``{name: {...}}``.
     :param scored: bool ``(B, D)``, the hidden entries whose completion is scored (default:
         every missing entry); leave out entries that were never observed (absent parts).
     :param context: the model's row-aligned conditioning inputs, passed to every method.
     """
+    if is_stream(x):
+        if mask is not None or context is not None:
+            raise ValueError("with a Dataset or DataLoader, give masks and context in its rows")
+        x, mask, context = gather_rows(x)  # the comparison needs every row at once
+    elif isinstance(x, np.ndarray):
+        x = as_data(x, "x")
+    mask = missing_as_nan(x, mask)
+    if mask is None:
+        mask = torch.ones_like(x, dtype=torch.bool)
     with torch.no_grad():
         return _evaluate(
             model, x, mask, methods, x_true, num_khat_samples, options or {}, scored, context

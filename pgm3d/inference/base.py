@@ -14,13 +14,16 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+import numpy as np
+import pyro.distributions as dist
 import torch
 from torch.distributions import Distribution
 
-from pgm3d._validation import check_data, check_inputs
+from pgm3d._validation import as_data, check_data, check_inputs
 from pgm3d.contract import WrappedModel, as_model
+from pgm3d.data.batches import is_stream, row_batches
 from pgm3d.missing import fill_where_missing, missing_as_nan
 from pgm3d.registry import Registry
 
@@ -91,6 +94,61 @@ class Completion:
     method: str
 
 
+def join_completions(parts: list[Completion]) -> Completion:
+    """One completion of the rows of several, in order (a completion streamed over batches).
+
+    Rows are concatenated: ``x``, ``mask`` and per-row diagnostics along their row dimension,
+    sampler draws ``(chain, draw, row, ...)`` along the third, and the posterior over ``z``
+    (Gaussian, precision-Gaussian or empirical) along its batch dimension.
+    """
+    if not parts:
+        raise ValueError("nothing to join: no batches")
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    if any(type(p) is not type(first) for p in parts):
+        raise TypeError("cannot join completions of different kinds")
+    joined = {}
+    for f in fields(first):
+        values = [getattr(p, f.name) for p in parts]
+        if f.name == "z":
+            joined["z"] = _join_z(values)
+        elif f.name == "samples":
+            joined["samples"] = {k: torch.cat([v[k] for v in values], 2) for k in values[0]}
+        elif all(v is None for v in values):
+            joined[f.name] = None
+        elif isinstance(values[0], torch.Tensor):
+            joined[f.name] = torch.cat(values, 0)
+        elif isinstance(values[0], tuple):  # notes: each said once
+            joined[f.name] = tuple(dict.fromkeys(n for v in values for n in v))
+        else:
+            joined[f.name] = values[0]
+    return type(first)(**joined)
+
+
+def _join_z(values: list):
+    """The posteriors of several batches of rows as one, batch dimension 0."""
+    from pgm3d.distributions import PrecisionMultivariateNormal
+
+    first = values[0]
+    if first is None:
+        return None
+    loc = torch.cat([v.mean if isinstance(v, dist.Empirical) else v.loc for v in values], 0)
+    if isinstance(first, dist.Empirical):
+        samples = torch.cat([v._samples for v in values], 0)
+        return dist.Empirical(samples, torch.cat([v._log_weights for v in values], 0))
+    if isinstance(first, PrecisionMultivariateNormal):
+        tril = torch.cat([v.precision_tril for v in values], 0)
+        return PrecisionMultivariateNormal(loc, tril, validate_args=False)
+    if isinstance(first, torch.distributions.MultivariateNormal):
+        tril = torch.cat([v.scale_tril for v in values], 0)
+        return dist.MultivariateNormal(loc, scale_tril=tril, validate_args=False)
+    raise TypeError(
+        f"cannot join posteriors of type {type(first).__name__} over batches; complete the "
+        "rows as one tensor"
+    )
+
+
 def fill_missing(model, x: torch.Tensor, mask: torch.Tensor, z_loc: torch.Tensor) -> torch.Tensor:
     r"""Fill missing entries with the decoder mean at the latent mean.
 
@@ -130,8 +188,10 @@ def complete(
     :param model: any model :func:`~pgm3d.contract.as_model` accepts (the samplers work on
         every one whose observed site holds the data), or a linear-Gaussian model for the
         closed forms.
-    :param torch.Tensor x: ``(B, D)`` data; entries where ``mask`` is False are ignored (they
-        may be NaN).
+    :param x: ``(B, D)`` data (tensor or array); entries where ``mask`` is False are ignored
+        (they may be NaN). Or a ``Dataset``/``DataLoader`` of rows
+        (:mod:`pgm3d.data.batches`): completed batch by batch and joined
+        (:func:`join_completions`); a sampler's draws then depend on the batches.
     :param mask: bool ``(B, D)``, ``True`` = observed; ``None``: the NaN entries of ``x``
         are the missing ones (none if it has none).
     :param method: a registered name (see ``COMPLETION_METHODS.names()``): the closed forms
@@ -145,6 +205,14 @@ def complete(
     :returns: a :class:`Completion` (a :class:`~pgm3d.inference.samples.SampleCompletion`
         for the samplers) on ``x``'s device and dtype.
     """
+    if is_stream(x):
+        if mask is not None or context is not None:
+            raise ValueError("with a Dataset or DataLoader, give masks and context in its rows")
+        parts = [complete(model, bx, bm, method, context=bc, **options)
+                 for bx, bm, bc in row_batches(x)]  # fmt: skip
+        return join_completions(parts)
+    if isinstance(x, np.ndarray):
+        x = as_data(x, "x")
     check_data(x, "x")
     mask = missing_as_nan(x, mask)  # NaN means missing
     if mask is None:

@@ -30,10 +30,12 @@ into rows.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from pgm3d._validation import check_inputs
+from pgm3d._validation import as_data, check_inputs
 from pgm3d.contract import WrappedModel, as_model
+from pgm3d.data.batches import is_stream, row_batches
 from pgm3d.inference.globals import point_estimate
 from pgm3d.inference.trace import log_weights
 from pgm3d.linalg import StreamingLogSumExp
@@ -61,7 +63,8 @@ def log_likelihood(
     observed entry (it is not scored).
 
     :param model: any model :func:`~pgm3d.contract.as_model` accepts.
-    :param torch.Tensor x: ``(B, D)`` data; missing entries may hold anything.
+    :param x: ``(B, D)`` data (tensor or array); missing entries may hold anything. Or a
+        ``Dataset``/``DataLoader`` of rows (:mod:`pgm3d.data.batches`), scored batch by batch.
     :param mask: bool ``(B, D)``, True = observed (default: NaN entries are missing).
     :param context: row-aligned conditioning inputs (a tensor or a dict of named tensors);
         the result is then :math:`\\log p(x_v \\mid c)`.
@@ -73,6 +76,15 @@ def log_likelihood(
     :param str global_latents: ``"predictive"`` or ``"point"`` (module docstring); ignored
         when the model has no global latents.
     """
+    if is_stream(x):
+        if mask is not None or context is not None:
+            raise ValueError("with a Dataset or DataLoader, give masks and context in its rows")
+        options = dict(num_samples=num_samples, chunk_size=chunk_size, method=method,
+                       guide=guide, global_latents=global_latents)  # fmt: skip
+        return torch.cat([log_likelihood(model, bx, bm, context=bc, **options)
+                          for bx, bm, bc in row_batches(x)])  # fmt: skip
+    if isinstance(x, np.ndarray):
+        x = as_data(x, "x")
     if method == "exact":
         source = model.source if isinstance(model, WrappedModel) else model
         if not callable(getattr(source, "log_likelihood", None)):

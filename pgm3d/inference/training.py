@@ -11,6 +11,7 @@ from pathlib import Path
 import pyro
 import pyro.util
 import torch
+from torch.utils.data import DataLoader
 
 from pgm3d._progress import progress_bar
 from pgm3d._validation import (
@@ -24,6 +25,7 @@ from pgm3d._validation import (
     check_rows_observed,
     check_seed,
 )
+from pgm3d.data.batches import collate_rows, is_stream, unpack_batch
 from pgm3d.inference.objectives import OBJECTIVES, Objective
 from pgm3d.missing import missing_as_nan
 from pgm3d.saving import read_checkpoint, write_checkpoint
@@ -101,7 +103,11 @@ def fit(
 
     :param model: any model :func:`~pgm3d.contract.as_model` accepts: a pgm3d model, an
         object with ``model`` and ``guide`` methods, or a ``(model, guide)`` pair of functions.
-    :param data: ``(N, D)`` tensor or array.
+    :param data: ``(N, D)`` tensor or array (a memory-mapped ``.npy`` is read whole), or rows
+        that need not fit in memory: a map-style ``Dataset`` (minibatches drawn in ``fit``'s
+        own seeded order, so ``resume`` stays exact) or a ``DataLoader`` (its batches and order;
+        no ``resume``), whose items carry their masks and context
+        (:mod:`pgm3d.data.batches`).
     :param objective: a name in ``OBJECTIVES`` (``"elbo"``, ``"meanfield"``, ``"iwae"``,
         ``"dreg"``, ``"rws"``) or a constructed :class:`~pgm3d.inference.Objective`.
     :param mask: optional bool ``(N, D)``, True = observed (default: NaN entries are missing).
@@ -175,26 +181,30 @@ def fit(
     pair = loss_fn.pair
     if device is not None:
         pair.to(device)
-    x = as_data(data, "data", device=device)
-    check_model_matches(pair, x, "data")
-    mask = missing_as_nan(x, mask)
-    if mask is not None:
-        mask = check_mask(mask.to(x.device), x)
-        if bool(mask.all()):
-            mask = None  # nothing to marginalise: skip the masking handler on every step
-    check_observed_finite(x, mask, "data")
-    check_rows_observed(mask, "data")
-    ctx = pair.context_of(context, x)
-    N = x.shape[0]
-    B = min(batch_size, N)
+    if is_stream(data):
+        if mask is not None or context is not None or fresh is not None:
+            raise ValueError(
+                "with a Dataset or DataLoader, give masks and context in its rows (fresh= "
+                "takes tensors)"
+            )
+        if resume and isinstance(data, DataLoader):
+            raise ValueError(
+                "a DataLoader's order cannot be replayed, so a run on one cannot resume "
+                "exactly: pass its Dataset (fit shuffles it, seeded) to resume"
+            )
+        source = _StreamRows(pair, data, device)
+    else:
+        source = _TensorRows(pair, data, mask, context, device)
+    N = source.n
+    B = min(batch_size, N) if source.batch_size is None else source.batch_size
     masks = torch.Generator().manual_seed(seed + 1)
     noise = torch.Generator().manual_seed(seed + 2)
-    if context_noise is not None and (not callable(context_noise) or not ctx):
+    first_x, first_mask, first_ctx = source.first(B)
+    if context_noise is not None and (not callable(context_noise) or not first_ctx):
         raise ValueError("context_noise= takes a function of the context, and needs a context")
-    probe_mask = _batch_mask(mask, mask_sampler, slice(0, B), x, torch.Generator().manual_seed(0))
+    probe_mask = _batch_mask(first_mask, mask_sampler, first_x, torch.Generator().manual_seed(0))
     # trace once on the first rows: every check before the first step, and the param sites
-    first = slice(0, B)
-    loss_fn.prepare(x[first], probe_mask, _rows(ctx, first))
+    loss_fn.prepare(first_x, probe_mask, first_ctx)
     params = list(loss_fn.trainable_parameters() if parameters is None else parameters)
     if not params:
         raise ValueError("nothing to optimise: the model and guide have no parameters")
@@ -208,12 +218,12 @@ def fit(
         "batch_size": B,
         "lr": lr,
         "seed": seed,
-        "data_shape": list(x.shape),
+        "data_shape": [N, first_x.shape[1]],
     }
     if lr_decay != 1.0:  # only then, so checkpoints written before the option still resume
         settings["lr_decay"] = lr_decay
-    if ctx:
-        settings["context"] = sorted(ctx)
+    if first_ctx:
+        settings["context"] = sorted(first_ctx)
     if mask_sampler is not None:
         settings["mask_sampler"] = True
     if context_noise is not None:
@@ -226,7 +236,8 @@ def fit(
     loop = {"epoch": 0, "position": 0, "order": None, "total": 0.0}
     if resume:
         history, loop = _restore(
-            checkpoint, settings, pair, optimizer, shuffle, (masks, noise), x.device, trust=trust
+            checkpoint, settings, pair, optimizer, shuffle, (masks, noise), source.device,
+            trust=trust,
         )
     start = time.perf_counter() - history.seconds
 
@@ -260,24 +271,23 @@ def fit(
         initial=loop["epoch"],
         total=epochs,
     )
-    first_x = x
+    epoch0 = source.x if fresh is not None else None
     for epoch in bar:
         if fresh is not None:
-            x = first_x if epoch == 0 else _fresh_rows(fresh, epoch, first_x)
+            source.x = epoch0 if epoch == 0 else _fresh_rows(fresh, epoch, epoch0)
         if loop["order"] is None:
-            loop.update(order=torch.randperm(N, generator=shuffle).to(x.device), total=0.0)
-        order, alpha = loop["order"], kl_weight
-        for i in range(loop["position"], N, B):
-            rows = order[i : i + B]
+            loop.update(order=torch.randperm(N, generator=shuffle).to(source.device), total=0.0)
+        alpha = kl_weight
+        for xb, mb, cb in source.epoch(loop["order"], loop["position"], B):
             alpha = (
                 kl_weight * min(1.0, (history.steps + 1) / kl_warmup) if kl_warmup else kl_weight
             )
             optimizer.zero_grad()
             loss = loss_fn(
-                x[rows],
-                _batch_mask(mask, mask_sampler, rows, x, masks),
-                context=_noisy(context_noise, _rows(ctx, rows), noise),
-                scale=N / len(rows),
+                xb,
+                _batch_mask(mb, mask_sampler, xb, masks),
+                context=_noisy(context_noise, cb, noise),
+                scale=N / len(xb),
                 kl_weight=alpha,
             )
             if not torch.isfinite(loss):
@@ -288,8 +298,8 @@ def fit(
             loss.backward()
             optimizer.step()
             history.steps += 1
-            loop["total"] += loss_fn.last_bound * len(rows)
-            loop["position"] = i + B
+            loop["total"] += loss_fn.last_bound * len(xb)
+            loop["position"] += len(xb)
             if history.steps % checkpoint_every == 0:
                 save()
         history.bound.append(loop["total"] / N)
@@ -319,12 +329,87 @@ def _fresh_rows(fresh, epoch: int, like: torch.Tensor) -> torch.Tensor:
     return rows
 
 
-def _batch_mask(mask, sampler, rows, x, generator):
+class _TensorRows:
+    """Rows held whole (a tensor or array, on the device): checked once, minibatched by index."""
+
+    batch_size = None
+
+    def __init__(self, pair, data, mask, context, device):
+        x = as_data(data, "data", device=device)
+        check_model_matches(pair, x, "data")
+        mask = missing_as_nan(x, mask)
+        if mask is not None:
+            mask = check_mask(mask.to(x.device), x)
+            if bool(mask.all()):
+                mask = None  # nothing to marginalise: skip the masking handler on every step
+        check_observed_finite(x, mask, "data")
+        check_rows_observed(mask, "data")
+        self.x, self.mask, self.ctx = x, mask, pair.context_of(context, x)
+        self.n, self.device = x.shape[0], x.device
+
+    def rows(self, idx):
+        mask = None if self.mask is None else self.mask[idx]
+        return self.x[idx], mask, _rows(self.ctx, idx)
+
+    def first(self, B: int):
+        return self.rows(slice(0, B))
+
+    def epoch(self, order, start: int, B: int):
+        for i in range(start, self.n, B):
+            yield self.rows(order[i : i + B])
+
+
+class _StreamRows:
+    """Rows read from a ``Dataset`` (by index, in fit's own seeded order, so a run resumes
+    exactly) or a ``DataLoader`` (its own batches and order), each batch checked as it comes
+    and moved to the model's device and dtype."""
+
+    def __init__(self, pair, data, device):
+        self.pair = pair
+        self.loader = data if isinstance(data, DataLoader) else None
+        self.data = data.dataset if self.loader is not None else data
+        self.n = len(self.data)
+        if self.n == 0:
+            raise ValueError("data: the data set has no rows")
+        self.batch_size = None if self.loader is None else self.loader.batch_size
+        ref = next(iter(pair.parameters()), None)
+        self.device = torch.device(device) if device is not None else (
+            ref.device if ref is not None else torch.device("cpu"))  # fmt: skip
+        self.dtype = ref.dtype if ref is not None else torch.get_default_dtype()
+
+    def _ready(self, batch):
+        x, mask, context = unpack_batch(batch)
+        x = x.to(self.device, self.dtype)
+        mask = missing_as_nan(x, None if mask is None else mask.to(self.device))
+        if mask is not None:
+            mask = check_mask(mask, x)
+            mask = None if bool(mask.all()) else mask
+        check_observed_finite(x, mask, "a batch of the data")
+        check_rows_observed(mask, "a batch of the data")
+        if context is not None:
+            context = ({k: v.to(self.device) for k, v in context.items()}
+                       if isinstance(context, dict) else context.to(self.device))  # fmt: skip
+        return x, mask, self.pair.context_of(context, x)
+
+    def first(self, B: int):
+        if self.loader is not None:
+            return self._ready(next(iter(self.loader)))
+        return self._ready(collate_rows([self.data[i] for i in range(min(B, self.n))]))
+
+    def epoch(self, order, start: int, B: int):
+        if self.loader is not None:
+            for batch in self.loader:
+                yield self._ready(batch)
+            return
+        for i in range(start, self.n, B):
+            yield self._ready(collate_rows([self.data[int(j)] for j in order[i : i + B]]))
+
+
+def _batch_mask(given, sampler, x, generator):
     """A minibatch's mask: the data's, and a fresh draw of ``sampler`` if there is one."""
-    given = None if mask is None else mask[rows]
     if sampler is None:
         return given
-    shape = x[rows].shape
+    shape = x.shape
     drawn = sampler(shape, generator=generator)
     if not isinstance(drawn, torch.Tensor) or drawn.dtype != torch.bool or drawn.shape != shape:
         raise ValueError(f"mask_sampler must return a bool tensor of shape {tuple(shape)}")
