@@ -13,7 +13,7 @@ def test_a_stage_logs_its_start_and_time_and_records_it(caplog):
     times = {}
     with caplog.at_level(logging.INFO, logger="pgm3d"), stage("fitting", times):
         pass
-    assert [r.getMessage() for r in caplog.records][0] == "fitting ..."
+    assert caplog.records[0].getMessage() == "fitting ..."
     assert caplog.records[1].getMessage().startswith("fitting: done in ")
     assert set(times) == {"fitting"} and times["fitting"] >= 0
 

@@ -6,8 +6,7 @@ import torch
 
 from pgm3d.data import shapes
 from pgm3d.data.parts import fibonacci_sphere
-from pgm3d.evaluation import reconstruct_surface
-from pgm3d.evaluation import reconstruction
+from pgm3d.evaluation import reconstruct_surface, reconstruction
 from pgm3d.evaluation.reconstruction import extract_surface, marching_tetrahedra
 from pgm3d.viz import render_mesh
 
