@@ -99,6 +99,13 @@ class ImputationSettings(Settings):
     rounds: int = option(10, "rounds of the iterative imputers")
     tree_features: int = option(32, "features each ExtraTrees model reads (nearest by "
                                 "correlation; sklearn's n_nearest_features)")  # fmt: skip
+    ridge_features: int | None = option(
+        None,
+        "features each BayesianRidge model of IterativeImputer reads (n_nearest_features); "
+        "(with all of Frey's 560 pixels one fit ran over 5 CPU-minutes in 9 GB here)",
+        kind=int,
+        shown="all (sklearn's default)",
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -179,7 +186,8 @@ def _sklearn(name, s: ImputationSettings, seed: int):
     if name == "knn":
         return KNNImputer()
     if name == "iterative":
-        return IterativeImputer(max_iter=s.rounds, random_state=seed)
+        return IterativeImputer(max_iter=s.rounds, random_state=seed,
+                                n_nearest_features=s.ridge_features)  # fmt: skip
     trees = ExtraTreesRegressor(n_estimators=s.trees, random_state=seed, n_jobs=1)
     return IterativeImputer(trees, max_iter=s.rounds, random_state=seed,
                             n_nearest_features=s.tree_features)  # fmt: skip
