@@ -1,6 +1,6 @@
-"""The two ArviZ calls pgm3d makes, written so that arviz 0.x and 1.x both work.
+"""The ArviZ calls pgm3d makes, written so that arviz 0.x and 1.x both work.
 
-arviz 0.x: ``az.from_dict(posterior={...})``, ``az.psislw``, ``az.rhat``/``az.ess``; arviz 1.x
+arviz 0.x: ``az.from_dict(posterior={...}, ...)``, ``az.psislw``, ``az.rhat``/``az.ess``; arviz 1.x
 (Python >= 3.12): ``az.from_dict({"posterior": {...}})`` and the array functions of
 ``arviz_stats``. ArviZ is imported lazily, so importing pgm3d stays fast.
 """
@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["from_posterior", "psislw", "rhat_ess"]
+__all__ = ["from_groups", "from_posterior", "psislw", "rhat_ess"]
 
 
 def _arviz():
@@ -32,6 +32,26 @@ def from_posterior(posterior: dict[str, np.ndarray]):
     if _major(az) >= 1:
         return az.from_dict({"posterior": posterior})
     return az.from_dict(posterior=posterior)
+
+
+def from_groups(groups: dict[str, dict[str, np.ndarray]], dims: dict[str, dict]):
+    """ArviZ data with several groups (``posterior``, ``sample_stats``, ``log_likelihood``,
+    ``observed_data`` ...); arrays of every group but ``observed_data`` are ``(chain, draw,
+    ...)``. ``dims[group][variable]`` names the dimensions after those: per group, since one
+    name (``x``) is the ``(row, entry)`` data in one group and a ``(row,)`` log-likelihood in
+    another. Empty groups are left out.
+
+    :returns: arviz 0.x ``InferenceData`` or a 1.x ``DataTree``.
+    """
+    az = _arviz()
+    parts = {g: v for g, v in groups.items() if v}
+    if _major(az) >= 1:
+        import xarray as xr
+
+        trees = {g: az.from_dict({g: v}, dims=dims.get(g)) for g, v in parts.items()}
+        return xr.DataTree.from_dict({g: t[g].to_dataset() for g, t in trees.items()})
+    datas = {g: az.from_dict(**{g: v}, dims=dims.get(g)) for g, v in parts.items()}
+    return az.InferenceData(**{g: getattr(d, g) for g, d in datas.items()})
 
 
 def psislw(log_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

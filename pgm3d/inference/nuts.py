@@ -84,7 +84,7 @@ def nuts(
     if theta:
         target = poutine.condition(target, data=theta)
     single = replace(s, layout="rows")  # NUTS runs the model without a particle plate
-    runs = []
+    runs, divergences = [], []
     for c in range(chains):
         if seed is not None:
             pyro.set_rng_seed(seed + c)
@@ -98,6 +98,10 @@ def nuts(
         with torch.enable_grad():  # HMC needs gradients even under a caller's no_grad
             mcmc.run(zero_filled, mask)
         draws = {n: v[thin - 1 :: thin].detach() for n, v in mcmc.get_samples().items()}
+        # a kept draw is divergent if any transition since the last kept one diverged
+        diverged = torch.zeros(num_samples * thin, dtype=torch.bool)
+        diverged[list(mcmc.diagnostics()["divergences"]["chain 0"])] = True
+        divergences.append(diverged.reshape(num_samples, thin).any(-1))
         runs.append(
             {
                 n: torch.stack([rows_of(d, n, 1, B, s.nesting, single)[0] for d in draws[n]])
@@ -110,4 +114,5 @@ def nuts(
         decoded = decode_latents(bound, flat, zero_filled, s)
         draws = decoded.sample().reshape(chains, num_samples, B, D)
         mean = decoded.mean.mean(0)
-    return finish(x, mask, latents, draws, mean, "nuts")
+    return finish(x, mask, latents, draws, mean, "nuts",
+                  divergences=torch.stack(divergences).to(x.device))  # fmt: skip

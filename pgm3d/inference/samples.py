@@ -38,6 +38,7 @@ __all__ = [
     "check_sampler_options",
     "decode_latents",
     "finish",
+    "pointwise_log_likelihood",
     "prepare",
 ]
 
@@ -50,6 +51,7 @@ class SampleCompletion(Completion):
         ``"x"``, the completed data (observed entries equal to the input).
     :ivar accept_rate: ``(B,)`` mean Metropolis acceptance rate per row (``"mwg"`` only).
     :ivar ess: ``(B,)`` effective sample size of the importance weights (``"importance"``).
+    :ivar divergences: ``(chain, draw)`` bool, divergent transitions (``"nuts"``).
 
     ``x`` is the Rao-Blackwellised posterior predictive mean, the average over samples of the
     decoder mean :math:`\\mathbb{E}[x_m \\mid z]`; ``z`` is the empirical distribution of the
@@ -59,6 +61,7 @@ class SampleCompletion(Completion):
     samples: dict[str, torch.Tensor]
     accept_rate: torch.Tensor | None = None
     ess: torch.Tensor | None = None
+    divergences: torch.Tensor | None = None
 
     def diagnostics(self, site: str | None = None) -> dict[str, torch.Tensor]:
         """Rank-normalised split R-hat and bulk effective sample size (Vehtari et al. 2021; the
@@ -74,18 +77,67 @@ class SampleCompletion(Completion):
         as_tensor = lambda a: torch.as_tensor(a, dtype=s.dtype, device=s.device)  # noqa: E731
         return {"rhat": as_tensor(rhat), "ess": as_tensor(ess)}
 
-    def to_arviz(self, include_x: bool = False):
-        """The samples as ArviZ data (``az.from_dict``: arviz 0.x InferenceData or a 1.x
-        DataTree), posterior group only; ``include_x`` adds the completed data."""
-        from pgm3d.evaluation.arviz import from_posterior
+    def to_arviz(self, model=None, *, context=None, include_x: bool = False):
+        """The draws as ArviZ data (arviz 0.x ``InferenceData`` or a 1.x ``DataTree``) with
+        named dimensions (``row``, ``latent``, ``entry``):
 
-        return from_posterior(
+        * ``posterior``: every latent site, ``(chain, draw, row, latent...)`` (and the completed
+          data ``x`` with ``include_x``);
+        * ``sample_stats``: what the sampler measured — MwG's acceptance rate and the importance
+          sampler's ESS (per row, the same at every draw: neither keeps a per-draw record),
+          NUTS's divergences (per draw);
+        * ``observed_data``: the rows as given, NaN where missing;
+        * ``log_likelihood`` (with ``model``): :func:`pointwise_log_likelihood`, each row's
+          observed entries at each draw, so ``az.loo`` and ``az.waic`` run over the rows.
+
+        :param model: the model the completion was drawn from (for ``log_likelihood``).
+        :param context: its conditioning inputs, as given to :func:`~pgm3d.complete`.
+        """
+        from pgm3d.evaluation.arviz import from_groups
+
+        numpy = lambda t: t.detach().cpu().numpy()  # noqa: E731
+        posterior, dims = {}, {}
+        for name, value in self.samples.items():
+            if name == "x" and not include_x:
+                continue
+            posterior[name] = numpy(value)
+            inner = value.dim() - 3
+            dims[name] = ["row", *(["entry"] if name == "x" else _latent_dims(name, inner))]
+        C, S = next(iter(self.samples.values())).shape[:2]
+        stats = {}
+        per_draw = lambda t: numpy(t).reshape(1, 1, -1).repeat(C, 0).repeat(S, 1)  # noqa: E731
+        if self.accept_rate is not None:
+            stats["acceptance_rate"] = per_draw(self.accept_rate)
+        if self.ess is not None:
+            stats["ess"] = per_draw(self.ess)
+        if self.divergences is not None:
+            stats["diverging"] = numpy(self.divergences)
+        observed = torch.where(self.mask, self.x, torch.nan)
+        groups = {
+            "posterior": posterior,
+            "sample_stats": stats,
+            "observed_data": {"x": numpy(observed)},
+        }
+        if model is not None:
+            ll = pointwise_log_likelihood(model, self, context=context)
+            groups["log_likelihood"] = {"x": numpy(ll)}
+        return from_groups(
+            groups,
             {
-                name: value.detach().cpu().numpy()
-                for name, value in self.samples.items()
-                if include_x or name != "x"
-            }
+                "posterior": dims,
+                "sample_stats": {"acceptance_rate": ["row"], "ess": ["row"]},
+                "observed_data": {"x": ["row", "entry"]},
+                "log_likelihood": {"x": ["row"]},
+            },
         )
+
+
+def _latent_dims(name: str, inner: int) -> list[str]:
+    """Names of a latent site's dimensions after ``row``: ``latent`` for a vector, else
+    ``{name}_dim_{i}``."""
+    if inner == 1:
+        return ["latent"]
+    return [f"{name}_dim_{i}" for i in range(inner)]
 
 
 def _main_latent(samples: dict) -> str:
@@ -127,6 +179,8 @@ class Decoded:
     P: int
     B: int
     D: int
+    #: the site's value in the trace (the data rows, tiled over particles)
+    value: torch.Tensor | None = None
 
     def sample(self) -> torch.Tensor:
         return obs_rows(self.fn.sample(), self.P, self.B, self.D)
@@ -150,7 +204,52 @@ def decode_latents(bound: Bound, latents: dict, x: torch.Tensor, structure: Stru
         fn = pyro.plate(PARTICLES, P, dim=-(s.nesting + 1))(fn)
     xs = tile(x, None, P, s)[0]
     trace = poutine.trace(poutine.condition(fn, data=values)).get_trace(xs, None)
-    return Decoded(prune_subsample_sites(trace).nodes[s.obs]["fn"], P, x.shape[0], x.shape[1])
+    site = prune_subsample_sites(trace).nodes[s.obs]
+    return Decoded(site["fn"], P, x.shape[0], x.shape[1], site["value"])
+
+
+def pointwise_log_likelihood(
+    model, completion: SampleCompletion, *, context=None, guide=None, chunk: int = 64
+) -> torch.Tensor:
+    r""":math:`\log p(x_{v,i} \mid z^{(c,s)}_i)`: the log-density of each row's observed
+    entries at each draw of its latents, ``(chain, draw, row)`` — ArviZ's pointwise
+    log-likelihood, for PSIS-LOO (``az.loo``) and WAIC over the rows.
+
+    :param model: the model the completion was drawn from.
+    :param completion: a sampler's :class:`SampleCompletion` (its ``x`` holds the observed
+        entries where ``mask`` is True).
+    :param context: the model's conditioning inputs, as given to :func:`~pgm3d.complete`.
+    :param int chunk: draws decoded at once.
+    :raises pgm3d.handlers.NotPerEntry: rows with missing entries and an observed site whose
+        density does not factorise over entries (they cannot be scored apart).
+    """
+    x, mask = completion.x, completion.mask
+    bound, s, _ = prepare(model, x, mask, context, guide, "the pointwise log-likelihood")
+    latents = {n: v for n, v in completion.samples.items() if n != "x"}
+    C, S = next(iter(latents.values())).shape[:2]
+    flat = {n: v.reshape(C * S, *v.shape[2:]) for n, v in latents.items()}
+    filled = fill_where_missing(x, mask, torch.zeros_like(x))
+    B, D = x.shape
+    out = []
+    with torch.no_grad():
+        for i in range(0, C * S, chunk):
+            decoded = decode_latents(bound, {n: v[i : i + chunk] for n, v in flat.items()},
+                                     filled, s)  # fmt: skip
+            entrywise = _entrywise(decoded.fn)
+            if entrywise is None:  # the samplers refuse such sites before drawing
+                raise ValueError("the observed site's entries are coupled: no per-entry density")
+            lp = obs_rows(entrywise.log_prob(decoded.value), decoded.P, B, D)
+            out.append(torch.where(mask, lp, 0.0).sum(-1))
+    return torch.cat(out).reshape(C, S, B)
+
+
+def _entrywise(fn: Distribution) -> Distribution | None:
+    """The observed site's distribution with its event dimensions and masks taken off, so that
+    ``log_prob`` is per entry; None when its entries are coupled (a multivariate density)."""
+    while isinstance(fn, dist.Independent | torch.distributions.Independent
+                     | dist.MaskedDistribution):  # fmt: skip
+        fn = fn.base_dist
+    return fn if fn.event_shape == () else None
 
 
 def obs_log_prob(site: dict, x: torch.Tensor, structure: Structure, P: int = 1) -> torch.Tensor:

@@ -246,3 +246,35 @@ def test_mwg_targets_the_conditional_given_every_observed_site(case):
     )
     err = ((r.x[:, :-1] - ref)[~mask].pow(2).mean().sqrt() / scale).item()
     assert err < 0.15, err
+
+
+def test_to_arviz_has_named_dims_sample_stats_observed_data_and_log_likelihood(case):
+    import arviz as az
+
+    fa, x, mask, *_ = case
+    result = complete(fa, x, mask, "mwg", chains=2, warmup=20, num_samples=30, seed=0)
+    idata = result.to_arviz(fa)
+    assert idata.posterior["z"].dims == ("chain", "draw", "row", "latent")
+    assert idata.observed_data["x"].dims == ("row", "entry")
+    assert bool(idata.observed_data["x"].isnull().values[~mask.numpy()].all())
+    assert idata.sample_stats["acceptance_rate"].dims == ("chain", "draw", "row")
+    assert idata.log_likelihood["x"].dims == ("chain", "draw", "row")
+    # the pointwise log-likelihood is log N(x_v; W_v z + mu_v, Psi_v) at each draw
+    z = result.samples["z"][1, 7]  # chain 1, draw 7: (B, K)
+    W, mu, psi = fa.W.detach(), fa.mu.detach(), fa.psi.detach()
+    by_hand = dist.Normal(z @ W.T + mu, psi.sqrt()).log_prob(torch.nan_to_num(x))
+    by_hand = torch.where(mask, by_hand, 0.0).sum(-1)
+    got = torch.as_tensor(idata.log_likelihood["x"].values[1, 7])
+    assert torch.allclose(got, by_hand, atol=1e-10)
+    loo = az.loo(idata, pointwise=True)
+    assert loo["pareto_k"].shape == (10,)  # one k-hat per row
+    importance = complete(fa, x, mask, "importance", num_proposals=200, num_samples=40, seed=0)
+    assert importance.to_arviz().sample_stats["ess"].dims == ("chain", "draw", "row")
+
+
+def test_nuts_records_its_divergences_per_draw(case):
+    fa, x, mask, *_ = case
+    result = complete(fa, x, mask, "nuts", chains=2, warmup=20, num_samples=15, thin=2, seed=0)
+    assert result.divergences.shape == (2, 15) and result.divergences.dtype == torch.bool
+    assert result.to_arviz().sample_stats["diverging"].dims == ("chain", "draw")
+
