@@ -236,7 +236,13 @@ def fit(
     loop = {"epoch": 0, "position": 0, "order": None, "total": 0.0}
     if resume:
         history, loop = _restore(
-            checkpoint, settings, pair, optimizer, shuffle, (masks, noise), source.device,
+            checkpoint,
+            settings,
+            pair,
+            optimizer,
+            shuffle,
+            (masks, noise),
+            source.device,
             trust=trust,
         )
     start = time.perf_counter() - history.seconds

@@ -1,6 +1,8 @@
 """A self-contained HTML report of a run folder: its tables, headline numbers and figures.
 
-Images are embedded as base64 ``data:`` URIs, so ``report.html`` can be mailed or archived alone.
+Images are embedded as base64 ``data:`` URIs, so ``report.html`` can be mailed or archived alone;
+a 3D figure with an interactive view beside it (``name.3d.json``, :mod:`pgm3d.viz.interactive`)
+gets a plotly.js scene under its PNG (plotly.js inlined once), which the PNG keeps for print.
 The layout comes from an optional ``report.json`` in the folder (title, introduction, and an
 ordered list of sections, each a sub-folder with a heading, a caption, captions of its PNGs
 and extra ``figures`` by path from the run folder); without one, the
@@ -16,6 +18,7 @@ import re
 from pathlib import Path
 
 from pgm3d._io import atomic_write_text
+from pgm3d.viz.interactive import view_path
 
 __all__ = ["REPORT_FILE", "build_report", "markdown_to_html"]
 
@@ -42,6 +45,9 @@ figcaption { color: #555; font-size: .9em; margin-top: .3em; }
 .card span { font-size: .82em; color: #555; }
 code { background: #f3f3f3; padding: .05em .3em; border-radius: 3px; }
 footer { margin-top: 3em; color: #777; font-size: .85em; }
+details.view { margin: -1.2em 0 2em; }
+details.view summary { color: #2c4a75; cursor: pointer; font-size: .9em; }
+.view3d { width: 100%; height: 460px; border: 1px solid #e3e3e3; }
 """
 
 
@@ -103,12 +109,51 @@ def markdown_to_html(text: str) -> str:
     return "\n".join(out)
 
 
-def _image(path: Path, caption: str) -> str:
+def _image(path: Path, caption: str, views: list) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return (
+    figure = (
         f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
         f"<figcaption>{_inline(caption)}</figcaption></figure>"
     )
+    view = view_path(path)
+    if not view.is_file():
+        return figure
+    n = len(views)
+    views.append(view)
+    spec = view.read_text().replace("</", "<\\/")  # JSON inside <script>: never a closing tag
+    return (
+        figure + f'<details class="view" open><summary>turn it around (drag to rotate, scroll '
+        f"to zoom, the menu picks the shape)</summary>"
+        f'<div id="view{n}" class="view3d" data-spec="spec{n}"></div>'
+        f'<script type="application/json" id="spec{n}">{spec}</script></details>'
+    )
+
+
+def _viewer_script() -> str:
+    """plotly.js, inlined, and the few lines that draw each view when it scrolls into sight
+    (drawing every WebGL scene at load would make a long report slow to open)."""
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError:
+        return (
+            "<script>document.querySelectorAll('.view3d').forEach(d => d.textContent = "
+            "'(interactive views need the plotly package when the report is built)')</script>"
+        )
+    return f"<script>{get_plotlyjs()}</script>\n<script>\n" + _DRAW_VIEWS + "\n</script>"
+
+
+_DRAW_VIEWS = """
+const draw = (div) => {
+  if (div.dataset.drawn) return;
+  div.dataset.drawn = "1";
+  const spec = JSON.parse(document.getElementById(div.dataset.spec).textContent);
+  Plotly.newPlot(div, spec.data, spec.layout, {displaylogo: false, responsive: true});
+};
+const seen = new IntersectionObserver((entries) => entries.forEach((e) => {
+  if (e.isIntersecting) { draw(e.target); seen.unobserve(e.target); }
+}), {rootMargin: "300px"});
+document.querySelectorAll(".view3d").forEach((div) => seen.observe(div));
+"""
 
 
 def _headline(metrics: dict, keys: list[str] | None) -> str:
@@ -131,8 +176,9 @@ def _headline(metrics: dict, keys: list[str] | None) -> str:
 
 
 def _section(
-    root: Path, folder: Path, heading: str, caption: str, headline, captions: dict, figures
-) -> str:
+    root: Path, folder: Path, heading: str, caption: str, headline, captions: dict, figures,
+    views: list,
+) -> str:  # fmt: skip
     parts = [f"<h2>{_inline(heading)}</h2>"]
     if caption:
         parts.append(f"<p>{_inline(caption)}</p>")
@@ -144,7 +190,7 @@ def _section(
     for png in [*sorted(folder.glob("*.png")), *extra]:
         default = png.stem.replace("_", " ").replace("-", " ")
         key = str(png.relative_to(root)) if png in extra else png.name
-        parts.append(_image(png, captions.get(key, default)))
+        parts.append(_image(png, captions.get(key, default), views))
     return "\n".join(parts)
 
 
@@ -178,6 +224,7 @@ def build_report(folder: str | Path, *, title: str | None = None) -> Path:
     body = [f"<h1>{_inline(title or layout.get('title', f'pgm3d: {folder.name}'))}</h1>"]
     if layout.get("intro"):
         body.append(markdown_to_html(layout["intro"]))
+    views = []
     for s in sections:
         body.append(
             _section(
@@ -188,8 +235,11 @@ def build_report(folder: str | Path, *, title: str | None = None) -> Path:
                 s.get("headline"),
                 s.get("captions", {}),
                 s.get("figures"),
+                views,
             )
         )
+    if views:
+        body.append(_viewer_script())
     if layout.get("footer"):
         body.append(f"<footer>{markdown_to_html(layout['footer'])}</footer>")
     page = (

@@ -16,6 +16,8 @@ import torch
 from matplotlib.figure import Figure
 from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 
+from pgm3d.viz.interactive import mesh_trace, points_trace, voxels_trace, write_view
+
 __all__ = [
     "interpolation_strip",
     "plot_mesh",
@@ -203,9 +205,11 @@ def render_shapes(
     masks=None,
     title: str | None = None,
     panel_size: float = 1.6,
+    view: bool = True,
     **kwargs,
 ) -> str:
-    """A grid of many shapes in one PNG.
+    """A grid of many shapes in one PNG, and its interactive view beside it
+    (:func:`~pgm3d.viz.interactive.write_view`, which the report embeds).
 
     :param items: point clouds ``(N, P, 3)`` (``kind="points"``), a
         :class:`~pgm3d.data.shapes.ShapeSet` (which supplies normals, part colours and masks), or a
@@ -214,6 +218,7 @@ def render_shapes(
     :param normals, masks: ``(N, P, 3)`` and ``(N, P)`` for plain point tensors.
     :param part_of_point: ``(P,)`` part index per point (colours), for plain point tensors.
     :param titles: one caption per panel, or None.
+    :param bool view: also write the interactive view (``<name>.3d.json``).
     :returns: ``str(path)``.
     """
     if kind not in ("points", "voxels"):
@@ -234,7 +239,35 @@ def render_shapes(
             plot_voxels(ax, panel["item"], **kwargs)
         if titles is not None:
             ax.set_title(titles[i], fontsize=7, pad=-4)
-    return _save(fig, path, title, captions=titles is not None and len(panels) <= ncols)
+    out = _save(fig, path, title, captions=titles is not None and len(panels) <= ncols)
+    if view:
+        write_view(path, [_trace(kind, p) for p in panels], _menu(titles, n, ncols))
+    return out
+
+
+def _trace(kind: str, panel: dict) -> dict:
+    """One panel of :func:`render_shapes` as an interactive-view trace."""
+    if kind == "voxels":
+        return voxels_trace(_numpy(panel["item"]) > 0.5)
+    part = panel["part_of_point"]
+    return points_trace(
+        _numpy(panel["item"]),
+        None if part is None else _numpy(part),
+        None if panel["mask"] is None else _numpy(panel["mask"]).astype(bool),
+        None if panel["normals"] is None else _numpy(panel["normals"]),
+    )
+
+
+def _menu(titles, n: int, ncols: int) -> list[str]:
+    """Names of a grid's panels in the view's menu: the caption, with its row when the grid has
+    several rows (completion grids caption the first row only)."""
+    names = []
+    for i in range(n):
+        head = titles[i % ncols] if titles is not None and i % ncols < len(titles) else ""
+        given = titles[i] if titles is not None and titles[i] else head
+        row = f"row {i // ncols + 1}" if n > ncols else ""
+        names.append(": ".join(t for t in (row, given) if t) or f"{i + 1}")
+    return names
 
 
 def render_point_cloud(
@@ -289,7 +322,11 @@ def render_meshes(meshes, path, *, titles=None, ncols: int = 4, title=None, pane
             plot_mesh(ax, mesh, half=half)
         if titles is not None:
             ax.set_title(titles[i], fontsize=7, pad=-4)
-    return _save(fig, path, title, captions=titles is not None and len(meshes) <= ncols)
+    out = _save(fig, path, title, captions=titles is not None and len(meshes) <= ncols)
+    shown = [(i, m) for i, m in enumerate(meshes) if m is not None]
+    names = [titles[i] if titles is not None else f"{i + 1}" for i, _ in shown]
+    write_view(path, [mesh_trace(_numpy(m.vertices), _numpy(m.faces)) for _, m in shown], names)
+    return out
 
 
 def render_voxels(voxels, path, *, title=None, **kwargs) -> str:

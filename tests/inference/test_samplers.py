@@ -277,4 +277,3 @@ def test_nuts_records_its_divergences_per_draw(case):
     result = complete(fa, x, mask, "nuts", chains=2, warmup=20, num_samples=15, thin=2, seed=0)
     assert result.divergences.shape == (2, 15) and result.divergences.dtype == torch.bool
     assert result.to_arviz().sample_stats["diverging"].dims == ("chain", "draw")
-
