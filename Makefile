@@ -35,6 +35,7 @@ bench: install
 	$(PY) benchmarks/shapevae.py
 	$(PY) benchmarks/vsl.py
 	$(PY) benchmarks/surfaces.py
+	$(PY) benchmarks/lightning_ddp.py
 	$(VENV)/bin/pgm3d bench --out runs/bench --overwrite
 
 lint: install

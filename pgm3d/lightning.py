@@ -66,7 +66,9 @@ class RowsDataModule(L.LightningDataModule):
     :param int num_workers: loader worker processes.
     :param bool shuffle: shuffle the training rows each epoch (off: in order; under DDP
         process ``r`` of ``P`` then takes rows ``r, r + P, ...``, so a step of ``P`` processes
-        at batch ``B`` covers the rows of one process's step at batch ``P·B``).
+        at batch ``B`` covers the rows of one process's step at batch ``P·B``; when ``N`` is
+        not a multiple of ``P·B`` the last step differs, as ``DistributedSampler`` evens out
+        the processes by repeating rows).
     :param int seed: seeds the shuffling.
     """
 
@@ -408,6 +410,7 @@ def fit_lightning(
     callbacks=(),
     save_to: str | Path | None = None,
     info: dict | None = None,
+    shuffle: bool = True,
     seed: int = 0,
     progress: bool | None = None,
     **trainer_options,
@@ -423,13 +426,15 @@ def fit_lightning(
         :class:`Rows` items.
     :param str strategy: a Lightning strategy: ``"ddp"`` (this script is started again in each
         further process; under ``torchrun`` the processes exist already), ``"ddp_spawn"``,
-        ``"auto"``, ...
+        ``"auto"``, ...; DDP is told to allow parameters a step does not use (models often hold
+        some, e.g. a Gaussian noise scale under a Bernoulli likelihood).
     :param int devices: devices (processes) per node.
     :param str accelerator: ``"cpu"``, ``"gpu"``, ``"auto"``.
     :param callbacks: pgm3d ``cb(epoch, history)`` callbacks, run on rank 0.
     :param save_to: write the model there with :func:`pgm3d.save` after each epoch and at the
         end (rank 0).
     :param dict info: stored beside the saved model.
+    :param bool shuffle: shuffle the rows each epoch (seeded; see :class:`RowsDataModule`).
     :param trainer_options: further ``Trainer`` arguments (``precision``, ``logger``, ...).
     :returns: the :class:`~pgm3d.inference.FitHistory` (the same on every process).
     """
@@ -454,7 +459,8 @@ def fit_lightning(
         lr_decay=lr_decay,
         seed=seed,
     )
-    rows = RowsDataModule(data, mask, context, batch_size=batch_size // processes, seed=seed)
+    rows = RowsDataModule(data, mask, context, batch_size=batch_size // processes,
+                          shuffle=shuffle, seed=seed)  # fmt: skip
     history = History(callbacks)
     extra = [history] + ([SaveModel(save_to, info=info)] if save_to is not None else [])
     from pgm3d._progress import show_progress
@@ -467,6 +473,10 @@ def fit_lightning(
         **trainer_options,
     }
     options["callbacks"] = [*options.get("callbacks", []), *extra]
+    if strategy in ("ddp", "ddp_spawn"):
+        # a model may hold parameters a run does not use (a Gaussian noise scale under a
+        # Bernoulli likelihood, a guide's branch for labelled rows): DDP must not wait for them
+        strategy = f"{strategy}_find_unused_parameters_true"
     trainer = L.Trainer(
         strategy=strategy,
         devices=devices,

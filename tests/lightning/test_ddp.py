@@ -43,7 +43,9 @@ def test_two_processes_match_one_at_the_same_effective_batch(tmp_path):
 
 def test_pgm3d_fit_with_strategy_ddp_writes_one_run_from_the_first_process(tmp_path):
     out = tmp_path / "run"
+    # Bernoulli pixels: the VAE then holds a Gaussian noise scale no step uses
     argv = "fit --data digits --model vae --latent-dim 2 --hidden 16 --epochs 2 --batch-size 64"
+    argv += " --likelihood bernoulli"
     argv += " --strategy ddp --devices 2 --accelerator cpu --ll-rows 10 --iwae-samples 10 --out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(
