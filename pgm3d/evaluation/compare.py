@@ -13,6 +13,7 @@ from pgm3d._validation import as_data
 from pgm3d.data.batches import gather_rows, is_stream
 from pgm3d.evaluation.diagnostics import guide_from, kl_to_exact, psis_khat
 from pgm3d.evaluation.imputation import imputation_mse
+from pgm3d.evaluation.readings import ESS_FLOOR, KHAT_LIMIT, RHAT_LIMIT, reading
 from pgm3d.missing import missing_as_nan
 
 __all__ = ["PosteriorComparison", "evaluate_posteriors"]
@@ -22,9 +23,24 @@ COLUMNS = {
     "mse": "imputation MSE",
     "mse_to_exact": "MSE to exact E[x_m ∣ x_v]",
     "kl_to_exact": "KL(q ‖ exact)",
-    "khat": "PSIS k-hat (mean)",
+    "khat": "PSIS k-hat (median row)",
     "max_rhat": "max R-hat",
     "min_ess": "min ESS",
+}
+
+#: one line per column: what it measures and what good looks like
+_GUIDE = {
+    "mse": "squared error of the filled entries against the truth; lower is better.",
+    "mse_to_exact": "distance of the completion from the exact conditional mean; 0 is exact.",
+    "kl_to_exact": "KL of the method's Gaussian posterior to the exact one, nats per row; 0 is "
+    "exact, thousands mean its mass sits far from the posterior.",
+    "khat": f"PSIS k-hat of the method's posterior as an importance proposal, for the median "
+    f"row; below {KHAT_LIMIT} its weights are reliable, -inf when it is that row's exact "
+    "posterior.",
+    "max_rhat": f"worst split R-hat over latents and rows; at most {RHAT_LIMIT} when the chains "
+    "agree, inf when a chain never moved.",
+    "min_ess": f"fewest effective draws of any latent; {ESS_FLOOR:.0f} or more for a trustworthy "
+    "mean.",
 }
 
 
@@ -39,7 +55,10 @@ class PosteriorComparison:
     rows: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
-    def to_markdown(self, digits: int = 4) -> str:
+    def to_markdown(self, digits: int = 4, explain: bool = True) -> str:
+        """The table; a poor diagnostic value is marked ⚠, and with ``explain`` the table is
+        followed by a reading of each column (what good looks like) and of each poor value
+        (:mod:`pgm3d.evaluation.readings`)."""
         used = [
             c
             for c in COLUMNS
@@ -49,15 +68,29 @@ class PosteriorComparison:
         head = "| method | " + " | ".join(COLUMNS[c] for c in used)
         head += " | note |" if note else " |"
         lines = [head, "|" + "---|" * (len(used) + 1 + note)]
+        flagged = []
         for name, row in self.rows.items():
-            cells = [
-                "—" if math.isnan(row.get(c, math.nan)) else f"{row[c]:.{digits}g}" for c in used
-            ]
+            cells = []
+            for c in used:
+                value = row.get(c, math.nan)
+                if math.isnan(value):
+                    cells.append("—")
+                    continue
+                poor, text = reading(c, value)
+                cells.append(f"{value:.{digits}g}" + (" ⚠" if poor else ""))
+                if poor:
+                    flagged.append(f"- ⚠ **{name}**, {COLUMNS[c]}: {text}")
             if note:
                 reason = self.errors.get(name, "")
                 cells.append(f"failed: {reason}".replace("|", "/") if reason else "")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        return "\n".join(lines) + "\n"
+        text = "\n".join(lines) + "\n"
+        if explain and used:
+            guide = [f"- {COLUMNS[c]}: {_GUIDE[c]}" for c in used if c in _GUIDE]
+            text += "\nReading the table:\n\n" + "\n".join(guide) + "\n"
+            if flagged:
+                text += "\n" + "\n".join(flagged) + "\n"
+        return text
 
     def __str__(self) -> str:
         return self.to_markdown()
@@ -139,15 +172,15 @@ def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options, scored
             except ValueError:
                 pass  # not a Gaussian posterior (samples): the column does not apply
         if result.z is not None and _has_density(result.z):  # None: a model with no latent
-            row["khat"] = float(
-                psis_khat(
-                    model, x, mask, guide=guide_from(result.z), num_samples=num_khat_samples
-                ).mean()
-            )
+            k = psis_khat(model, x, mask, guide=guide_from(result.z),
+                          num_samples=num_khat_samples, warn=False)  # fmt: skip
+            # the median row: a row whose proposal is exact has k-hat -inf, which a mean would
+            # spread to the whole column
+            row["khat"] = float(k.double().median())
         diagnostics = getattr(result, "diagnostics", None)
         if diagnostics is not None and result.samples["x"].shape[0] > 1:
             try:
-                d = diagnostics()
+                d = diagnostics(warn=False)  # the table flags poor values itself
                 row["max_rhat"] = float(d["rhat"].max())
                 row["min_ess"] = float(d["ess"].min())
             except ValueError:

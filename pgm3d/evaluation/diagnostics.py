@@ -17,6 +17,7 @@ from torch.distributions import kl_divergence
 from pgm3d._validation import check_inputs
 from pgm3d.contract import WrappedModel, as_model
 from pgm3d.evaluation.arviz import psislw
+from pgm3d.evaluation.readings import KHAT_LIMIT, PoorDiagnosticWarning
 from pgm3d.inference.globals import point_estimate
 from pgm3d.inference.trace import DATA_PLATE, log_weights
 
@@ -60,7 +61,7 @@ def guide_from(posterior: dist.Distribution, site: str = "z", plate: str = DATA_
 
 
 def psis_khat(
-    model, x, mask=None, *, context=None, guide=None, num_samples: int = 1000
+    model, x, mask=None, *, context=None, guide=None, num_samples: int = 1000, warn: bool = True
 ) -> torch.Tensor:
     r"""Pareto-smoothed importance sampling :math:`\hat k` per row (Yao et al. 2018).
 
@@ -69,6 +70,8 @@ def psis_khat(
     :math:`\hat k < 0.5`: the guide is a good proposal and importance-weighted estimates are
     reliable; :math:`\hat k > 0.7`: the guide's tails are too light and they are not.
 
+    :param bool warn: warn (:class:`~pgm3d.evaluation.readings.PoorDiagnosticWarning`) when
+        a row's :math:`\hat k` is above 0.7.
     :returns: ``(B,)`` tensor of :math:`\hat k` on ``x``'s device; ``-inf`` for a row whose
         ratios are all equal (the proposal is that row's exact posterior).
     """
@@ -86,6 +89,15 @@ def psis_khat(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             k[~exact] = np.asarray(psislw(lw[~exact])[1])
+    poor = int((k > KHAT_LIMIT).sum())
+    if warn and poor:
+        warnings.warn(
+            f"PSIS k-hat above {KHAT_LIMIT} for {poor} of {len(k)} row(s) (worst {k.max():.3g}): "
+            "the guide's tails are too light there, so importance-weighted estimates with it "
+            "are unreliable",
+            PoorDiagnosticWarning,
+            stacklevel=2,
+        )
     return torch.as_tensor(k, dtype=x.dtype, device=x.device)
 
 

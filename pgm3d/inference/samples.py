@@ -63,10 +63,14 @@ class SampleCompletion(Completion):
     ess: torch.Tensor | None = None
     divergences: torch.Tensor | None = None
 
-    def diagnostics(self, site: str | None = None) -> dict[str, torch.Tensor]:
+    def diagnostics(self, site: str | None = None, warn: bool = True) -> dict[str, torch.Tensor]:
         """Rank-normalised split R-hat and bulk effective sample size (Vehtari et al. 2021; the
         estimators of ArviZ, vectorised over elements) per element of a latent site, each
-        shaped like one draw ``(B, ...)``; needs at least 2 chains of 4 draws."""
+        shaped like one draw ``(B, ...)``; needs at least 2 chains of 4 draws.
+
+        :param bool warn: warn (:class:`~pgm3d.evaluation.readings.PoorDiagnosticWarning`)
+            when the worst R-hat is above 1.01 or the fewest effective draws below 100, saying
+            what to do."""
         name = site or _main_latent(self.samples)
         s = self.samples[name]
         if s.shape[0] < 2 or s.shape[1] < 4:
@@ -74,6 +78,11 @@ class SampleCompletion(Completion):
         from pgm3d.evaluation.convergence import rhat_ess  # diagnostics are evaluation's
 
         rhat, ess = rhat_ess(s.detach().double().cpu().numpy())
+        if warn:
+            from pgm3d.evaluation.readings import warn_if_poor
+
+            warn_if_poor(f"the {self.method} draws of {name!r}", max_rhat=float(rhat.max()),
+                         min_ess=float(ess.min()))  # fmt: skip
         as_tensor = lambda a: torch.as_tensor(a, dtype=s.dtype, device=s.device)  # noqa: E731
         return {"rhat": as_tensor(rhat), "ess": as_tensor(ess)}
 

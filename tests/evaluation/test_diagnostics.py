@@ -157,3 +157,32 @@ def test_bad_inputs(fa):
     with pytest.raises(ValueError, match="no site 'w'"):
         active_units(fa, x, site="w")
     assert callable(guide_from(fa.exact_posterior(x)))
+
+
+def test_poor_diagnostics_are_read_flagged_and_warned(fa):
+    import math
+    import warnings
+
+    from pgm3d.evaluation.readings import PoorDiagnosticWarning, reading
+
+    assert reading("max_rhat", 1.005)[0] is False and reading("max_rhat", 1.2)[0] is True
+    assert "a chain never moved" in reading("max_rhat", math.inf)[1]
+    assert reading("khat", -math.inf) == (False, reading("khat", -math.inf)[1])
+    assert "exact" in reading("khat", -math.inf)[1]
+    assert reading("min_ess", 12.0)[0] is True and reading("min_ess", 400.0)[0] is False
+    model = fa
+    x_true = fa.sample(20, generator=torch.Generator().manual_seed(6))
+    mask = random_mask(x_true.shape, 0.5, generator=torch.Generator().manual_seed(7))
+    x = torch.where(mask, x_true, torch.nan)
+    result = complete(model, x, mask, "mwg", chains=2, warmup=2, num_samples=8, seed=0)
+    with pytest.warns(PoorDiagnosticWarning, match="the chains disagree|too few effective"):
+        result.diagnostics()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PoorDiagnosticWarning)
+        result.diagnostics(warn=False)
+    options = {"mwg": dict(chains=2, warmup=2, num_samples=8)}
+    table = evaluate_posteriors(model, x, mask, ["exact", "mwg"], options=options)
+    text = table.to_markdown()
+    assert "Reading the table:" in text and "⚠ **mwg**" in text
+    exact_row = next(line for line in text.splitlines() if line.startswith("| exact |"))
+    assert "-inf" in exact_row  # the exact posterior as proposal: every weight equal
