@@ -8,7 +8,7 @@ QUICK ?=
 PY := $(VENV)/bin/python
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 
-.PHONY: install test test-slow demo run bench lint clean
+.PHONY: install test test-slow demo run bench lint clean docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,8 @@ lint: install
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
+
+# the API reference from the docstrings: docs/_build/html/index.html
+docs: install
+	$(PY) -m pip install --quiet --disable-pip-version-check $(PIP_C) -e ".[docs]"
+	$(PY) -m sphinx -q -b html docs docs/_build/html
