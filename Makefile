@@ -36,6 +36,7 @@ bench: install
 	$(PY) benchmarks/vsl.py
 	$(PY) benchmarks/surfaces.py
 	$(PY) benchmarks/lightning_ddp.py
+	$(PY) benchmarks/data_at_scale.py
 	$(VENV)/bin/pgm3d bench --out runs/bench --overwrite
 
 lint: install
