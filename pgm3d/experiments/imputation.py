@@ -357,7 +357,22 @@ def run_imputation(
                     examples[(table.name, pattern)][name] = filled[:6]
                 bar.update(1)
         results[key] = {m: _summary(v) for m, v in per.items()}
+        if out is not None and len(results) < len(cells):
+            # a long run keeps what it has: each finished cell is written as it ends
+            _write(out, seed, s, results, start, unfinished=len(cells) - len(results))
     bar.close()
+    metrics = _write(out, seed, s, results, start)
+    if out is not None:
+        out = Path(out)
+        for (name, pattern), ex in examples.items():
+            shape = next(t.image_shape for t in tables if t.name == name)
+            _figure(out / f"examples_{name}_{pattern}.png", ex, shape, s.methods)
+    return metrics
+
+
+def _write(out, seed: int, s, results: dict, start: float, unfinished: int = 0) -> dict:
+    """The metrics of the cells done so far, and (with ``out``) ``metrics.json`` and
+    ``table.md``; ``unfinished`` cells are still to run (said in both)."""
     findings = _findings(results)
     metrics = {
         "experiment": "imputation",
@@ -367,13 +382,14 @@ def run_imputation(
         "findings": findings,
         "seconds": time.perf_counter() - start,
     }
+    if unfinished:
+        metrics["unfinished_cells"] = unfinished
     if out is not None:
-        out = Path(out)
+        table = _table(results, s, findings)
+        if unfinished:
+            table = f"**Partial: {unfinished} cell(s) still running.**\n\n" + table
         # one seed has no standard error: NaN, written as JSON null
-        write_results(out, json_safe(metrics), _table(results, s, findings))
-        for (name, pattern), ex in examples.items():
-            shape = next(t.image_shape for t in tables if t.name == name)
-            _figure(out / f"examples_{name}_{pattern}.png", ex, shape, s.methods)
+        write_results(Path(out), json_safe(metrics), table)
     return metrics
 
 

@@ -128,3 +128,28 @@ def test_each_vae_completion_is_charged_the_shared_training_time():
     assert run.reused_seconds == run._vae_seconds
     run.impute("mean")
     assert run.reused_seconds == 0.0
+
+
+def test_each_finished_cell_is_written_while_the_run_goes_on(tmp_path, monkeypatch):
+    from pgm3d.experiments import imputation
+
+    seen = []
+    real = imputation._write
+
+    def spy(out, seed, s, results, start, unfinished=0):
+        metrics = real(out, seed, s, results, start, unfinished)
+        if out is not None:
+            table = (out / "table.md").read_text()
+            seen.append((sorted(results), unfinished, "Partial: 1 cell(s)" in table))
+        return metrics
+
+    monkeypatch.setattr(imputation, "_write", spy)
+    s = ImputationSettings.quick(datasets=("digits",), patterns=("mcar",),
+                                 methods=("mean", "knn"), **{**TINY, "seeds": 1})  # fmt: skip
+    out = tmp_path / "out"
+    run_imputation(s, out, progress=False)
+    assert seen == [
+        (["digits/complete/mcar"], 1, True),
+        (["digits/complete/mcar", "digits/missing/mcar"], 0, False),
+    ]
+    assert "unfinished_cells" not in json.loads((out / "metrics.json").read_text())
