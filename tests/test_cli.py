@@ -89,6 +89,8 @@ def test_complete_evaluate_and_sample_read_a_fitted_run(vae_run, tmp_path):
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert set(metrics["posteriors"]) == {"mwg", "importance"}
     assert "max_rhat" in metrics["posteriors"]["mwg"]
+    assert (tmp_path / "e" / "trace_rank_mwg.png").stat().st_size > 0  # a sampler with chains
+    assert "Reading the table:" in (tmp_path / "e" / "table.md").read_text()
     assert run("sample --run", vae_run / "model.pt", "-n 5 --quiet --out", tmp_path / "s") == 0
     assert (tmp_path / "s" / "samples.png").is_file()
 

@@ -50,10 +50,15 @@ class PosteriorComparison:
 
     :ivar rows: method name -> metric name -> value.
     :ivar errors: method name -> why the method failed (its row holds no metrics).
+    :ivar khat_rows: method name -> ``(B,)`` PSIS k-hat of each row (methods with a density).
+    :ivar draws: method name -> ``(chain, draw, row, ...)`` draws of the main latent (samplers
+        with several chains), for trace and rank plots.
     """
 
     rows: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    khat_rows: dict[str, torch.Tensor] = field(default_factory=dict)
+    draws: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def to_markdown(self, digits: int = 4, explain: bool = True) -> str:
         """The table; a poor diagnostic value is marked ⚠, and with ``explain`` the table is
@@ -177,10 +182,14 @@ def _evaluate(model, x, mask, methods, x_true, num_khat_samples, options, scored
             # the median row: a row whose proposal is exact has k-hat -inf, which a mean would
             # spread to the whole column
             row["khat"] = float(k.double().median())
+            table.khat_rows[name] = k.detach().cpu()
         diagnostics = getattr(result, "diagnostics", None)
         if diagnostics is not None and result.samples["x"].shape[0] > 1:
             try:
                 d = diagnostics(warn=False)  # the table flags poor values itself
+                latent = "z" if "z" in result.samples else next(
+                    n for n in result.samples if n != "x")  # fmt: skip
+                table.draws[name] = result.samples[latent].detach().cpu()
                 row["max_rhat"] = float(d["rhat"].max())
                 row["min_ess"] = float(d["ess"].min())
             except ValueError:

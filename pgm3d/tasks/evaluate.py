@@ -28,7 +28,8 @@ def run_evaluate(
     """Test log-likelihood and the posterior comparison table of the inference layer
     (:func:`~pgm3d.evaluation.evaluate_posteriors`: imputation error, distance to the exact
     posterior where there is one, PSIS k-hat, R-hat and ESS) on test data with hidden parts or
-    entries. Writes ``metrics.json`` and ``table.md``.
+    entries. Writes ``metrics.json``, ``table.md``, each sampler's trace and rank plots
+    (``trace_rank_METHOD.png``) and the k-hat of each method by row (``khat.png``).
 
     :param InferenceSettings settings: the saved model (``run``), its data and the methods.
     :returns: the metrics, also in ``out/metrics.json``.
@@ -66,4 +67,17 @@ def run_evaluate(
         "entries hidden.\n\n" + table.to_markdown()
     )
     write_results(out, metrics, text)
+    _figures(table, out, label(model))
     return metrics
+
+
+def _figures(table, out: Path, name: str) -> None:
+    """The diagnostics a person would rather look at: each sampler's trace and rank plots, and
+    every method's k-hat by row."""
+    from pgm3d.viz.diagnostics import khat_strip, trace_and_rank
+
+    for method, draws in table.draws.items():
+        trace_and_rank(draws, out / f"trace_rank_{method}.png",
+                       title=f"{name}: {method} chains (first rows and latents)")  # fmt: skip
+    if table.khat_rows:
+        khat_strip(table.khat_rows, out / "khat.png")

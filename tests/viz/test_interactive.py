@@ -70,3 +70,13 @@ def test_without_plotly_the_report_says_how_to_get_the_views(tmp_path, monkeypat
     monkeypatch.setattr(builtins, "__import__", no_plotly)
     page = build_report(tmp_path).read_text()
     assert "interactive views need the plotly package" in page
+
+
+def test_diagnostic_figures_of_chains_and_k_hat(tmp_path):
+    from pgm3d.viz.diagnostics import khat_strip, trace_and_rank
+
+    draws = torch.randn(3, 40, 5, 2)
+    assert trace_and_rank(draws, tmp_path / "t.png").stat().st_size > 0
+    k = {"exact": torch.full((6,), -float("inf")), "fca": torch.tensor([0.1, 0.3, 0.9, 0.2, -0.1,
+                                                                         0.5])}  # fmt: skip
+    assert khat_strip(k, tmp_path / "k.png").stat().st_size > 0
