@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pgm3d.data import FAMILIES, drop_parts, shapes
@@ -561,8 +562,17 @@ def _figures(out, family, run, embed, sym, pattern):
     # symmetry histogram
     fig = Figure(figsize=(6, 3.5))
     ax = fig.subplots()
+    # the axis spans the bulk of every series (0.5-99.5%): a few far samples would otherwise
+    # squeeze the histograms into one bin; how many fall outside is in the legend
+    pooled = np.concatenate([score.cpu().numpy() for score in sym.values()])
+    lo, hi = np.quantile(pooled, [0.005, 0.995])
+    bins = np.linspace(lo, hi, 41)
     for name, score in sym.items():
-        ax.hist(score.cpu().numpy(), bins=40, histtype="step", label=name, density=True)
+        v = score.cpu().numpy()
+        outside = int(((v < lo) | (v > hi)).sum())
+        label = name + (f" ({outside} beyond the axis)" if outside else "")
+        ax.hist(v, bins=bins, histtype="step", label=label, density=True)
+    ax.set_xlim(lo, hi)
     ax.set_xlabel("symmetry score")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["bar_groups", "confusion_matrix", "curves"]
+__all__ = ["bar_groups", "confusion_matrix", "curves", "parity_plot"]
 
 
 def curves(
@@ -97,6 +97,37 @@ def bar_groups(
         ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncols=2)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)
+
+
+def parity_plot(truth, values: dict, path: str | Path, *, most: int = 3000) -> Path:
+    """Imputed against true value of the hidden entries, one panel per method, with the
+    diagonal (a perfect completion lies on it) and each method's MSE; at most ``most``
+    entries are drawn (evenly), all are scored.
+
+    :param truth: ``(M,)`` true values of the hidden entries.
+    :param dict values: method name -> ``(M,)`` its imputed values.
+    """
+    from matplotlib.figure import Figure
+
+    t = np.asarray(truth, dtype=float).reshape(-1)
+    n = max(1, len(values))
+    fig = Figure(figsize=(2.6 * n + 0.4, 2.9), dpi=110)
+    axes = np.atleast_1d(fig.subplots(1, n, sharex=True, sharey=True))
+    step = max(1, len(t) // most)
+    lo, hi = (float(t.min()), float(t.max())) if len(t) else (0.0, 1.0)
+    for ax, (name, v) in zip(axes, values.items(), strict=False):
+        v = np.asarray(v, dtype=float).reshape(-1)
+        ax.scatter(t[::step], v[::step], s=3, alpha=0.35, linewidths=0)
+        ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8)
+        mse = float(np.mean((v - t) ** 2)) if len(t) else float("nan")
+        ax.set_title(f"{name}\nMSE {mse:.4g}", fontsize=8)
+        ax.set_xlabel("true", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("imputed", fontsize=8)
+    fig.suptitle(f"hidden entries ({len(t):,}): imputed against true", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from pgm3d.data.datasets import data_kind
+from pgm3d.viz.charts import parity_plot
 from pgm3d.viz.images import completion_grid, image_grid
 from pgm3d.viz.shapes import render_shapes, voxel_completion_grid
 
@@ -39,9 +40,16 @@ def completion_figure(
     :param kept: the mask of observed entries after hiding, shaped like ``x``.
     :param filled: completed rows by method name.
     :param image_shape: ``(H, W)`` when the rows are images.
-    :returns: whether a figure was written (plain rows have no picture).
+    :returns: whether a figure was written (always, now: plain rows get the imputed against
+        the true value of every hidden entry).
     """
     n = min(rows, x.shape[0])
+    if image_shape is None and data_kind(test) not in ("voxels", "shapes"):
+        hidden = ~kept.cpu()
+        truth = x.cpu()[hidden]
+        values = {m: v.cpu()[hidden] for m, v in filled.items()}
+        parity_plot(truth, values, path)
+        return True
     filled = {m: v[:n].cpu() for m, v in filled.items()}
     if image_shape is not None:
         completion_grid(x[:n].cpu(), kept[:n].cpu(), filled, image_shape, path)

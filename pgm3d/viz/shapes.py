@@ -71,7 +71,7 @@ def plot_points(
     part_of_point=None,
     mask=None,
     *,
-    size: float = 2.0,
+    size: float | None = None,
     show_normals: bool = False,
     normal_length: float = 0.08,
     max_normals: int = 400,
@@ -85,6 +85,7 @@ def plot_points(
         normal segments for up to ``max_normals`` points with ``show_normals=True``).
     :param part_of_point: ``(P,)`` part index per point (colour), or None.
     :param mask: ``(P,)`` bool points to draw (absent parts are hidden), or None.
+    :param size: marker area (default: larger for sparser clouds, 2 to 9).
     """
     p = _numpy(points)
     if p.ndim != 2 or p.shape[-1] != 3:
@@ -93,7 +94,12 @@ def plot_points(
     colors = _part_colors(part_of_point, len(p))
     if normals is not None:
         n = _numpy(normals)
-        colors = colors * (0.45 + 0.55 * np.clip(n @ _LIGHT, 0, 1))[:, None]
+        shade = 0.45 + 0.55 * np.clip(n @ _LIGHT, 0, 1)
+        # points without a normal (zeros: the data had none) keep their colour
+        shade = np.where(np.linalg.norm(n, axis=-1) > 0.5, shade, 1.0)
+        colors = colors * shade[:, None]
+    if size is None:  # sparse clouds get larger dots, so that a panel still reads as a shape
+        size = float(np.clip(2400 / max(1, keep.sum()), 2.0, 9.0))
     d = _display(p[keep])
     ax.scatter(
         d[:, 0],
