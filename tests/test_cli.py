@@ -424,9 +424,12 @@ def test_the_quick_demo_writes_the_report_metrics_and_figures(tmp_path):
     assert metrics["missing_fa"]["test_mse_x100"]["random"]["exact"] > 0
     page = (tmp_path / "report.html").read_text()
     pngs = list(tmp_path.rglob("*.png"))
-    assert len(pngs) >= 8 and page.count("data:image/png;base64,") == len(pngs)
+    assert len(pngs) >= 8 and page.count('<img src="data:image/png;base64,') == len(pngs)
     for heading in ("Summary", "Chairs", "ShapeFA, where the exact posterior", "digits"):
         assert heading in page
+    # the shapes turn around, and the posterior tables read themselves
+    assert page.count('class="view3d"') >= 2 and "Plotly.newPlot" in page
+    assert "Reading the table:" in page
 
 
 def test_cli_conventions_no_abbreviations_suggestions_and_a_default_model(tmp_path, capsys):
