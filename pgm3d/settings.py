@@ -78,11 +78,12 @@ SETTINGS: dict[str, Setting] = {
             "num_samples num_proposals figure_rows num steps repeats masks_per_row "
             "completion_shapes n_per_class cnn_epochs max_sprites n_count num_objects "
             "object_dim width channels vae_epochs gap_samples gap_rows completion_rows "
-            "latent_dims embed_epochs fa_part_dim ll_shapes normal_shapes samples kl_map_scenes"
+            "latent_dims embed_epochs fa_part_dim ll_shapes normal_shapes samples kl_map_scenes "
+            "devices ridge_features"
         ).split(),
         _COUNT,
     ),
-    **dict.fromkeys(("kl_warmup", "warmup", "plus_masks"), _STEPS),
+    **dict.fromkeys(("kl_warmup", "warmup", "plus_masks", "sbc"), _STEPS),
     **dict.fromkeys(("lr", "lr_g", "lr_d", "natural_lr", "gan_width"), _RATE),
     **dict.fromkeys(("kl_weight", "kl_beta"), _WEIGHT),
     **dict.fromkeys(("test_fraction", "p_missing"), _FRACTION),

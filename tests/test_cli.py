@@ -477,3 +477,17 @@ def test_the_readme_command_table_matches_the_parser():
     everything = {c for c in commands if c != "experiment"}
     everything |= {f"experiment {e}" for e in experiments}
     assert everything == shown, f"README's command table lacks {sorted(everything - shown)}"
+
+
+def test_evaluate_calibrates_each_method_by_simulation(tmp_path):
+    out = tmp_path / "fa"
+    assert run("fit --model ppca --data digits --latent-dim 4 --quiet --out", out) == 0
+    argv = "--methods exact fca --rows 20 --iwae-samples 10 --sbc 60 --quiet --out"
+    assert run("evaluate --run", out, argv, tmp_path / "e") == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["sbc_pvalue"]["exact"] > 0.001  # the exact posterior is calibrated
+    assert (tmp_path / "e" / "sbc_exact.png").stat().st_size > 0
+    assert (tmp_path / "e" / "khat.png").is_file()
+    assert "Simulation-based calibration" in (tmp_path / "e" / "table.md").read_text()
+    with pytest.raises(SystemExit):  # a usage error: a count of simulations is >= 0
+        run("evaluate --run", out, "--sbc -1 --out", tmp_path / "x")

@@ -12,7 +12,7 @@ from pgm3d.registry import Registry
 from pgm3d.saving import CHECKPOINT_FILE
 from pgm3d.tasks.bench import BenchSettings, run_bench
 from pgm3d.tasks.complete import InferenceSettings, run_complete
-from pgm3d.tasks.evaluate import run_evaluate
+from pgm3d.tasks.evaluate import EvaluateSettings, run_evaluate
 from pgm3d.tasks.fit import DEFAULT_MODELS, FitSettings, run_fit
 from pgm3d.tasks.sample import SampleSettings, run_sample
 
@@ -37,7 +37,7 @@ TASKS.register(
 )(run_complete)
 TASKS.register(
     "evaluate",
-    settings=InferenceSettings,
+    settings=EvaluateSettings,
     help="test log-likelihood and the posterior comparison table",
     description="Test log-likelihood, then the posterior comparison of the inference layer "
     "(imputation error, distance to the exact posterior, PSIS k-hat, R-hat, ESS).",
@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_MODELS",
     "TASKS",
     "BenchSettings",
+    "EvaluateSettings",
     "FitSettings",
     "InferenceSettings",
     "SampleSettings",

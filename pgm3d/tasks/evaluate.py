@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from pgm3d._log import logger
 from pgm3d.evaluation import evaluate_posteriors, log_likelihood_per_dim
 from pgm3d.models import model_rows
-from pgm3d.settings import check_run
+from pgm3d.settings import check_run, option
 from pgm3d.tasks._run import label, method_kwargs, methods_for, scored_mean
 from pgm3d.tasks.complete import InferenceSettings, prepare
 from pgm3d.tasks.results import write_results
 
-__all__ = ["run_evaluate"]
+__all__ = ["EvaluateSettings", "run_evaluate"]
+
+
+@dataclass
+class EvaluateSettings(InferenceSettings):
+    """:class:`~pgm3d.tasks.complete.InferenceSettings` and simulation-based calibration."""
+
+    sbc: int = option(
+        0,
+        "simulation-based calibration of each method (Talts et al. 2018) on this many rows "
+        "simulated from the model, with the same share of entries hidden; 0: none",
+    )
 
 
 def run_evaluate(
@@ -66,9 +79,43 @@ def run_evaluate(
         + f". Below, each method infers the latents of the same rows with {int(scored.sum())} "
         "entries hidden.\n\n" + table.to_markdown()
     )
+    if getattr(s, "sbc", 0):
+        metrics["sbc_pvalue"] = _sbc(model, methods, options, s, kept, out, seed)
+        text += "\n## Simulation-based calibration\n\n" + "\n".join(
+            f"- {m}: p = {p:.3g} (uniform ranks {'not ' if p <= 0.01 else ''}rejected at 1%)"
+            if p == p else f"- {m}: did not run"
+            for m, p in metrics["sbc_pvalue"].items()
+        ) + "\n"  # fmt: skip
     write_results(out, metrics, text)
     _figures(table, out, label(model))
     return metrics
+
+
+def _sbc(model, methods, options, s, kept, out: Path, seed: int) -> dict:
+    """SBC of each method on ``s.sbc`` simulated rows, hiding the test mask's share of
+    entries at random; a histogram per method, and its Bonferroni p-value (NaN: the method
+    or the model cannot be simulated and calibrated)."""
+    from functools import partial
+
+    from pgm3d.data.masks import random_mask
+    from pgm3d.evaluation import sbc
+    from pgm3d.viz.diagnostics import sbc_histograms
+
+    share = float((~kept).double().mean())
+    hide = partial(random_mask, p_missing=share) if share > 0 else None
+    pvalues = {}
+    for method in methods:
+        try:
+            given = {k: v for k, v in options[method].items() if k != "progress"}
+            result = sbc(model, method, num_simulations=s.sbc, mask_sampler=hide,
+                         generator=torch.Generator().manual_seed(seed + 11), **given)  # fmt: skip
+        except (ValueError, TypeError, NotImplementedError) as e:
+            logger.info("SBC of %s did not run: %s", method, e)
+            pvalues[method] = float("nan")
+            continue
+        pvalues[method] = float(result.pvalue)
+        sbc_histograms(result, out / f"sbc_{method}.png", title=f"SBC of {method}")
+    return pvalues
 
 
 def _figures(table, out: Path, name: str) -> None:

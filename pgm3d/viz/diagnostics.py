@@ -14,7 +14,7 @@ import numpy as np
 
 from pgm3d.evaluation.readings import KHAT_LIMIT
 
-__all__ = ["khat_strip", "trace_and_rank"]
+__all__ = ["khat_strip", "sbc_histograms", "trace_and_rank"]
 
 
 def trace_and_rank(
@@ -90,6 +90,47 @@ def khat_strip(khat: dict, path: str | Path, *, title: str | None = None) -> Pat
     ax.set_ylabel("PSIS k-hat")
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title(title or "PSIS k-hat of each method's posterior as a proposal, by row", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)
+
+
+def sbc_histograms(result, path: str | Path, *, title: str | None = None, most: int = 8) -> Path:
+    """Simulation-based calibration (Talts et al. 2018): the histogram of the true latent's
+    rank among the posterior draws, one panel per latent dimension (the first ``most``), with
+    the count a calibrated posterior gives every bin and its 99% band (binomial). Too many low
+    and high ranks: the posterior is too narrow; a hump in the middle: too wide; a slope: biased.
+
+    :param result: an :class:`~pgm3d.evaluation.SBCResult`.
+    """
+    from matplotlib.figure import Figure
+    from scipy.stats import binom
+
+    ranks = np.asarray(result.ranks.detach().cpu() if hasattr(result.ranks, "detach")
+                       else result.ranks)  # fmt: skip
+    ranks = ranks.reshape(ranks.shape[0], -1)
+    n, K = ranks.shape
+    L = int(ranks.max()) if n else 0
+    bins = result.num_bins
+    top = max(L + 1, bins)
+    edges = np.linspace(0, top, bins + 1)
+    p = 1 / bins
+    lo, hi = binom.ppf(0.005, n, p), binom.ppf(0.995, n, p)
+    shown = min(K, most)
+    fig = Figure(figsize=(2.2 * shown + 0.4, 2.6), dpi=110)
+    axes = np.atleast_1d(fig.subplots(1, shown, sharey=True))
+    pvalues = np.asarray(result.pvalues.detach().cpu() if hasattr(result.pvalues, "detach")
+                         else result.pvalues)  # fmt: skip
+    for k, ax in enumerate(axes):
+        ax.axhspan(lo, hi, color="0.9")
+        ax.axhline(n * p, color="0.5", lw=0.8)
+        ax.hist(ranks[:, k], bins=edges, histtype="stepfilled", alpha=0.7)
+        ax.set_title(f"z{k + 1}: p = {pvalues[k]:.2g}", fontsize=8)
+        ax.set_xlabel("rank", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("simulations", fontsize=8)
+    fig.suptitle(title or f"SBC rank histograms ({n} simulations; grey: 99% band if calibrated)",
+                 fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)
