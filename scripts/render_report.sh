@@ -15,7 +15,9 @@ if [ -z "$chrome" ]; then
 fi
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
-"$chrome" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+# WebGL through SwiftShader (software), and time for the interactive 3D views to draw
+"$chrome" --headless=new --no-sandbox --use-angle=swiftshader --enable-unsafe-swiftshader \
+  --virtual-time-budget=20000 --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
   --hide-scrollbars --user-data-dir="$profile" --window-size="$width,$height" \
   --screenshot="$(realpath -m "$png")" "file://$(realpath "$html")" 2>/dev/null
