@@ -135,3 +135,13 @@ def test_the_module_needs_a_batch_to_trace_and_a_known_objective():
 def test_fit_lightning_refuses_a_batch_that_does_not_split():
     with pytest.raises(ValueError, match="does not split over 2 processes"):
         fit_lightning(VAE(4, 2, (8,)), torch.rand(8, 4), batch_size=5, devices=2)
+
+
+def test_held_out_rows_are_scored_each_epoch():
+    torch.manual_seed(0)
+    module = ObjectiveModule(VAE(6, 2, (8,)), "elbo")
+    data = RowsDataModule(torch.rand(60, 6), batch_size=20, validation=torch.rand(10, 6))
+    trainer = _trainer(max_epochs=2)
+    trainer.fit(module, data)
+    assert "val_bound" in trainer.callback_metrics
+    assert torch.isfinite(trainer.callback_metrics["val_bound"])
