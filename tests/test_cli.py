@@ -491,3 +491,14 @@ def test_evaluate_calibrates_each_method_by_simulation(tmp_path):
     assert "Simulation-based calibration" in (tmp_path / "e" / "table.md").read_text()
     with pytest.raises(SystemExit):  # a usage error: a count of simulations is >= 0
         run("evaluate --run", out, "--sbc -1 --out", tmp_path / "x")
+
+
+def test_the_command_starts_without_the_heavy_optional_libraries():
+    code = (
+        "import sys; from pgm3d.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('matplotlib', 'sklearn', 'arviz', 'trimesh', 'lightning', "
+        "'plotly', 'skimage', 'open3d') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"  # each is imported where it is used

@@ -30,7 +30,6 @@ from pgm3d.experiments.shapes import ShapesSettings, run_shapes
 from pgm3d.settings import Settings, check_run, option
 from pgm3d.tasks.complete import InferenceSettings, run_complete
 from pgm3d.tasks.evaluate import run_evaluate
-from pgm3d.viz.report import LAYOUT_FILE, build_report
 
 __all__ = ["DEMO", "DEMO_QUICK", "DemoSettings", "run_demo"]
 
@@ -229,6 +228,8 @@ def run_demo(
     atomic_write_json(out / "metrics.json", metrics)
     _layout(out, k, quick, shapes, seconds, headline)
     with stage("the report"):
+        from pgm3d.viz.report import build_report  # matplotlib: only when drawing
+
         build_report(out)
     return metrics
 
@@ -295,4 +296,6 @@ def _layout(out: Path, k: int, quick: bool, shapes: dict, seconds: float, headli
             f"{seconds:.0f} s. Rebuild with `pgm3d report {out}`."
         ),
     }
+    from pgm3d.viz.report import LAYOUT_FILE
+
     (out / LAYOUT_FILE).write_text(json.dumps(layout, indent=2) + "\n")

@@ -26,7 +26,6 @@ from pgm3d.tasks._run import (
     run_data,
 )
 from pgm3d.tasks.results import markdown_table, write_results
-from pgm3d.viz.runs import completion_figure
 
 __all__ = ["InferenceSettings", "prepare", "run_complete"]
 
@@ -119,6 +118,8 @@ def run_complete(
         mask=kept.cpu().numpy(),
         **{m: v.cpu().numpy() for m, v in filled.items()},
     )
+    from pgm3d.viz.runs import completion_figure  # matplotlib: only when drawing
+
     completion_figure(
         out / "completion.png",
         test,

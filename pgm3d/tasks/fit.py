@@ -23,7 +23,6 @@ from pgm3d.saving import CHECKPOINT_FILE, MODEL_FILE, save
 from pgm3d.settings import check_run, option
 from pgm3d.tasks._run import scored_mean
 from pgm3d.tasks.results import markdown_table, write_results
-from pgm3d.viz.charts import curves
 
 __all__ = ["DEFAULT_MODELS", "FitSettings", "run_fit"]
 
@@ -234,6 +233,8 @@ def _fit_sgd(model, train, s: FitSettings, out: Path, seed: int, progress, confi
         )
     model.eval()
     title = f"{s.model} on {s.data}: {objective}"
+    from pgm3d.viz.charts import curves  # matplotlib: only when drawing
+
     curves(
         {"bound": history.bound},
         out / "training_curve.png",

@@ -12,7 +12,6 @@ from pgm3d.data.images import DATASETS as IMAGE_DATASETS
 from pgm3d.settings import check_run, option
 from pgm3d.tasks._run import SavedRunSettings, label, load_run
 from pgm3d.tasks.results import write_results
-from pgm3d.viz.runs import samples_figure
 
 __all__ = ["SampleSettings", "run_sample"]
 
@@ -56,6 +55,8 @@ def run_sample(
     image_shape = None
     if info.get("data") in IMAGE_DATASETS:
         image_shape = IMAGE_DATASETS.info(info["data"]).get("image_shape")
+    from pgm3d.viz.runs import samples_figure  # matplotlib: only when drawing
+
     samples_figure(
         out / "samples.png", model, rows, shapes=shapes, image_shape=image_shape, title=label(model)
     )
