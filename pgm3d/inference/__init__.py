@@ -8,6 +8,7 @@
 from pgm3d.inference import (  # noqa: F401
     exact,
     fca,
+    hmc,
     importance,
     mean,
     mwg,

@@ -51,7 +51,8 @@ class SampleCompletion(Completion):
         ``"x"``, the completed data (observed entries equal to the input).
     :ivar accept_rate: ``(B,)`` mean Metropolis acceptance rate per row (``"mwg"`` only).
     :ivar ess: ``(B,)`` effective sample size of the importance weights (``"importance"``).
-    :ivar divergences: ``(chain, draw)`` bool, divergent transitions (``"nuts"``).
+    :ivar divergences: bool, divergent transitions: ``(chain, draw)`` for ``"nuts"`` (its
+        chains move every row together), ``(chain, draw, row)`` for ``"hmc"``.
 
     ``x`` is the Rao-Blackwellised posterior predictive mean, the average over samples of the
     decoder mean :math:`\\mathbb{E}[x_m \\mid z]`; ``z`` is the empirical distribution of the
@@ -120,7 +121,7 @@ class SampleCompletion(Completion):
         if self.ess is not None:
             stats["ess"] = per_draw(self.ess)
         if self.divergences is not None:
-            stats["diverging"] = numpy(self.divergences)
+            stats["diverging"] = numpy(self.divergences)  # (chain, draw[, row])
         observed = torch.where(self.mask, self.x, torch.nan)
         groups = {
             "posterior": posterior,
@@ -134,7 +135,15 @@ class SampleCompletion(Completion):
             groups,
             {
                 "posterior": dims,
-                "sample_stats": {"acceptance_rate": ["row"], "ess": ["row"]},
+                "sample_stats": {
+                    "acceptance_rate": ["row"],
+                    "ess": ["row"],
+                    **(
+                        {"diverging": ["row"]}
+                        if self.divergences is not None and self.divergences.dim() == 3
+                        else {}
+                    ),
+                },
                 "observed_data": {"x": ["row", "entry"]},
                 "log_likelihood": {"x": ["row"]},
             },
@@ -333,14 +342,25 @@ def run_chains(
     seed,
     progress,
     method,
+    options: dict | None = None,
+    refuse_discrete=None,
 ) -> SampleCompletion:
     """Start ``chains`` chains per row from the guide, run ``step`` (a function
     ``step(state, context) -> ChainState``) ``warmup + thin * num_samples`` times, keep every
-    ``thin``-th state after warm-up, and assemble the result."""
+    ``thin``-th state after warm-up, and assemble the result.
+
+    The context ``step`` sees holds the bound pair, its structure, the repeated rows and mask,
+    the sweep ``t`` and ``warmup`` (a step may adapt itself during warm-up), and ``options``;
+    a step that sets ``context["divergent"]`` (``(C·B,)`` bool) has it recorded per kept draw.
+
+    :param refuse_discrete: ``refuse_discrete(structure)`` raises for latents the step cannot
+        move, before any sampling."""
     from pgm3d._progress import progress_bar
 
     check_sampler_options(chains=chains, warmup=warmup, thin=thin, num_samples=num_samples)
     bound, s, _ = prepare(model, x, mask, context, guide, f"completion method {method!r}")
+    if refuse_discrete is not None:
+        refuse_discrete(s)
     if seed is not None:
         pyro.set_rng_seed(seed)
     B, D = x.shape
@@ -357,14 +377,17 @@ def run_chains(
             decoded.mean[0],
             x.new_zeros(n),
         )
-        ctx = {"bound": bound, "structure": s, "x": x_rep, "mask": mask_rep}
-        kept_latents, kept_x, mean_sum = [], [], 0.0
+        ctx = {"bound": bound, "structure": s, "x": x_rep, "mask": mask_rep, "warmup": warmup,
+               **(options or {})}  # fmt: skip
+        kept_latents, kept_x, kept_divergent, mean_sum = [], [], [], 0.0
         total = warmup + thin * num_samples
         for t in progress_bar(range(total), desc=method, progress=progress):
+            ctx["t"] = t
             state = step(state, ctx)
             if t >= warmup and (t - warmup + 1) % thin == 0:
                 kept_latents.append(state.latents)
                 kept_x.append(state.x)
+                kept_divergent.append(ctx.get("divergent"))
                 mean_sum = mean_sum + state.mean
 
     def by_chain(values):  # S tensors (C*B, ...) -> (C, S, B, ...)
@@ -373,8 +396,13 @@ def run_chains(
 
     latents = {name: by_chain([k[name][0] for k in kept_latents]) for name in kept_latents[0]}
     x_mean = (mean_sum / num_samples).reshape(chains, B, D).mean(0)
-    accept = (state.accepted / total).reshape(chains, B).mean(0) if method == "mwg" else None
-    return finish(x, mask, latents, by_chain(kept_x), x_mean, method, accept_rate=accept)
+    moves = method in ("mwg", "hmc")  # Metropolis moves: their acceptance is a diagnostic
+    accept = (state.accepted / total).reshape(chains, B).mean(0) if moves else None
+    divergences = None
+    if kept_divergent and kept_divergent[0] is not None:
+        divergences = by_chain(kept_divergent)  # (C, S, B)
+    return finish(x, mask, latents, by_chain(kept_x), x_mean, method, accept_rate=accept,
+                  divergences=divergences)  # fmt: skip
 
 
 def chain_method(name: str, step, summary: str):

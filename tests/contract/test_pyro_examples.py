@@ -89,7 +89,7 @@ def test_the_library_masks_as_the_six_hand_edits_did(digits01):
     torch.testing.assert_close(log_likelihood(vae, junk, mask, num_samples=50), results[0][0])
 
 
-@pytest.mark.parametrize("method", ["pseudo_gibbs", "mwg", "importance", "nuts"])
+@pytest.mark.parametrize("method", ["pseudo_gibbs", "mwg", "importance", "nuts", "hmc"])
 def test_pyros_vae_is_completed_by_every_sampler(digits01, method):
     train, test = digits01
     vae = fresh_vae()
