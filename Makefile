@@ -37,6 +37,7 @@ bench: install
 	$(PY) benchmarks/surfaces.py
 	$(PY) benchmarks/lightning_ddp.py
 	$(PY) benchmarks/data_at_scale.py
+	$(PY) benchmarks/samplers.py
 	$(VENV)/bin/pgm3d bench --out runs/bench --overwrite
 
 lint: install
