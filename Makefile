@@ -38,6 +38,7 @@ bench: install
 	$(PY) benchmarks/lightning_ddp.py
 	$(PY) benchmarks/data_at_scale.py
 	$(PY) benchmarks/samplers.py
+	$(PY) benchmarks/fa_fit.py
 	$(VENV)/bin/pgm3d bench --out runs/bench --overwrite
 
 lint: install

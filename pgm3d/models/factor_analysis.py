@@ -106,14 +106,31 @@ class FactorAnalysis(LinearGaussian):
         X,
         latent_dim: int,
         max_iter: int = 1000,
-        tol: float = 1e-7,
+        tol: float | None = None,
         *,
+        method: str = "eig",
         min_psi: float = 1e-6,
         progress: bool | None = None,
     ) -> FactorAnalysis:
-        r"""Maximum-likelihood factor analysis by EM (thesis eqs. 2.30–2.33).
+        r"""Maximum-likelihood factor analysis, by default by the fixed point of Barber (2012,
+        Alg. 21.1; scikit-learn's ``FactorAnalysis`` uses it too) and optionally by EM (thesis
+        eqs. 2.30–2.33). Both reach the same optimum; the fixed point in far fewer iterations.
 
-        E-step, with :math:`G = (I + W^\top\Psi^{-1}W)^{-1}`:
+        ``method="eig"``: given :math:`\Psi`, the likelihood is maximised in :math:`W` in closed
+        form. With :math:`\lambda_k, u_k` the eigenpairs of the scaled covariance
+        :math:`\Psi^{-1/2} S \Psi^{-1/2}` (descending),
+
+        .. math::
+            W = \Psi^{1/2} U_K (\Lambda_K - I)_+^{1/2}, \qquad
+            \psi \leftarrow \operatorname{diag}(S - W W^\top),
+
+        and the per-datum log-likelihood at :math:`(W, \Psi)` is
+        :math:`-\tfrac12[D\log 2\pi + \sum_d \log\psi_d + \sum_{k\le K}(\log\bar\lambda_k
+        + \lambda_k/\bar\lambda_k) + \sum_{k>K}\lambda_k]`, :math:`\bar\lambda_k =
+        \max(\lambda_k, 1)`. ``S`` is formed once, so an iteration costs one ``D x D``
+        eigen-decomposition, :math:`O(D^3)`, whatever ``N``.
+
+        ``method="em"``: E-step, with :math:`G = (I + W^\top\Psi^{-1}W)^{-1}`:
 
         .. math::
             \mathbb{E}[z_n] = G W^\top \Psi^{-1}(x_n - \mu), \qquad
@@ -134,12 +151,17 @@ class FactorAnalysis(LinearGaussian):
 
         :param X: complete data ``(N, D)``; the model follows its dtype and device.
         :param int latent_dim: number of factors ``K``, ``1 <= K < D``.
-        :param int max_iter: most EM iterations; a warning is given if they run out.
-        :param float tol: convergence threshold on the per-datum log-likelihood.
+        :param int max_iter: most iterations; a warning is given if they run out.
+        :param float tol: convergence threshold on the per-datum log-likelihood (default: for
+            ``"eig"`` scikit-learn's, a total increase below 0.01, i.e. ``0.01 / N`` per datum;
+            for ``"em"``, 1e-7).
+        :param str method: ``"eig"`` (the fixed point) or ``"em"`` (the thesis's EM).
         :param float min_psi: floor on each ``psi_d``, relative to the mean variance of the
             columns (Heywood cases and constant columns otherwise drive a variance to zero).
         :param progress: show a progress bar (``None``: only on a terminal).
         """
+        if method not in ("eig", "em"):
+            raise ValueError(f"method must be 'eig' or 'em', got {method!r}")
         X = as_data(X, "X")
         if bool(X.isnan().any()):
             raise ValueError(
@@ -164,6 +186,10 @@ class FactorAnalysis(LinearGaussian):
         psi = torch.maximum(var - W.pow(2).sum(1), floor)
         eye = torch.eye(K, dtype=X.dtype, device=X.device)
 
+        if tol is None:
+            tol = 1e-2 / N if method == "eig" else 1e-7
+        if method == "eig":
+            return cls._fit_eig(Xc, mu, var, psi, K, floor, max_iter, tol, progress)
         history: list[float] = []
         converged = False
         bar = progress_bar(range(max_iter), desc="FA EM", progress=progress)
@@ -202,6 +228,70 @@ class FactorAnalysis(LinearGaussian):
                 stacklevel=2,
             )
         model = cls(W, mu, psi)
+        model.fit_info = EMInfo(n_iter=n_iter, converged=converged, log_likelihood=history)
+        return model
+
+    @classmethod
+    def _fit_eig(cls, Xc, mu, var, psi, K, floor, max_iter, tol, progress) -> FactorAnalysis:
+        r"""The fixed point of :meth:`fit` (``method="eig"``) from the starting ``psi``,
+        accelerated by SQUAREM (Varadhan & Roland 2008) on :math:`\log\psi`: two fixed-point
+        steps give a direction and a step length for an extrapolation, kept when it does not
+        lower the likelihood below the plain second step's (which is taken otherwise), so the
+        likelihood never decreases."""
+        N, D = Xc.shape
+        S = Xc.mT @ Xc / N
+
+        def step(psi):  # the likelihood at psi (W optimal), W, and the next psi
+            root = psi.sqrt()
+            lam, U = torch.linalg.eigh(S / root[:, None] / root[None, :])
+            lam, U = lam.flip(0), U.flip(1)  # descending
+            top = lam[:K].clamp_min(1.0)
+            ll = -0.5 * (
+                D * math.log(2 * math.pi)
+                + psi.log().sum()
+                + (top.log() + lam[:K] / top).sum()
+                + lam[K:].sum()
+            )
+            W = root[:, None] * U[:, :K] * (top - 1.0).sqrt()
+            return float(ll), W, torch.maximum(var - W.pow(2).sum(1), floor)
+
+        history: list[float] = []
+        converged = False
+        bar = progress_bar(range(max_iter), desc="FA (fixed point)", progress=progress)
+        n_iter = 0
+        ll, W, nxt = step(psi)
+        history.append(ll)
+        for _ in bar:
+            n_iter += 1
+            ll1, _, psi2 = step(nxt)
+            r = nxt.log() - psi.log()
+            v = psi2.log() - 2 * nxt.log() + psi.log()
+            alpha = -(r.norm() / v.norm().clamp_min(1e-300)).clamp(max=-1.0)
+            jump = torch.maximum((psi.log() - 2 * alpha * r + alpha**2 * v).exp(), floor)
+            ll_jump, W_jump, nxt_jump = step(jump)
+            if ll_jump >= ll1:  # the extrapolation helped: continue from it
+                psi, ll, W, nxt = jump, ll_jump, W_jump, nxt_jump
+            else:  # two plain steps
+                psi = psi2
+                ll, W, nxt = step(psi)
+            history.append(ll)
+            if history[-1] - history[-2] < tol:
+                converged = True
+                break
+            bar.set_postfix(ll=f"{history[-1]:.4f}")
+        bar.close()
+        if not converged:
+            last = history[-1] - history[-2] if len(history) > 1 else float("nan")
+            warnings.warn(
+                f"FactorAnalysis.fit: did not converge in {max_iter} iterations "
+                f"(last per-datum change {last:.2e} > tol = {tol:.0e})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        # the sign of each column is the eigen-solver's; make its largest entry positive, as
+        # the PCA start does, so results do not depend on it
+        sign = torch.sign(W.gather(0, W.abs().argmax(0, keepdim=True)))
+        model = cls(W * torch.where(sign == 0, 1.0, sign), mu, psi)
         model.fit_info = EMInfo(n_iter=n_iter, converged=converged, log_likelihood=history)
         return model
 

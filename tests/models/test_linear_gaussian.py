@@ -207,6 +207,22 @@ def test_fa_em_is_monotone_and_matches_sklearn_optimum():
     assert (C - truth.marginal_covariance().detach()).abs().max() < 0.15 * C.abs().max()
 
 
+def test_fa_fixed_point_and_em_reach_one_optimum_the_fixed_point_sooner():
+    g = torch.Generator().manual_seed(5)
+    X = FactorAnalysis.random(12, 3, generator=g, dtype=F64).sample(1000)
+    eig = FactorAnalysis.fit(X, 3, tol=1e-10, max_iter=5000)
+    em = FactorAnalysis.fit(X, 3, tol=1e-10, max_iter=5000, method="em")
+    assert eig.fit_info.converged and em.fit_info.converged
+    assert np.all(np.diff(eig.fit_info.log_likelihood) > -1e-12)  # SQUAREM keeps it monotone
+    a, b = eig.log_likelihood(X).mean().item(), em.log_likelihood(X).mean().item()
+    assert a == pytest.approx(b, abs=1e-6)
+    assert a == pytest.approx(eig.fit_info.log_likelihood[-1], abs=1e-9)
+    assert torch.allclose(eig.marginal_covariance(), em.marginal_covariance(), atol=1e-4)
+    assert eig.fit_info.n_iter < em.fit_info.n_iter
+    with pytest.raises(ValueError, match="method must be 'eig' or 'em'"):
+        FactorAnalysis.fit(X, 3, method="svd")
+
+
 def test_fa_fit_survives_a_constant_column():
     X = FactorAnalysis.random(8, 2, generator=torch.Generator().manual_seed(4), dtype=F64).sample(
         200
