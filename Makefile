@@ -39,6 +39,7 @@ bench: install
 	$(PY) benchmarks/data_at_scale.py
 	$(PY) benchmarks/samplers.py
 	$(PY) benchmarks/fa_fit.py
+	$(PY) benchmarks/adam_denormals.py
 	$(VENV)/bin/pgm3d bench --out runs/bench --overwrite
 
 lint: install
