@@ -8,7 +8,7 @@ QUICK ?=
 PY := $(VENV)/bin/python
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 
-.PHONY: install test test-slow demo run bench lint clean docs
+.PHONY: install test test-slow demo run bench bench-gpu lint clean docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: install
 	$(PY) benchmarks/fa_fit.py
 	$(PY) benchmarks/adam_denormals.py
 	$(VENV)/bin/pgm3d bench --out runs/bench --overwrite
+
+# the device benchmark in one table (on a CUDA machine; DEVICE=cpu measures the CPU)
+DEVICE ?= cuda
+bench-gpu: install
+	PYTHON=$(abspath $(PY)) benchmarks/gpu.sh --device $(DEVICE)
 
 lint: install
 	$(VENV)/bin/ruff check .
