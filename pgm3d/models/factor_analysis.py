@@ -291,7 +291,10 @@ class FactorAnalysis(LinearGaussian):
         # the sign of each column is the eigen-solver's; make its largest entry positive, as
         # the PCA start does, so results do not depend on it
         sign = torch.sign(W.gather(0, W.abs().argmax(0, keepdim=True)))
-        model = cls(W * torch.where(sign == 0, 1.0, sign), mu, psi)
+        # contiguous: the eigenvectors are a flipped view, and a saved-and-loaded copy (always
+        # contiguous) must compute the same numbers to the last bit
+        W = (W * torch.where(sign == 0, 1.0, sign)).contiguous()
+        model = cls(W, mu, psi.contiguous())
         model.fit_info = EMInfo(n_iter=n_iter, converged=converged, log_likelihood=history)
         return model
 
