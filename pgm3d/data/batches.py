@@ -63,6 +63,28 @@ class Rows(Dataset):
     def __len__(self) -> int:
         return self.n
 
+    def __getitems__(self, indices) -> dict:
+        """The rows ``indices`` as one batch, read at once (a ``DataLoader`` calls this rather
+        than :meth:`__getitem__` per row; :func:`collate_rows` passes the batch through)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        x = _tensor(self.data[idx] if not isinstance(self.data, torch.Tensor)
+                    else self.data[torch.as_tensor(idx)]).to(self.dtype)  # fmt: skip
+        batch = {"x": x}
+        if self.mask is not None:
+            m = self.mask[idx] if not isinstance(self.mask, torch.Tensor) else self.mask[
+                torch.as_tensor(idx)]  # fmt: skip
+            batch["mask"] = _tensor(m).bool()
+        elif x.isnan().any():
+            batch["mask"] = ~x.isnan()
+        if batch.get("mask") is not None:
+            batch["x"] = torch.where(batch["mask"], x, 0.0)
+        if self.context:
+            batch["context"] = {
+                k: _tensor(v[idx] if not isinstance(v, torch.Tensor) else v[torch.as_tensor(idx)])
+                for k, v in self.context.items()
+            }
+        return _Batch(batch)
+
     def __getitem__(self, i: int) -> dict:
         x = _tensor(self.data[i]).to(self.dtype)
         item = {"x": x}
@@ -96,9 +118,16 @@ def _as_item(item) -> dict:
     return {"x": item}
 
 
-def collate_rows(items: list) -> dict:
+class _Batch(dict):
+    """A batch :meth:`Rows.__getitems__` read at once (``collate_rows`` passes it through)."""
+
+
+def collate_rows(items) -> dict:
     """Stack data set items into a batch ``{"x", "mask", "context"}``; a batch in which some
-    rows have a mask gets an all-True mask for the others."""
+    rows have a mask gets an all-True mask for the others. A batch read at once
+    (:meth:`Rows.__getitems__`) passes through as it is."""
+    if isinstance(items, _Batch):
+        return dict(items)
     items = [_as_item(it) for it in items]
     xs = [_tensor(it["x"]) for it in items]
     batch = {"x": torch.stack(xs)}

@@ -400,7 +400,7 @@ class _StreamRows:
     def first(self, B: int):
         if self.loader is not None:
             return self._ready(next(iter(self.loader)))
-        return self._ready(collate_rows([self.data[i] for i in range(min(B, self.n))]))
+        return self._ready(_fetch(self.data, list(range(min(B, self.n)))))
 
     def epoch(self, order, start: int, B: int):
         if self.loader is not None:
@@ -408,7 +408,15 @@ class _StreamRows:
                 yield self._ready(batch)
             return
         for i in range(start, self.n, B):
-            yield self._ready(collate_rows([self.data[int(j)] for j in order[i : i + B]]))
+            yield self._ready(_fetch(self.data, order[i : i + B].tolist()))
+
+
+def _fetch(data, indices: list[int]) -> dict:
+    """Rows ``indices`` of a ``Dataset`` as a batch: read at once where it can
+    (``__getitems__``, as ``DataLoader`` does), else row by row."""
+    if hasattr(data, "__getitems__"):
+        return collate_rows(data.__getitems__(indices))
+    return collate_rows([data[i] for i in indices])
 
 
 def _batch_mask(given, sampler, x, generator):

@@ -118,3 +118,14 @@ def test_rows_in_every_accepted_form():
         unpack_batch((x, m, x, x))
     with pytest.raises(ValueError, match="has no rows"):
         gather_rows(Rows(torch.zeros(0, 2)))
+
+
+def test_rows_read_a_batch_at_once_as_they_would_row_by_row(table):
+    _, holey = table
+    rows = Rows(holey.numpy(), context={"c": np.arange(120)}, dtype=torch.float64)
+    idx = [5, 0, 77, 3]
+    at_once = collate_rows(rows.__getitems__(idx))
+    one_by_one = collate_rows([rows[i] for i in idx])
+    assert torch.equal(at_once["x"], one_by_one["x"])
+    assert torch.equal(at_once["mask"], one_by_one["mask"])
+    assert torch.equal(at_once["context"]["c"], one_by_one["context"]["c"])
