@@ -3,7 +3,7 @@
 * ``"hoppe"``: the signed distance of Hoppe et al. (1992), ``f(x) = n_j · (x - p_j)``
   averaged over the ``k`` nearest samples ``p_j`` with normals ``n_j``, evaluated on a grid
   and contoured by :func:`extract_surface`: scikit-image's marching cubes (Lewiner et al.
-  2003) when it is installed (the ``mesh`` extra; ~50× faster here on a 97³ grid, see
+  2003) when it is installed (the ``mesh`` extra; 44× faster here on a 97³ grid, see
   ``benchmarks/surfaces.py``), else pgm3d's marching tetrahedra (each cube split into six
   tetrahedra around its main diagonal, so neighbouring cubes agree and the mesh is closed).
   Beyond a band around the samples the value is the distance to the nearest sample, negative
