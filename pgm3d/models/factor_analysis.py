@@ -220,13 +220,7 @@ class FactorAnalysis(LinearGaussian):
             bar.set_postfix(ll=f"{history[-1]:.4f}")
         bar.close()
         if not converged:
-            last = history[-1] - history[-2] if len(history) > 1 else float("nan")
-            warnings.warn(
-                f"FactorAnalysis.fit: EM did not converge in {max_iter} iterations "
-                f"(last per-datum change {last:.2e} > tol = {tol:.0e})",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            _unconverged("EM", history, max_iter, tol, stacklevel=3)
         model = cls(W, mu, psi)
         model.fit_info = EMInfo(n_iter=n_iter, converged=converged, log_likelihood=history)
         return model
@@ -281,13 +275,7 @@ class FactorAnalysis(LinearGaussian):
             bar.set_postfix(ll=f"{history[-1]:.4f}")
         bar.close()
         if not converged:
-            last = history[-1] - history[-2] if len(history) > 1 else float("nan")
-            warnings.warn(
-                f"FactorAnalysis.fit: did not converge in {max_iter} iterations "
-                f"(last per-datum change {last:.2e} > tol = {tol:.0e})",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            _unconverged("the fixed point", history, max_iter, tol, stacklevel=4)
         # the sign of each column is the eigen-solver's; make its largest entry positive, as
         # the PCA start does, so results do not depend on it
         sign = torch.sign(W.gather(0, W.abs().argmax(0, keepdim=True)))
@@ -396,3 +384,14 @@ class FactorAnalysis(LinearGaussian):
             )
         model.fit_info = EMInfo(n_iter=n_iter, converged=converged, log_likelihood=history)
         return model
+
+
+def _unconverged(what: str, history: list[float], max_iter: int, tol: float, stacklevel: int):
+    """Warn, at :meth:`FactorAnalysis.fit`'s caller, that the iterations ran out."""
+    last = history[-1] - history[-2] if len(history) > 1 else float("nan")
+    warnings.warn(
+        f"FactorAnalysis.fit: {what} did not converge in {max_iter} iterations "
+        f"(last per-datum change {last:.2e} > tol = {tol:.0e})",
+        RuntimeWarning,
+        stacklevel=stacklevel,
+    )
