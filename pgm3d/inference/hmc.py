@@ -19,12 +19,18 @@ and rejected).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 
-from pgm3d.contract import ContractError
 from pgm3d.inference.base import COMPLETION_METHODS
-from pgm3d.inference.samples import SampleCompletion, run_chains
+from pgm3d.inference.samples import (
+    ChainState,
+    SampleCompletion,
+    decode_latents,
+    refuse_discrete,
+    run_chains,
+)
 from pgm3d.inference.trace import (
     log_weights,
     obs_rows,
@@ -108,8 +114,6 @@ def _step(state, ctx: dict):
         _dual_averaging(ctx, accept_prob, t + 1)
     elif t == ctx["warmup"] and ctx["warmup"] > 0:
         ctx["eps"] = ctx["adapt"]["log_eps_bar"].exp()
-    from pgm3d.inference.samples import ChainState, decode_latents
-
     decoded = decode_latents(ctx["bound"], keep, ctx["filled"], s)
     n, D = ctx["x"].shape
     x_new = fill_where_missing(ctx["x"], ctx["mask"], obs_rows(decoded.sample(), 1, n, D)[0])
@@ -182,13 +186,4 @@ def hmc(
     return run_chains(model, guide, x, mask, _step, context=context, chains=chains,
                       warmup=warmup, thin=thin, num_samples=num_samples, seed=seed,
                       progress=progress, method="hmc", options=options,
-                      refuse_discrete=_refuse_discrete)  # fmt: skip
-
-
-def _refuse_discrete(structure) -> None:
-    if structure.discrete:
-        name, kind = next(iter(structure.discrete.items()))
-        raise ContractError(
-            f"HMC moves continuous latents by Hamiltonian dynamics, but site {name!r} ({kind}) "
-            "is discrete; use 'mwg', 'importance' or 'pseudo_gibbs'"
-        )
+                      refuse_discrete=partial(refuse_discrete, method="HMC"))  # fmt: skip

@@ -16,7 +16,6 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer import MCMC, NUTS
 
-from pgm3d.contract import ContractError
 from pgm3d.inference.base import COMPLETION_METHODS
 from pgm3d.inference.samples import (
     SampleCompletion,
@@ -24,6 +23,7 @@ from pgm3d.inference.samples import (
     decode_latents,
     finish,
     prepare,
+    refuse_discrete,
 )
 from pgm3d.inference.trace import rows_of
 from pgm3d.missing import fill_where_missing
@@ -71,12 +71,7 @@ def nuts(
         max_tree_depth=max_tree_depth,
     )
     bound, s, theta = prepare(model, x, mask, context, None, "completion method 'nuts'")
-    if s.discrete:
-        name, kind = next(iter(s.discrete.items()))
-        raise ContractError(
-            f"NUTS moves continuous latents by Hamiltonian dynamics, but site {name!r} ({kind}) "
-            "is discrete; use 'mwg', 'importance' or 'pseudo_gibbs'"
-        )
+    refuse_discrete(s, "NUTS")
     B, D = x.shape
     zero_filled = fill_where_missing(x, mask, torch.zeros_like(x))
     # the global latents are observed at their point estimate, so NUTS leaves them alone

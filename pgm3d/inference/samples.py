@@ -20,7 +20,7 @@ from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import prune_subsample_sites
 from torch.distributions import Distribution
 
-from pgm3d.contract import PARTICLES, PGM3D, Bound, Structure, as_model
+from pgm3d.contract import PARTICLES, PGM3D, Bound, ContractError, Structure, as_model
 from pgm3d.inference.base import Completion
 from pgm3d.inference.globals import point_estimate
 from pgm3d.inference.trace import (
@@ -40,6 +40,7 @@ __all__ = [
     "finish",
     "pointwise_log_likelihood",
     "prepare",
+    "refuse_discrete",
 ]
 
 
@@ -160,6 +161,17 @@ def _latent_dims(name: str, inner: int) -> list[str]:
 
 def _main_latent(samples: dict) -> str:
     return "z" if "z" in samples else next(n for n in samples if n != "x")
+
+
+def refuse_discrete(structure: Structure, method: str) -> None:
+    """Raise before any sampling if a latent site is discrete: ``method`` (NUTS, HMC) moves
+    latents by Hamiltonian dynamics."""
+    if structure.discrete:
+        name, kind = next(iter(structure.discrete.items()))
+        raise ContractError(
+            f"{method} moves continuous latents by Hamiltonian dynamics, but site {name!r} "
+            f"({kind}) is discrete; use 'mwg', 'importance' or 'pseudo_gibbs'"
+        )
 
 
 def check_sampler_options(**options) -> None:

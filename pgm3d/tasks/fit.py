@@ -167,8 +167,6 @@ def _check_strategy(s: FitSettings, device) -> None:
             "--resume continues pgm3d's own checkpoints; a --strategy run writes the model "
             "after each epoch but cannot resume yet: run without --resume"
         )
-    if s.devices < 1:
-        raise ValueError(f"--devices must be >= 1, got {s.devices}")
     if s.batch_size % s.devices:
         raise ValueError(
             f"--batch-size {s.batch_size} is the rows of one step over all {s.devices} "
