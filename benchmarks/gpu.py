@@ -182,7 +182,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--size", choices=tuple(SIZES), default="full")
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
-                        choices=("float32", "float64", "bfloat16", "float16"))
+    parser.add_argument(
+        "--dtypes",
+        nargs="+",
+        default=["float32", "bfloat16"],
+        choices=("float32", "float64", "bfloat16", "float16"),
+    )
     args = parser.parse_args()
     sys.exit(main(args.device, args.size, args.dtypes))

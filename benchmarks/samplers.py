@@ -37,8 +37,11 @@ def main(quick: bool) -> None:
     cases = {
         "mwg": ("mwg", rows, dict(thin=1, **sweeps)),
         "hmc": ("hmc", rows, dict(thin=1, **sweeps)),
-        "importance": ("importance", rows, {"num_proposals": 1000, "chains": 2,
-                                            "num_samples": sweeps["num_samples"]}),
+        "importance": (
+            "importance",
+            rows,
+            {"num_proposals": 1000, "chains": 2, "num_samples": sweeps["num_samples"]},
+        ),
         "nuts (8 rows)": ("nuts", 8, dict(thin=1, **sweeps)),
     }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; digits VAE, {rows} "

@@ -50,6 +50,7 @@ __all__ = [
     "SaveModel",
     "collate_rows",
     "fit_lightning",
+    "release_process_group",
 ]
 
 
@@ -388,6 +389,21 @@ class History(L.Callback):
             h.stopped_early = trainer.should_stop = True
 
 
+def release_process_group() -> None:
+    """Wait for every process, then take down the process group Lightning started.
+
+    Lightning leaves it up after ``Trainer.fit``; gloo's worker threads then meet the
+    interpreter's exit still running, which can abort a finished process ("terminate called
+    without an active exception", exit -6). Nothing after training needs the group: rank 0
+    evaluates and writes alone. A no-op in a single process.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def fit_lightning(
     model,
     data,
@@ -489,5 +505,6 @@ def fit_lightning(
         # the module can validate; a run given no validation rows simply does not
         warnings.filterwarnings("ignore", ".*`validation_step` but have no `val_dataloader`")
         trainer.fit(module, rows)
+    release_process_group()
     history.history.rank = trainer.global_rank
     return history.history

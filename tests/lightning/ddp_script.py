@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from pgm3d.lightning import ObjectiveModule, RowsDataModule
+from pgm3d.lightning import ObjectiveModule, RowsDataModule, release_process_group
 
 
 class PointGuided(nn.Module):
@@ -62,6 +62,7 @@ def main(out, strategy, devices, batch, epochs):
     params = {k: v.detach().clone().contiguous() for k, v in module.pair.state_dict().items()}
     params["noise"] = pyro.param("noise").detach().clone().reshape(1)
     save_file(params, str(Path(out) / f"rank{trainer.global_rank}.safetensors"))
+    release_process_group()
 
 
 if __name__ == "__main__":
