@@ -33,6 +33,10 @@ class EMInfo:
     n_iter: int
     converged: bool
     log_likelihood: list[float] = field(default_factory=list)
+    #: with ``fit_missing(holdout=...)``: the held-out entries' mean log predictive density
+    #: per iteration, and the (1-based) iteration whose model was returned
+    held_out_log_likelihood: list[float] = field(default_factory=list)
+    best_iter: int | None = None
 
 
 def quiet_em(fn, *args, **kwargs):
@@ -301,6 +305,9 @@ class FactorAnalysis(LinearGaussian):
         tol: float = 1e-6,
         *,
         min_psi: float = 1e-6,
+        holdout: float = 0.0,
+        patience: int = 10,
+        generator: torch.Generator | None = None,
         progress: bool | None = None,
     ) -> FactorAnalysis:
         r"""Maximum-likelihood factor analysis from incomplete data by EM (Ghahramani & Jordan
@@ -316,8 +323,22 @@ class FactorAnalysis(LinearGaussian):
         The observed-data log-likelihood never decreases; the loop stops when its per-row
         increase falls below ``tol``. Starts from PCA of the mean-imputed data.
 
+        **Early stopping.** With half of each row missing the maximum can lie at infinity:
+        once ``latent_dim`` reaches the number of entries a row observes, ``W z_n`` fits that
+        row exactly and the noise variance heads to zero (measured on digits, 50% missing,
+        K = 33: PPCA's imputation MSE rose from 0.037 after 5 iterations to 0.209 after 300).
+        ``holdout > 0`` keeps that share of the observed entries out of the fit, scores their
+        log predictive density :math:`\log \mathcal N(x_{nd};\, W_d m_n + \mu_d,\,
+        W_d S_n W_d^\top + \psi_d)` after every E-step and returns the iterate that scored
+        best, stopping ``patience`` iterations after the last improvement (the returned model
+        has seen the other ``1 - holdout`` of the entries).
+
         :param X: ``(N, D)``; entries where ``mask`` is False are ignored (NaN allowed).
         :param mask: bool ``(N, D)``, True = observed; every column needs an observed entry.
+        :param float holdout: share of the observed entries held out for early stopping
+            (``0``: plain maximum likelihood, the default).
+        :param int patience: iterations without a better held-out score before stopping.
+        :param generator: draws the held-out entries (a fixed seed when ``None``).
         """
         X = as_data(X, "X")
         mask = torch.as_tensor(mask, device=X.device)
@@ -337,6 +358,16 @@ class FactorAnalysis(LinearGaussian):
         Xz = torch.where(mask, X, 0.0)
         if not bool(torch.isfinite(Xz).all()):
             raise ValueError("X has NaN or infinite observed entries")
+        if not 0 <= holdout < 1:
+            raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        held = _hold_out(mask, holdout, generator) if holdout else None
+        scored = Xz  # the held-out entries' values, for the score
+        if held is not None:
+            mask = mask & ~held
+            count = mask.sum(0)
+            Xz = torch.where(mask, X, 0.0)
         w = mask.to(X.dtype)
         mu = Xz.sum(0) / count
         var = (w * (Xz - mu) ** 2).sum(0) / count
@@ -351,11 +382,20 @@ class FactorAnalysis(LinearGaussian):
         converged = False
         bar = progress_bar(range(max_iter), desc="FA EM (missing)", progress=progress)
         n_iter = 0
+        scores: list[float] = []
+        best = None
         for _ in bar:
             n_iter += 1
             with torch.no_grad():
                 post = model.exact_posterior(Xz, mask)
                 history.append(float(model.log_likelihood(Xz, mask).mean()))
+                if held is not None:
+                    scores.append(_held_out_score(model, post, scored, held))
+                    if best is None or scores[-1] > scores[best]:
+                        best, best_model = len(scores) - 1, model
+                    elif len(scores) - 1 - best >= patience:
+                        converged = True
+                        break
             if len(history) > 1 and history[-1] - history[-2] < tol:
                 converged = True
                 break
@@ -382,8 +422,48 @@ class FactorAnalysis(LinearGaussian):
                 RuntimeWarning,
                 stacklevel=2,
             )
-        model.fit_info = EMInfo(n_iter=n_iter, converged=converged, log_likelihood=history)
+        info = EMInfo(n_iter=n_iter, converged=converged, log_likelihood=history)
+        if held is not None:
+            model = best_model
+            info.held_out_log_likelihood, info.best_iter = scores, best + 1
+        model.fit_info = info
         return model
+
+
+def _hold_out(mask: torch.Tensor, share: float, generator) -> torch.Tensor:
+    """A random ``share`` of the observed entries, never a row's or a column's last one."""
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    u = torch.rand(mask.shape, generator=g).to(mask.device)
+    held = mask & (u < share)
+    # keep one observed entry in each row and column: give back each one's first entry
+    left = mask & ~held
+    rows = ~left.any(1)
+    cols = ~left.any(0)
+    first_in_row = torch.zeros_like(held).scatter_(1, mask.int().argmax(1, keepdim=True), True)
+    first_in_col = torch.zeros_like(held).scatter_(0, mask.int().argmax(0, keepdim=True), True)
+    held &= ~(rows[:, None] & first_in_row) & ~(cols[None, :] & first_in_col)
+    if not bool(held.any()):
+        raise ValueError(f"holdout = {share} holds out no observed entry; give a larger share")
+    return held
+
+
+def _held_out_score(model, post, x, held, chunk: int = 256) -> float:
+    r"""Mean log predictive density of the held-out entries,
+    :math:`\log \mathcal N(x_{nd}; W_d m_n + \mu_d, W_d S_n W_d^\top + \psi_d)`, with
+    :math:`(m_n, S_n)` the posterior given the entries kept (rows in chunks, so memory stays
+    ``chunk × D × K``)."""
+    W, mu, psi = model.W, model.mu, model.psi
+    total = x.new_zeros(())
+    for i in range(0, x.shape[0], chunk):
+        h = held[i : i + chunk]
+        if not bool(h.any()):
+            continue
+        m = post.mean[i : i + chunk]
+        L = torch.linalg.cholesky(post.covariance_matrix[i : i + chunk])
+        var = torch.einsum("dk,nkl->ndl", W, L).pow(2).sum(-1) + psi
+        lp = torch.distributions.Normal(m @ W.mT + mu, var.sqrt()).log_prob(x[i : i + chunk])
+        total = total + lp[h].sum()
+    return float(total / held.sum())
 
 
 def _unconverged(what: str, history: list[float], max_iter: int, tol: float, stacklevel: int):

@@ -54,7 +54,9 @@ class PPCA(LinearGaussian):
 
     @classmethod
     def fit_missing(cls, X, mask, latent_dim: int, max_iter: int = 500, tol: float = 1e-6, *,
-                    min_psi: float = 1e-6, progress: bool | None = None) -> PPCA:  # fmt: skip
+                    min_psi: float = 1e-6, holdout: float = 0.0, patience: int = 10,
+                    generator: torch.Generator | None = None,
+                    progress: bool | None = None) -> PPCA:  # fmt: skip
         r"""Maximum-likelihood PPCA from incomplete data by EM: the E- and M-steps of
         :meth:`FactorAnalysis.fit_missing <pgm3d.models.FactorAnalysis.fit_missing>` with one
         noise variance, the observed entries' mean expected squared residual
@@ -63,11 +65,14 @@ class PPCA(LinearGaussian):
                   \mathbb{E}\big[(x_{nd} - W_d z_n - \mu_d)^2\big]}{\sum_{n,d} m_{nd}}
 
         (Tipping & Bishop 1999, §3.2 with the missing entries marginalised; Ilin & Raiko 2010).
+        ``holdout``/``patience`` stop early on held-out observed entries, as there: with many
+        entries missing, :math:`\sigma^2 \to 0` overfits (Ilin & Raiko 2010).
         """
         from pgm3d.models.factor_analysis import FactorAnalysis
 
         fit = FactorAnalysis.fit_missing.__func__
-        return fit(cls, X, mask, latent_dim, max_iter, tol, min_psi=min_psi, progress=progress)
+        return fit(cls, X, mask, latent_dim, max_iter, tol, min_psi=min_psi, holdout=holdout,
+                   patience=patience, generator=generator, progress=progress)  # fmt: skip
 
     @classmethod
     def _from_em(cls, W, mu, psi, count) -> PPCA:

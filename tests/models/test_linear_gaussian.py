@@ -1,3 +1,5 @@
+import warnings
+
 import brute_force
 import numpy as np
 import pyro
@@ -309,3 +311,75 @@ def test_ppca_fit_missing_matches_the_closed_form_and_never_decreases():
     history = partial.fit_info.log_likelihood
     assert all(b >= a - 1e-9 for a, b in itertools.pairwise(history))
     assert float(partial.sigma2) == pytest.approx(0.2, rel=0.1)
+
+
+def test_held_out_score_is_the_exact_conditional_density_of_the_held_entries():
+    from pgm3d.models.factor_analysis import _held_out_score, _hold_out
+
+    g = torch.Generator().manual_seed(3)
+    model = FactorAnalysis.random(7, 2, generator=g, dtype=torch.float64)
+    x = model.sample(40, generator=g)
+    mask = torch.rand(x.shape, generator=g) < 0.7
+    held = _hold_out(mask, 0.2, g)
+    assert not (held & ~mask).any()  # held entries are observed ones
+    kept = mask & ~held
+    assert kept.any(1).all() and kept.any(0).all()  # no row or column loses its last entry
+    # log p(x_h | x_kept) one entry at a time: the marginal with the entry minus without it
+    want = []
+    for n, d in held.nonzero().tolist():
+        with_d = kept[n].clone()
+        with_d[d] = True
+        with torch.no_grad():
+            pair = model.log_likelihood(x[n : n + 1], with_d[None]) - model.log_likelihood(
+                x[n : n + 1], kept[n : n + 1]
+            )
+        want.append(pair.item())
+    post = model.exact_posterior(x, kept)
+    got = _held_out_score(model, post, x, held, chunk=7)  # chunks split the rows
+    assert got == pytest.approx(sum(want) / len(want), rel=1e-10)
+
+
+@pytest.mark.parametrize("name", ["PPCA", "FactorAnalysis"])
+def test_fit_missing_stops_early_where_maximum_likelihood_overfits(name):
+    import pgm3d.models as models
+
+    cls = getattr(models, name)
+    g = torch.Generator().manual_seed(0)
+    truth = models.PPCA.random(12, 3, sigma2=0.3, generator=g, dtype=torch.float64)
+    X = truth.sample(100, generator=g)
+    # five entries a row observed and K = 6: W z_n can fit every row exactly, so the noise
+    # heads to zero and maximum likelihood overfits
+    mask = torch.rand(X.shape, generator=g).argsort(1) < 5
+    test = truth.sample(300, generator=g)
+    test_mask = torch.rand(test.shape, generator=g) < 0.5
+    data = torch.where(mask, X, torch.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        plain = cls.fit_missing(data, mask, 6, max_iter=300)
+    early = cls.fit_missing(data, mask, 6, max_iter=300, holdout=0.1, patience=5,
+                            generator=torch.Generator().manual_seed(1))  # fmt: skip
+    info = early.fit_info
+    assert info.converged and info.best_iter < info.n_iter <= info.best_iter + 5
+    assert info.held_out_log_likelihood[info.best_iter - 1] == max(info.held_out_log_likelihood)
+    assert float(early.psi.min()) > 10 * float(plain.psi.min())
+
+    def error(model):
+        filled = model.exact_posterior(test, test_mask).mean @ model.W.mT + model.mu
+        return float(((filled - test) ** 2)[~test_mask].mean())
+
+    assert error(early) < error(plain)
+    assert float(early.log_likelihood(test, test_mask).mean()) > float(
+        plain.log_likelihood(test, test_mask).mean()
+    )
+
+
+def test_fit_missing_rejects_bad_early_stopping_settings():
+    x = torch.randn(20, 4, dtype=torch.float64)
+    mask = torch.ones_like(x, dtype=torch.bool)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="holdout must be in"):
+            FactorAnalysis.fit_missing(x, mask, 1, holdout=bad)
+    with pytest.raises(ValueError, match="patience must be"):
+        FactorAnalysis.fit_missing(x, mask, 1, holdout=0.1, patience=0)
+    with pytest.raises(ValueError, match="holds out no observed entry"):
+        FactorAnalysis.fit_missing(x, mask, 1, holdout=1e-9)
