@@ -69,7 +69,8 @@ class ImputationSettings(Settings):
     minute (digits only, one seed, a few epochs)."""
 
     QUICK = {"datasets": ("digits",), "seeds": 1, "epochs": 4, "proposals": 50, "draws": 10,
-             "mwg_warmup": 10, "trees": 5, "rounds": 2, "em_iterations": 20}  # fmt: skip
+             "mwg_warmup": 10, "trees": 5, "rounds": 2, "em_iterations": 20,
+             "kl_warmup": 1}  # fmt: skip
 
     datasets: tuple[str, ...] = option(("digits", "frey"), "data sets (table: the --data file)",
                                        many=True, choices=("digits", "frey", "table"))  # fmt: skip
@@ -84,9 +85,15 @@ class ImputationSettings(Settings):
     p_missing: float = option(0.5, "probability that an entry is missing (mcar)")
     explained_variance: float = option(0.9, "PPCA/FA components: this share of the variance")
     em_iterations: int = option(300, "most EM iterations of FA (and of PPCA under missing data)")
+    em_holdout: float = option(0.05, "share of the observed training entries EM holds out to "
+                               "stop early on (incomplete rows; 0: plain maximum likelihood, "
+                               "which overfits once K nears a row's observed count)")  # fmt: skip
     latent_dim: int = option(16, "latent size of the deep models")
     hidden: int = option(256, "units in each of two hidden layers of the deep models")
     epochs: int = option(1500, "training epochs of every deep model")
+    kl_warmup: int = option(100, "epochs over which the ELBO-trained VAE's KL weight rises "
+                            "from 0 to 1 (Bowman et al. 2016; 0: none — on half-observed "
+                            "digits it then collapsed to the mean imputer's error)")  # fmt: skip
     batch_size: int = option(64, "rows per step")
     lr: float = option(1e-3, "Adam learning rate")
     iwae_particles: int = option(20, "importance samples of MIWAE's bound")
@@ -111,8 +118,12 @@ class ImputationSettings(Settings):
         super().__post_init__()
         if not 0 < self.p_missing < 1:
             raise ValueError(f"p_missing must be in (0, 1), got {self.p_missing}")
+        if not 0 <= self.em_holdout < 1:
+            raise ValueError(f"em_holdout must be in [0, 1), got {self.em_holdout}")
         if not 0 < self.explained_variance <= 1:
             raise ValueError(f"explained_variance must be in (0, 1], got {self.explained_variance}")
+        if self.kl_warmup < 0:
+            raise ValueError(f"kl_warmup must be >= 0, got {self.kl_warmup}")
         for name in ("seeds", "epochs", "proposals", "draws", "vaeac_members", "trees", "rounds",
                      "mwg_draws"):  # fmt: skip
             if getattr(self, name) < 1:
@@ -229,7 +240,11 @@ class _Run:
         torch.manual_seed(self.seed)
         s = self.s
         m = VAE(self.train.shape[1], s.latent_dim, (s.hidden, s.hidden), self.table.likelihood)
-        kw = {"num_particles": s.iwae_particles} if objective == "iwae" else {}
+        if objective == "iwae":  # MIWAE as Mattei & Frellsen train it: no warm-up
+            kw = {"num_particles": s.iwae_particles}
+        else:
+            steps = math.ceil(self.train.shape[0] / s.batch_size)
+            kw = {"kl_warmup": s.kl_warmup * steps}
         return _fit_deep(m, self.train, self.train_mask, objective, s, self.seed, **kw)
 
     def vaeac(self, member: int = 0):
@@ -253,7 +268,7 @@ class _Run:
                 model = PPCA.fit(data, k)
             else:
                 cls = PPCA if name == "ppca" else FactorAnalysis
-                model = _em(cls, data, self.train_mask, k, s.em_iterations)
+                model = _em(cls, data, self.train_mask, k, s.em_iterations, s.em_holdout, self.seed)
             return complete(model, x.double(), mask, "exact").x.to(x.dtype)
         if name in ("vae-mwg", "vae-importance"):
             if self._vae is None:
@@ -291,14 +306,16 @@ class _Run:
             return complete(model, self.test, self.mask, method, progress=False, **opts).x
 
 
-def _em(cls, data, mask, k, iterations):
+def _em(cls, data, mask, k, iterations, holdout, seed):
     import warnings
 
     with warnings.catch_warnings():  # a cap on EM iterations is a setting, not a failure
         warnings.filterwarnings("ignore", "FactorAnalysis.*did not converge")
         if mask.all():
             return cls.fit(data, k, max_iter=iterations)
-        return cls.fit_missing(data, mask, k, max_iter=iterations, progress=False)
+        g = torch.Generator().manual_seed(seed)
+        return cls.fit_missing(data, mask, k, max_iter=iterations, holdout=holdout, generator=g,
+                               progress=False)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- the run

@@ -89,7 +89,30 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
         ImputationSettings.quick(datasets=("table",))
     with pytest.raises(ValueError, match="seeds"):
         ImputationSettings.quick(seeds=0)
+    with pytest.raises(ValueError, match="em_holdout"):
+        ImputationSettings.quick(em_holdout=1.0)
+    with pytest.raises(ValueError, match="kl_warmup"):
+        ImputationSettings.quick(kl_warmup=-1)
     assert not any(tmp_path.iterdir())
+
+
+def test_em_stops_early_and_the_elbo_vae_warms_up_on_incomplete_rows(monkeypatch):
+    """EM on half-observed rows holds entries out (its maximum overfits there); the ELBO
+    VAE's KL weight rises over ``kl_warmup`` epochs of steps, MIWAE's does not."""
+    import pgm3d.experiments.imputation as imp
+
+    s = ImputationSettings.quick(**{**TINY, "kl_warmup": 3, "batch_size": 100})
+    x = torch.rand(250, 64)
+    mask = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) < 0.5
+    model = imp._em(imp.PPCA, x.double(), mask, 4, 50, s.em_holdout, 0)
+    assert model.fit_info.best_iter is not None and model.fit_info.held_out_log_likelihood
+    seen = []
+    monkeypatch.setattr(imp, "_fit_deep", lambda m, *a, **kw: seen.append(kw) or m)
+    table = imp.Table("t", x, None, "bernoulli")
+    run = imp._Run(table, s, 0, torch.where(mask, x, torch.nan), mask, x, mask, "mcar")
+    run.vae()
+    run.vae("iwae")
+    assert seen == [{"kl_warmup": 3 * 3}, {"num_particles": s.iwae_particles}]
 
 
 def test_the_command_line_runs_it(tmp_path):
