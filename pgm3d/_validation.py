@@ -6,6 +6,8 @@ argument, so a user sees the mistake at the boundary rather than a shape error d
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
 
@@ -26,8 +28,23 @@ __all__ = [
     "check_observed_finite",
     "check_rows_observed",
     "check_seed",
+    "inputs_checked",
     "largest_value",
 ]
+
+_CHECKED = contextvars.ContextVar("pgm3d_inputs_checked", default=False)
+
+
+@contextlib.contextmanager
+def inputs_checked():
+    """Within this context :func:`check_inputs` trusts its arguments: for a loop that checked
+    all of its data once before it began (``fit`` checks every row up front and a stream's
+    batches as they come), so each step does not scan its batch again."""
+    token = _CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
 
 
 def check_data(x, name: str = "x", *, dim: int = 2) -> torch.Tensor:
@@ -157,7 +174,10 @@ def check_rows_observed(mask: torch.Tensor | None, name: str = "x") -> None:
 def check_inputs(model, x, mask=None, name: str = "x"):
     """The checks every entry point runs on ``(model, x, mask)``: ``x`` a 2-D float tensor, the
     mask bool and shaped like it, both matching the model's dtype, device and width, and no
-    NaN or inf at an observed entry. Returns ``(x, mask)``."""
+    NaN or inf at an observed entry. Returns ``(x, mask)``; inside :func:`inputs_checked`,
+    at once."""
+    if _CHECKED.get():
+        return x, mask
     check_data(x, name)
     if mask is not None:
         check_mask(mask, x)

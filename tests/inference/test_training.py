@@ -166,3 +166,43 @@ def test_early_stopping_rejects_bad_settings(data, kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         EarlyStopping(VAE(6, 2), data, **kwargs)
+
+
+def test_checks_run_in_the_first_epoch_and_where_rows_change(data, monkeypatch):
+    """Pyro's validation runs through the first epoch (every row once), then stands down for
+    fixed rows but not for fresh ones; the caller's setting is restored; no step re-checks its
+    batch (the rows were checked whole)."""
+    import pyro
+    import pyro.distributions as dist
+
+    import pgm3d._validation as validation
+
+    seen, scans = [], []
+    real = validation.check_observed_finite
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.loc = torch.nn.Parameter(torch.zeros(data.shape[1]))
+
+        def model(self, x):
+            seen.append(dist.is_validation_enabled())
+            with pyro.plate("rows", x.shape[0]):
+                pyro.sample("x", dist.Normal(self.loc, 1.0).to_event(1), obs=x)
+
+        def guide(self, x):
+            pass
+
+    def counting(*args, **kw):
+        scans.append(args[0].shape[0])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(validation, "check_observed_finite", counting)
+    fit(Probe(), data[:40], "elbo", epochs=3, batch_size=20, progress=False)
+    assert seen[-6:] == [True, True, False, False, False, False]
+    assert 20 not in scans  # the 40 rows were scanned whole, no batch of 20 again
+    assert dist.is_validation_enabled()
+    seen.clear()
+    fit(Probe(), data[:40], "elbo", epochs=2, batch_size=20, progress=False,
+        fresh=lambda epoch: data[40:80])  # fmt: skip
+    assert seen[-4:] == [True] * 4
