@@ -9,14 +9,18 @@ the user's code never has to know about missing data, minibatch scaling or KL we
   the global sites (outside it) alone;
 - :class:`LatentScale` multiplies every latent site by the KL weight :math:`\alpha`;
 - :class:`FixValues` holds named latent sites at given values (the global latents shared by all
-  particles of a step, or their point estimate during completion).
+  particles of a step, or their point estimate during completion);
+- :class:`SumLogProb` adds up the scaled and masked log-densities of a run's sample sites
+  without recording a trace (the ELBO's lean path).
 """
 
 from __future__ import annotations
 
 import pyro.distributions as dist
 import torch
+from pyro.distributions.util import scale_and_mask
 from pyro.poutine.messenger import Messenger
+from pyro.poutine.util import site_is_subsample
 
 __all__ = [
     "FixValues",
@@ -24,6 +28,7 @@ __all__ = [
     "LocalScale",
     "MaskObserved",
     "NotPerEntry",
+    "SumLogProb",
     "is_deterministic",
     "mask_per_entry",
 ]
@@ -141,3 +146,44 @@ class FixValues(Messenger):
         if msg["type"] == "sample" and msg["name"] in self.values and not msg["is_observed"]:
             msg["value"] = self.values[msg["name"]]
             msg["done"] = True
+
+
+class SumLogProb(Messenger):
+    r"""Add up :math:`\sum_{\text{sites}} \operatorname{sum}(\text{scale} \cdot
+    \log p(\text{value}))` over the sample sites of one run, masked, as
+    ``Trace.log_prob_sum`` does — but as the run goes, without recording a trace.
+
+    Run the guide under ``SumLogProb(...)`` (it keeps each latent's value in ``values``), then
+    the model under ``SumLogProb(..., replay=values)`` (its latents take the guide's values,
+    as ``poutine.replay`` gives them): ``model.total - guide.total`` is the single-particle
+    ELBO of Pyro's ``Trace_ELBO`` for a guide whose sites are all reparameterised. The sites
+    inside the plate ``plate`` are multiplied by ``scale`` and the latent sites by ``alpha``
+    (what :class:`LocalScale` and :class:`LatentScale` do, here without two more handlers
+    on the stack); plate subsample sites are not scored, as Pyro prunes them.
+    """
+
+    def __init__(self, plate: str, scale: float = 1.0, alpha: float = 1.0, replay=None):
+        super().__init__()
+        self.plate, self.scale, self.alpha = plate, scale, alpha
+        self.replay = replay
+        self.values: dict[str, torch.Tensor] = {}
+        self.total = 0.0
+
+    def _process_message(self, msg):
+        if (self.replay is not None and msg["type"] == "sample" and not msg["is_observed"]
+                and msg["name"] in self.replay):  # fmt: skip
+            msg["value"] = self.replay[msg["name"]]
+            msg["done"] = True
+
+    def _postprocess_message(self, msg):
+        if msg["type"] != "sample" or site_is_subsample(msg):
+            return
+        scale = msg["scale"]
+        if not msg["is_observed"]:
+            scale = scale * self.alpha
+            if self.replay is None:
+                self.values[msg["name"]] = msg["value"]
+        if self.scale != 1.0 and any(f.name == self.plate for f in msg["cond_indep_stack"]):
+            scale = scale * self.scale
+        log_p = msg["fn"].log_prob(msg["value"], *msg["args"], **msg["kwargs"])
+        self.total = self.total + scale_and_mask(log_p, scale, msg["mask"]).sum()
