@@ -182,18 +182,17 @@ class FactorAnalysis(LinearGaussian):
         var = Xc.pow(2).mean(0)
         # relative to the mean variance, so constant columns (blank pixels) stay well posed
         floor = min_psi * var.mean().clamp_min(torch.finfo(X.dtype).tiny)
-        lam, V = principal_components(Xc)
-        if K > V.shape[1]:
+        if K > min(N, D):
             raise ValueError(f"latent_dim = {K} exceeds the number of rows N = {N}")
+        if tol is None:
+            tol = 1e-2 / N if method == "eig" else 1e-7
+        if method == "eig":
+            return cls._fit_eig(Xc, mu, var, K, floor, max_iter, tol, progress)
+        lam, V = principal_components(Xc)
         sigma2 = lam[K:].sum() / (D - K)
         W = V[:, :K] * (lam[:K] - sigma2).clamp_min(0).sqrt()
         psi = torch.maximum(var - W.pow(2).sum(1), floor)
         eye = torch.eye(K, dtype=X.dtype, device=X.device)
-
-        if tol is None:
-            tol = 1e-2 / N if method == "eig" else 1e-7
-        if method == "eig":
-            return cls._fit_eig(Xc, mu, var, psi, K, floor, max_iter, tol, progress)
         history: list[float] = []
         converged = False
         bar = progress_bar(range(max_iter), desc="FA EM", progress=progress)
@@ -230,27 +229,49 @@ class FactorAnalysis(LinearGaussian):
         return model
 
     @classmethod
-    def _fit_eig(cls, Xc, mu, var, psi, K, floor, max_iter, tol, progress) -> FactorAnalysis:
-        r"""The fixed point of :meth:`fit` (``method="eig"``) from the starting ``psi``,
-        accelerated by SQUAREM (Varadhan & Roland 2008) on :math:`\log\psi`: two fixed-point
-        steps give a direction and a step length for an extrapolation, kept when it does not
-        lower the likelihood below the plain second step's (which is taken otherwise), so the
-        likelihood never decreases."""
+    def _fit_eig(cls, Xc, mu, var, K, floor, max_iter, tol, progress) -> FactorAnalysis:
+        r"""The fixed point of :meth:`fit` (``method="eig"``), started from PPCA's solution
+        and accelerated by SQUAREM (Varadhan & Roland 2008) on :math:`\log\psi`: two
+        fixed-point steps give a direction and a step length for an extrapolation, kept when
+        it does not lower the likelihood below the plain second step's (which is taken
+        otherwise), so the likelihood never decreases.
+
+        With many columns and few factors (``2 (K + 10) <= D``) only the top ``K`` eigenpairs
+        are computed, by subspace iteration warm-started from the previous step's (``psi``
+        moves little from one step to the next): on Frey faces (D = 560, K = 10) 5.6x faster
+        than full decompositions, to the same likelihood (``benchmarks/fa_fit.py``)."""
         N, D = Xc.shape
         S = Xc.mT @ Xc / N
+        basis = [None] if 2 * (K + _OVERSAMPLE) <= D else None
+        # the start: PPCA's closed form from S's top K eigenpairs
+        if basis is None:
+            lam, V = torch.linalg.eigh(S)
+            lam, V = lam.flip(0)[:K], V.flip(1)[:, :K]
+        else:
+            lam, V, basis[0] = _top_eigenpairs(S, K, None, power=_POWER_START)
+        sigma2 = ((S.diagonal().sum() - lam.sum()) / (D - K)).clamp_min(0)
+        W = V * (lam - sigma2).clamp_min(0).sqrt()
+        psi = torch.maximum(var - W.pow(2).sum(1), floor)
 
         def step(psi):  # the likelihood at psi (W optimal), W, and the next psi
             root = psi.sqrt()
-            lam, U = torch.linalg.eigh(S / root[:, None] / root[None, :])
-            lam, U = lam.flip(0), U.flip(1)  # descending
-            top = lam[:K].clamp_min(1.0)
+            A = S / root[:, None] / root[None, :]
+            if basis is None:
+                lam, U = torch.linalg.eigh(A)
+                lam, U = lam.flip(0)[:K], U.flip(1)[:, :K]  # descending
+            else:
+                lam, U, basis[0] = _top_eigenpairs(A, K, basis[0])
+            top = lam.clamp_min(1.0)
+            # the exact likelihood of the W below (U orthonormal, lam its Rayleigh quotients:
+            # exact eigenpairs, or Ritz pairs of the subspace iteration), with the trace
+            # standing for the sum of every eigenvalue
             ll = -0.5 * (
                 D * math.log(2 * math.pi)
                 + psi.log().sum()
-                + (top.log() + lam[:K] / top).sum()
-                + lam[K:].sum()
+                + (top.log() + lam / top - lam).sum()
+                + A.diagonal().sum()
             )
-            W = root[:, None] * U[:, :K] * (top - 1.0).sqrt()
+            W = root[:, None] * U * (top - 1.0).sqrt()
             return float(ll), W, torch.maximum(var - W.pow(2).sum(1), floor)
 
         history: list[float] = []
@@ -428,6 +449,29 @@ class FactorAnalysis(LinearGaussian):
             info.held_out_log_likelihood, info.best_iter = scores, best + 1
         model.fit_info = info
         return model
+
+
+_OVERSAMPLE = 10  # extra vectors of the subspace iteration (Halko et al. 2011, §4.2)
+_POWER = 2  # multiplications by A per fixed-point step (warm-started)
+_POWER_START = 6  # and for the start, from a random block
+
+
+def _top_eigenpairs(A: torch.Tensor, K: int, Q: torch.Tensor | None, power: int = _POWER):
+    r"""The ``K`` leading eigenpairs of the symmetric ``A (D, D)`` by subspace iteration
+    (Halko, Martinsson & Tropp 2011, Alg. 4.4 with Rayleigh–Ritz) on a block of
+    ``K + 10`` vectors started from ``Q`` (a random block when ``None``): ``power``
+    products with ``A``, :math:`O(D^2 K)`, instead of an :math:`O(D^3)` decomposition.
+    Returns the Ritz values (descending), their vectors and the block to start from next."""
+    D = A.shape[0]
+    if Q is None:
+        g = torch.Generator(device=A.device).manual_seed(0)
+        Q = torch.randn(D, K + _OVERSAMPLE, generator=g, dtype=A.dtype, device=A.device)
+    for _ in range(power):
+        Q = torch.linalg.qr(A @ Q).Q
+    theta, V = torch.linalg.eigh(Q.mT @ A @ Q)
+    theta, V = theta.flip(0), V.flip(1)
+    U = Q @ V
+    return theta[:K], U[:, :K], U
 
 
 def _hold_out(mask: torch.Tensor, share: float, generator) -> torch.Tensor:

@@ -225,6 +225,31 @@ def test_fa_fixed_point_and_em_reach_one_optimum_the_fixed_point_sooner():
         FactorAnalysis.fit(X, 3, method="svd")
 
 
+def test_fa_fixed_point_on_many_columns_takes_top_eigenpairs_to_the_same_optimum(monkeypatch):
+    """D = 60, K = 3: the fixed point computes only the top K eigenpairs (subspace iteration,
+    warm-started); it reaches the optimum that full decompositions reach, monotonely."""
+    import pgm3d.models.factor_analysis as fa_module
+
+    g = torch.Generator().manual_seed(6)
+    X = FactorAnalysis.random(60, 3, generator=g, dtype=F64).sample(800, generator=g)
+    top = FactorAnalysis.fit(X, 3, tol=1e-10, max_iter=5000)
+    monkeypatch.setattr(fa_module, "_OVERSAMPLE", 100)  # 2 (K + 100) > D: full eigh
+    full = FactorAnalysis.fit(X, 3, tol=1e-10, max_iter=5000)
+    assert top.fit_info.converged and full.fit_info.converged
+    assert np.all(np.diff(top.fit_info.log_likelihood) > -1e-12)
+    a, b = top.log_likelihood(X).mean().item(), full.log_likelihood(X).mean().item()
+    assert a == pytest.approx(b, abs=1e-7)
+    assert a == pytest.approx(top.fit_info.log_likelihood[-1], abs=1e-9)  # the formula is exact
+    assert torch.allclose(top.marginal_covariance(), full.marginal_covariance(), atol=1e-5)
+    # the eigen-solver itself: a random symmetric matrix with a gap after its top 3
+    A = torch.randn(50, 50, generator=g, dtype=F64)
+    A = A @ A.mT / 50 + torch.diag(torch.tensor([30.0, 20.0, 10.0] + [0.0] * 47, dtype=F64))
+    lam, U, _ = fa_module._top_eigenpairs(A, 3, None, power=30)
+    exact = torch.linalg.eigvalsh(A).flip(0)[:3]
+    torch.testing.assert_close(lam, exact, rtol=1e-10, atol=0)
+    torch.testing.assert_close(U.mT @ U, torch.eye(3, dtype=F64), rtol=0, atol=1e-12)
+
+
 def test_fa_fit_survives_a_constant_column():
     X = FactorAnalysis.random(8, 2, generator=torch.Generator().manual_seed(4), dtype=F64).sample(
         200
