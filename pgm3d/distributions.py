@@ -6,6 +6,7 @@ import math
 
 import pyro.distributions as dist
 import torch
+from pyro.distributions.util import broadcast_shape
 from torch.distributions import constraints
 from torch.distributions.multivariate_normal import _precision_to_scale_tril
 from torch.distributions.utils import lazy_property
@@ -68,7 +69,9 @@ class PrecisionMultivariateNormal(dist.MultivariateNormal):
                 raise ValueError("with index, precision_tril must be (U, K, K) and index (B,)")
             factor_batch = index.shape
             self._factors, self._index = precision_tril, index
-        batch_shape = torch.broadcast_shapes(factor_batch, loc.shape[:-1])
+        # Pyro's pure-Python broadcast: torch.broadcast_shapes imports torch._refs, and with
+        # it SymPy, on first use (0.3 s of a small fit)
+        batch_shape = torch.Size(broadcast_shape(factor_batch, loc.shape[:-1]))
         self.loc = loc.expand(batch_shape + (-1,))
         # skip MultivariateNormal.__init__, which would factor the covariance eagerly, and
         # validate the shared factors here rather than a per-row copy of them

@@ -30,6 +30,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions.transforms import ReshapeTransform
+from pyro.distributions.util import broadcast_shape
 from torch import nn
 from torch.distributions import biject_to, constraints
 from torch.distributions.transforms import ComposeTransform
@@ -260,7 +261,7 @@ class AutoGuide(nn.Module):
                 parts.append(v.reshape(*v.shape[: v.dim() - len(s.event_shape)], -1))
         if not parts:
             return rows, None
-        lead = torch.broadcast_shapes(rows.shape[:-1], *(p.shape[:-1] for p in parts))
+        lead = torch.Size(broadcast_shape(rows.shape[:-1], *(p.shape[:-1] for p in parts)))
         rows = rows.expand(*lead, rows.shape[-1])
         extra = torch.cat([p.expand(*lead, p.shape[-1]) for p in parts], -1)
         return rows, extra
