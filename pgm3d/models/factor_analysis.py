@@ -408,8 +408,8 @@ class FactorAnalysis(LinearGaussian):
         for _ in bar:
             n_iter += 1
             with torch.no_grad():
-                post = model.exact_posterior(Xz, mask)
-                history.append(float(model.log_likelihood(Xz, mask).mean()))
+                post, ll = model.posterior_and_log_likelihood(Xz, mask)
+                history.append(float(ll.mean()))
                 if held is not None:
                     scores.append(_held_out_score(model, post, scored, held))
                     if best is None or scores[-1] > scores[best]:

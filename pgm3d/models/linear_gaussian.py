@@ -217,7 +217,18 @@ class LinearGaussian(Model, PyroModule):
         the factorisation of :meth:`exact_posterior`. Differentiable in the parameters.
         """
         x, mask = self._check_inputs(x, mask)
-        loc, L, index, b = self._posterior_terms(x, mask)
+        return self._log_likelihood(x, mask, *self._posterior_terms(x, mask))
+
+    def posterior_and_log_likelihood(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+        """:meth:`exact_posterior` and :meth:`log_likelihood` from one factorisation (an EM
+        step needs both)."""
+        x, mask = self._check_inputs(x, mask)
+        terms = self._posterior_terms(x, mask)
+        loc, L, index, _ = terms
+        posterior = PrecisionMultivariateNormal(loc, L, index, validate_args=False)
+        return posterior, self._log_likelihood(x, mask, *terms)
+
+    def _log_likelihood(self, x, mask, loc, L, index, b) -> torch.Tensor:
         psi = self.psi
         resid = clean_missing(x - self.mu, mask)
         quad = (resid.pow(2) / psi).sum(-1) - (b * loc).sum(-1)
