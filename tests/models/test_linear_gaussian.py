@@ -408,3 +408,15 @@ def test_fit_missing_rejects_bad_early_stopping_settings():
         FactorAnalysis.fit_missing(x, mask, 1, holdout=0.1, patience=0)
     with pytest.raises(ValueError, match="holds out no observed entry"):
         FactorAnalysis.fit_missing(x, mask, 1, holdout=1e-9)
+
+
+def test_posterior_and_log_likelihood_share_one_factorisation_and_agree():
+    g = torch.Generator().manual_seed(8)
+    model = FactorAnalysis.random(6, 2, generator=g, dtype=F64)
+    x = model.sample(9, generator=g)
+    mask = torch.rand(x.shape, generator=g) < 0.6
+    post, ll = model.posterior_and_log_likelihood(x, mask)
+    torch.testing.assert_close(ll, model.log_likelihood(x, mask), rtol=0, atol=0)
+    alone = model.exact_posterior(x, mask)
+    torch.testing.assert_close(post.mean, alone.mean, rtol=0, atol=0)
+    torch.testing.assert_close(post.covariance_matrix, alone.covariance_matrix, rtol=0, atol=0)
