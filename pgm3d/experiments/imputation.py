@@ -177,11 +177,18 @@ def _standardise(train, train_mask, test):
 
 
 def _components(train, train_mask, share) -> int:
-    """The number of principal components that explain ``share`` of the variance of the
-    mean-filled training rows (the thesis's rule for PPCA)."""
-    x = torch.where(train_mask, train, torch.nan).double()
-    x = torch.where(train_mask, x, x.nanmean(0)).cpu().numpy()
-    lam = np.linalg.svd(x - x.mean(0), compute_uv=False) ** 2
+    """The number of principal components that explain ``share`` of the variance (the
+    thesis's rule for PPCA). With entries missing, of the available-case covariance (each
+    entry averaged over the rows that observe both columns, unbiased under MCAR): the
+    mean-filled rows' covariance shrinks every covariance by the observed share squared but
+    each variance by the share only, which flattens the spectrum (Frey at 50% missing: 239
+    components, against 89 this way and 42 from complete rows)."""
+    x = train.double()
+    w = train_mask.double()
+    mu = (torch.where(train_mask, x, 0.0)).sum(0) / w.sum(0).clamp_min(1)
+    xc = torch.where(train_mask, x - mu, 0.0)
+    cov = (xc.mT @ xc) / (w.mT @ w).clamp_min(1)
+    lam = torch.linalg.eigvalsh(cov).flip(0).clamp_min(0).cpu().numpy()
     k = int(np.searchsorted(np.cumsum(lam) / lam.sum(), share) + 1)
     return max(1, min(k, x.shape[1] - 1))
 

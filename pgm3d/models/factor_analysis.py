@@ -491,23 +491,29 @@ def _hold_out(mask: torch.Tensor, share: float, generator) -> torch.Tensor:
     return held
 
 
-def _held_out_score(model, post, x, held, chunk: int = 256) -> float:
+_SCORE_ENTRIES = 2**22  # numbers of the held-out variances formed at once
+
+
+def _held_out_score(model, post, x, held) -> float:
     r"""Mean log predictive density of the held-out entries,
     :math:`\log \mathcal N(x_{nd}; W_d m_n + \mu_d, W_d S_n W_d^\top + \psi_d)`, with
-    :math:`(m_n, S_n)` the posterior given the entries kept (rows in chunks, so memory stays
-    ``chunk × D × K``)."""
+    :math:`(m_n, S_n)` the posterior given the entries kept. Only the held-out entries'
+    variances are formed, a few at a time (memory ``chunk x K x K``; all of them would cost
+    ``N D K^2``)."""
     W, mu, psi = model.W, model.mu, model.psi
+    n, d = held.nonzero(as_tuple=True)
+    K = W.shape[1]
+    chunk = max(1, _SCORE_ENTRIES // (K * K))
+    S = post.covariance_matrix
     total = x.new_zeros(())
-    for i in range(0, x.shape[0], chunk):
-        h = held[i : i + chunk]
-        if not bool(h.any()):
-            continue
-        m = post.mean[i : i + chunk]
-        L = torch.linalg.cholesky(post.covariance_matrix[i : i + chunk])
-        var = torch.einsum("dk,nkl->ndl", W, L).pow(2).sum(-1) + psi
-        lp = torch.distributions.Normal(m @ W.mT + mu, var.sqrt()).log_prob(x[i : i + chunk])
-        total = total + lp[h].sum()
-    return float(total / held.sum())
+    for i in range(0, len(n), chunk):
+        rows, cols = n[i : i + chunk], d[i : i + chunk]
+        w = W[cols]  # (c, K)
+        var = torch.einsum("ck,ckl,cl->c", w, S[rows], w) + psi[cols]
+        loc = (post.mean[rows] * w).sum(-1) + mu[cols]
+        lp = torch.distributions.Normal(loc, var.sqrt()).log_prob(x[rows, cols])
+        total = total + lp.sum()
+    return float(total / len(n))
 
 
 def _unconverged(what: str, history: list[float], max_iter: int, tol: float, stacklevel: int):

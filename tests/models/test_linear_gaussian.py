@@ -338,7 +338,8 @@ def test_ppca_fit_missing_matches_the_closed_form_and_never_decreases():
     assert float(partial.sigma2) == pytest.approx(0.2, rel=0.1)
 
 
-def test_held_out_score_is_the_exact_conditional_density_of_the_held_entries():
+def test_held_out_score_is_the_exact_conditional_density_of_the_held_entries(monkeypatch):
+    import pgm3d.models.factor_analysis as fa_module
     from pgm3d.models.factor_analysis import _held_out_score, _hold_out
 
     g = torch.Generator().manual_seed(3)
@@ -360,7 +361,8 @@ def test_held_out_score_is_the_exact_conditional_density_of_the_held_entries():
             )
         want.append(pair.item())
     post = model.exact_posterior(x, kept)
-    got = _held_out_score(model, post, x, held, chunk=7)  # chunks split the rows
+    monkeypatch.setattr(fa_module, "_SCORE_ENTRIES", 12)  # three entries at a time (K = 2)
+    got = _held_out_score(model, post, x, held)
     assert got == pytest.approx(sum(want) / len(want), rel=1e-10)
 
 
