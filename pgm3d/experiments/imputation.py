@@ -38,7 +38,7 @@ from pgm3d._progress import progress_bar
 from pgm3d.data.images import load_digits, load_frey, train_test_split
 from pgm3d.data.masks import keep_one_observed, quarter_mask, random_mask
 from pgm3d.evaluation import imputation_mse
-from pgm3d.inference import complete, fit
+from pgm3d.inference import EarlyStopping, complete, fit
 from pgm3d.models import PPCA, VAE, VAEAC, FactorAnalysis
 from pgm3d.settings import Settings, check_run, option
 from pgm3d.tasks.results import json_safe, markdown_table, over_seeds, write_results
@@ -70,7 +70,7 @@ class ImputationSettings(Settings):
 
     QUICK = {"datasets": ("digits",), "seeds": 1, "epochs": 4, "proposals": 50, "draws": 10,
              "mwg_warmup": 10, "trees": 5, "rounds": 2, "em_iterations": 20,
-             "kl_warmup": 1}  # fmt: skip
+             "kl_warmup": 1, "check_every": 2}  # fmt: skip
 
     datasets: tuple[str, ...] = option(("digits", "frey"), "data sets (table: the --data file)",
                                        many=True, choices=("digits", "frey", "table"))  # fmt: skip
@@ -94,6 +94,12 @@ class ImputationSettings(Settings):
     kl_warmup: int = option(100, "epochs over which the ELBO-trained VAE's KL weight rises "
                             "from 0 to 1 (Bowman et al. 2016; 0: none — on half-observed "
                             "digits it then collapsed to the mean imputer's error)")  # fmt: skip
+    validation: float = option(0.1, "share of the training rows held out to stop the deep "
+                               "models early on their bound (0: train every epoch; VAEAC "
+                               "on quarter masks overfit: digits MSE 0.025 at 300 epochs, "
+                               "0.035 at 1,500)")  # fmt: skip
+    check_every: int = option(10, "epochs between validation checks")
+    patience: int = option(10, "validation checks without improvement before stopping")
     batch_size: int = option(64, "rows per step")
     lr: float = option(1e-3, "Adam learning rate")
     iwae_particles: int = option(20, "importance samples of MIWAE's bound")
@@ -118,6 +124,8 @@ class ImputationSettings(Settings):
         super().__post_init__()
         if not 0 < self.p_missing < 1:
             raise ValueError(f"p_missing must be in (0, 1), got {self.p_missing}")
+        if not 0 <= self.validation < 1:
+            raise ValueError(f"validation must be in [0, 1), got {self.validation}")
         if not 0 <= self.em_holdout < 1:
             raise ValueError(f"em_holdout must be in [0, 1), got {self.em_holdout}")
         if not 0 < self.explained_variance <= 1:
@@ -125,7 +133,7 @@ class ImputationSettings(Settings):
         if self.kl_warmup < 0:
             raise ValueError(f"kl_warmup must be >= 0, got {self.kl_warmup}")
         for name in ("seeds", "epochs", "proposals", "draws", "vaeac_members", "trees", "rounds",
-                     "mwg_draws"):  # fmt: skip
+                     "mwg_draws", "check_every", "patience"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.data is not None and not Path(self.data).is_file():
@@ -224,9 +232,35 @@ def _impute_sklearn(name, s, seed, train, train_mask, test, mask):
     return torch.as_tensor(out, dtype=test.dtype, device=test.device)
 
 
-def _fit_deep(model, train, train_mask, objective, s, seed, **kw):
+def _fit_deep(model, train, train_mask, objective, s, seed, *, warmup_epochs=0,
+              context_noise=None, **kw):  # fmt: skip
+    """Train a deep model on the training rows; with ``s.validation > 0`` a seeded share of
+    them is held out and training stops early on its importance-weighted bound (every
+    ``s.check_every`` epochs, ``s.patience`` checks without improvement; the best parameters
+    are kept). A VAEAC's held-out rows get fixed masks of its training kind, so it is
+    scored on the task it trains for."""
+    rows = train.shape[0]
+    callbacks, stopper = [], None
+    if s.validation > 0:
+        order = torch.randperm(rows, generator=torch.Generator().manual_seed(seed))
+        cut = max(1, round(s.validation * rows))
+        held, kept = order[:cut].to(train.device), order[cut:].to(train.device)
+        context = None
+        if context_noise is not None:
+            blank = {"b": model.no_mask(train[held])}
+            context = context_noise(blank, torch.Generator().manual_seed(seed))
+        stopper = EarlyStopping(model, train[held], train_mask[held], context=context,
+                                patience=s.patience, every=s.check_every, seed=seed)  # fmt: skip
+        callbacks.append(stopper)
+        train, train_mask = train[kept], train_mask[kept]
+    if context_noise is not None:
+        kw.update(context={"b": model.no_mask(train)}, context_noise=context_noise)
+    steps = math.ceil(train.shape[0] / s.batch_size)
     fit(model, train, objective, mask=train_mask, epochs=s.epochs, batch_size=s.batch_size,
-        lr=s.lr, seed=seed, progress=False, **kw)  # fmt: skip
+        lr=s.lr, seed=seed, progress=False, kl_warmup=warmup_epochs * steps,
+        callbacks=callbacks, **kw)  # fmt: skip
+    if stopper is not None:
+        stopper.restore()
     return model.eval()
 
 
@@ -250,8 +284,7 @@ class _Run:
         if objective == "iwae":  # MIWAE as Mattei & Frellsen train it: no warm-up
             kw = {"num_particles": s.iwae_particles}
         else:
-            steps = math.ceil(self.train.shape[0] / s.batch_size)
-            kw = {"kl_warmup": s.kl_warmup * steps}
+            kw = {"warmup_epochs": s.kl_warmup}
         return _fit_deep(m, self.train, self.train_mask, objective, s, self.seed, **kw)
 
     def vaeac(self, member: int = 0):
@@ -260,8 +293,7 @@ class _Run:
         m = VAEAC(self.train.shape[1], s.latent_dim, (s.hidden, s.hidden), self.table.likelihood)
         kind = "quarters" if self.pattern == "quarters" else "mcar"
         noise = m.masks(s.p_missing, kind=kind, image_shape=self.table.image_shape)
-        return _fit_deep(m, self.train, self.train_mask, "elbo", s, seed,
-                         context={"b": m.no_mask(self.train)}, context_noise=noise)  # fmt: skip
+        return _fit_deep(m, self.train, self.train_mask, "elbo", s, seed, context_noise=noise)
 
     def impute(self, name: str) -> torch.Tensor:
         s, x, mask = self.s, self.test, self.mask
@@ -457,7 +489,13 @@ def _table(results: dict, s: ImputationSettings, findings: dict) -> str:
         f"in standard deviations), mean ± s.e. over seeds; mcar hides {s.p_missing:.0%} of "
         "entries, quarters one quarter of each image; regime complete: whole training rows, "
         "missing: training rows under the same missingness. Deep models: latent "
-        f"{s.latent_dim}, two hidden layers of {s.hidden}, {s.epochs} epochs; MIWAE "
+        f"{s.latent_dim}, two hidden layers of {s.hidden}, at most {s.epochs} epochs"
+        + (
+            f" (stopped early on {s.validation:.0%} of the training rows held out)"
+            if s.validation
+            else ""
+        )
+        + f"; ELBO KL warm-up {s.kl_warmup} epochs; MIWAE "
         f"K = {s.iwae_particles}; importance {s.proposals} proposals; VAEAC {s.draws} draws"
         + (f", mean of {s.vaeac_members} VAEACs" if s.vaeac_members > 1 else "")
         + ".\n\n",

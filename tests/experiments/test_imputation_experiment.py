@@ -93,6 +93,10 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
         ImputationSettings.quick(em_holdout=1.0)
     with pytest.raises(ValueError, match="kl_warmup"):
         ImputationSettings.quick(kl_warmup=-1)
+    with pytest.raises(ValueError, match="validation"):
+        ImputationSettings.quick(validation=1.0)
+    with pytest.raises(ValueError, match="patience"):
+        ImputationSettings.quick(patience=0)
     assert not any(tmp_path.iterdir())
 
 
@@ -112,7 +116,36 @@ def test_em_stops_early_and_the_elbo_vae_warms_up_on_incomplete_rows(monkeypatch
     run = imp._Run(table, s, 0, torch.where(mask, x, torch.nan), mask, x, mask, "mcar")
     run.vae()
     run.vae("iwae")
-    assert seen == [{"kl_warmup": 3 * 3}, {"num_particles": s.iwae_particles}]
+    assert seen == [{"warmup_epochs": 3}, {"num_particles": s.iwae_particles}]
+
+
+def test_deep_models_stop_early_on_held_out_training_rows(monkeypatch):
+    """A tenth of the training rows is held out (seeded); the VAEAC's get fixed masks of its
+    training kind; fit sees the rest and the stopper; the KL warm-up counts their steps."""
+    import pgm3d.experiments.imputation as imp
+    from pgm3d.inference import EarlyStopping
+    from pgm3d.models import VAEAC
+
+    s = ImputationSettings.quick(**{**TINY, "batch_size": 30})
+    calls = []
+    monkeypatch.setattr(imp, "fit", lambda m, x, *a, **kw: calls.append((x, kw)))
+    x = torch.rand(100, 64)
+    mask = torch.ones_like(x, dtype=torch.bool)
+    vaeac = VAEAC(64, 2, (8,))
+    noise = vaeac.masks(0.5)
+    imp._fit_deep(vaeac, x, mask, "elbo", s, 0, warmup_epochs=2, context_noise=noise)
+    rows, kw = calls[-1]
+    (stopper,) = kw["callbacks"]
+    assert isinstance(stopper, EarlyStopping) and stopper.every == s.check_every
+    assert len(rows) == 90 and len(stopper.x) == 10 and kw["kl_warmup"] == 2 * 3
+    assert kw["context"]["b"].shape == (90, 64) and not kw["context"]["b"].any()
+    hidden = stopper.context["b"]
+    assert hidden.shape == (10, 64) and 0.3 < float(hidden.double().mean()) < 0.7
+    # the held-out rows are not trained on: together they are the training rows
+    both = torch.cat([rows, stopper.x])
+    assert torch.equal(both.sort(0).values, x.sort(0).values)
+    imp._fit_deep(vaeac, x, mask, "elbo", imp.ImputationSettings.quick(validation=0.0), 0)
+    assert calls[-1][1]["callbacks"] == [] and len(calls[-1][0]) == 100
 
 
 def test_the_command_line_runs_it(tmp_path):
