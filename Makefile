@@ -31,6 +31,7 @@ run: demo
 bench: install
 	$(PY) benchmarks/missing_fa.py
 	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/fit_step.py
 	$(PY) benchmarks/shapes.py
 	$(PY) benchmarks/shapevae.py
 	$(PY) benchmarks/vsl.py
