@@ -103,6 +103,13 @@ def fit(
     once), and takes an Adam step on every parameter the pair uses: its modules' parameters and
     its ``pyro.param`` sites (Pyro's param store), found by tracing it once first.
 
+    The rows are checked once, whole (a stream's batch by batch as it comes), not at every
+    step. Pyro's validation (distribution arguments, supports, site shapes) runs through
+    epoch 0, which meets every row, and then stands down, as Pyro advises for mature models —
+    the ELBO then takes its lean path (:meth:`~pgm3d.inference.elbo.ELBO.lean`). With
+    ``fresh`` rows it stays on; a ``Dataset`` or ``DataLoader`` is taken to give the same
+    values every epoch (one that augments its rows should be checked by its own code).
+
     :param model: any model :func:`~pgm3d.contract.as_model` accepts: a pgm3d model, an
         object with ``model`` and ``guide`` methods, or a ``(model, guide)`` pair of functions.
     :param data: ``(N, D)`` tensor or array (a memory-mapped ``.npy`` is read whole), or rows
@@ -280,7 +287,7 @@ def fit(
         total=epochs,
     )
     epoch0 = source.x if fresh is not None else None
-    same_rows = fresh is None and not is_stream(data)  # every epoch sees the same values
+    same_rows = fresh is None  # every epoch sees the same values (a Dataset's rows too)
     for epoch in bar:
         if fresh is not None:
             source.x = epoch0 if epoch == 0 else _fresh_rows(fresh, epoch, epoch0)
