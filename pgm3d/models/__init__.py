@@ -14,6 +14,7 @@ from pgm3d.models.linear_gaussian import LinearGaussian
 from pgm3d.models.m2 import M2
 from pgm3d.models.mvae import MVAE
 from pgm3d.models.pattern_gaussian import PatternGaussian
+from pgm3d.models.pixelcnn import PixelCNN
 from pgm3d.models.ppca import PPCA
 from pgm3d.models.scene_vae import SceneVAE
 from pgm3d.models.shapefa import ShapeFA
@@ -55,6 +56,7 @@ __all__ = [
     "LinearGaussian",
     "Model",
     "PatternGaussian",
+    "PixelCNN",
     "SceneVAE",
     "ShapeFA",
     "ShapeVAE",
