@@ -6,6 +6,7 @@ builds one from data through the protocol.
 """
 
 from pgm3d.models.base import SAMPLERS, Model, completion_methods
+from pgm3d.models.classifier import LayerClassifier, train_classifier
 from pgm3d.models.cvae import CVAE, BaselineNet, train_baseline
 from pgm3d.models.factor_analysis import EMInfo, FactorAnalysis
 from pgm3d.models.gan3d import GAN3D
@@ -53,6 +54,7 @@ __all__ = [
     "EMInfo",
     "FactorAnalysis",
     "GaussianEncoderGuide",
+    "LayerClassifier",
     "LinearGaussian",
     "Model",
     "PatternGaussian",
@@ -64,5 +66,6 @@ __all__ = [
     "completion_methods",
     "model_rows",
     "train_baseline",
+    "train_classifier",
     "trained_by_sgd",
 ]

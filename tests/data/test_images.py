@@ -72,7 +72,7 @@ def test_real_frey_faces():
 
 
 def test_registry_and_split():
-    assert set(DATASETS.names()) == {"digits", "frey"}
+    assert set(DATASETS.names()) == {"digits", "frey", "affine-digits"}
     with pytest.raises(ValueError, match="unknown dataset 'mnist'.*digits"):
         load_dataset("mnist")
     x = torch.arange(50.0)[:, None].expand(50, 3)
