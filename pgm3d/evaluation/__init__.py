@@ -19,6 +19,13 @@ from pgm3d.evaluation.geometry import (
     voxel_iou,
 )
 from pgm3d.evaluation.imputation import ImputationError, imputation_mse
+from pgm3d.evaluation.information import (
+    discrete_entropy,
+    kde_mutual_information,
+    kraskov_entropy,
+    kraskov_mutual_information,
+    negative_cross_entropy,
+)
 from pgm3d.evaluation.likelihood import log_likelihood_per_dim
 from pgm3d.evaluation.linearity import family_linearity, linear_fit_residual, pca_residual
 from pgm3d.evaluation.reconstruction import (
@@ -40,15 +47,20 @@ __all__ = [
     "count_accuracy",
     "count_confusion",
     "deform_embedded",
+    "discrete_entropy",
     "evaluate_posteriors",
     "extract_surface",
     "family_linearity",
     "guide_from",
     "imputation_mse",
+    "kde_mutual_information",
     "kl_count_threshold",
     "kl_to_exact",
+    "kraskov_entropy",
+    "kraskov_mutual_information",
     "linear_fit_residual",
     "log_likelihood_per_dim",
+    "negative_cross_entropy",
     "normal_angles",
     "pca_normals",
     "pca_residual",
