@@ -13,6 +13,7 @@ from pgm3d.models.gan3d import GAN3D
 from pgm3d.models.guides import GaussianEncoderGuide
 from pgm3d.models.linear_gaussian import LinearGaussian
 from pgm3d.models.m2 import M2
+from pgm3d.models.mse_inversion import MSEInversion, train_mse_inversion
 from pgm3d.models.mvae import MVAE
 from pgm3d.models.pattern_gaussian import PatternGaussian
 from pgm3d.models.pixelcnn import PixelCNN
@@ -56,6 +57,7 @@ __all__ = [
     "GaussianEncoderGuide",
     "LayerClassifier",
     "LinearGaussian",
+    "MSEInversion",
     "Model",
     "PatternGaussian",
     "PixelCNN",
@@ -67,5 +69,6 @@ __all__ = [
     "model_rows",
     "train_baseline",
     "train_classifier",
+    "train_mse_inversion",
     "trained_by_sgd",
 ]
