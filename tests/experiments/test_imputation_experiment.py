@@ -116,12 +116,23 @@ def test_em_stops_early_and_the_elbo_vae_warms_up_on_incomplete_rows(monkeypatch
     run = imp._Run(table, s, 0, torch.where(mask, x, torch.nan), mask, x, mask, "mcar")
     run.vae()
     run.vae("iwae")
-    assert seen == [{"warmup_epochs": 3}, {"num_particles": s.iwae_particles}]
+    assert seen == [
+        {"warmup_epochs": 3, "early": False},
+        {"num_particles": s.iwae_particles, "early": False},
+    ]
+    seen.clear()
+    s = ImputationSettings.quick(**{**TINY, "stop_early": ("vae-mwg", "miwae")})
+    run = imp._Run(table, s, 0, torch.where(mask, x, torch.nan), mask, x, mask, "mcar")
+    run.vae()
+    run.vae("iwae")
+    assert [kw["early"] for kw in seen] == [True, True]
 
 
 def test_deep_models_stop_early_on_held_out_training_rows(monkeypatch):
-    """A tenth of the training rows is held out (seeded); the VAEAC's get fixed masks of its
-    training kind; fit sees the rest and the stopper; the KL warm-up counts their steps."""
+    """Asked to stop early, a method holds out a tenth of the training rows (seeded); a
+    VAEAC's get fixed masks of its training kind; fit sees the rest and the stopper; the KL
+    warm-up counts their steps. Only VAEAC stops early by default (its authors' protocol)."""
+    assert ImputationSettings().stop_early == ("vaeac",)
     import pgm3d.experiments.imputation as imp
     from pgm3d.inference import EarlyStopping
     from pgm3d.models import VAEAC
@@ -133,7 +144,7 @@ def test_deep_models_stop_early_on_held_out_training_rows(monkeypatch):
     mask = torch.ones_like(x, dtype=torch.bool)
     vaeac = VAEAC(64, 2, (8,))
     noise = vaeac.masks(0.5)
-    imp._fit_deep(vaeac, x, mask, "elbo", s, 0, warmup_epochs=2, context_noise=noise)
+    imp._fit_deep(vaeac, x, mask, "elbo", s, 0, early=True, warmup_epochs=2, context_noise=noise)
     rows, kw = calls[-1]
     (stopper,) = kw["callbacks"]
     assert isinstance(stopper, EarlyStopping) and stopper.every == s.check_every
@@ -144,7 +155,10 @@ def test_deep_models_stop_early_on_held_out_training_rows(monkeypatch):
     # the held-out rows are not trained on: together they are the training rows
     both = torch.cat([rows, stopper.x])
     assert torch.equal(both.sort(0).values, x.sort(0).values)
-    imp._fit_deep(vaeac, x, mask, "elbo", imp.ImputationSettings.quick(validation=0.0), 0)
+    imp._fit_deep(vaeac, x, mask, "elbo", s, 0)  # not asked to stop early: every row trains
+    assert calls[-1][1]["callbacks"] == [] and len(calls[-1][0]) == 100
+    imp._fit_deep(vaeac, x, mask, "elbo", imp.ImputationSettings.quick(validation=0.0), 0,
+                  early=True)  # fmt: skip
     assert calls[-1][1]["callbacks"] == [] and len(calls[-1][0]) == 100
 
 
