@@ -78,7 +78,7 @@ def test_one_pattern_and_seed_reproducibility():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="pattern"):
         MissingFASettings(pattern="halves")
-    with pytest.raises(ValueError, match="dataset must be one of: digits, frey"):
+    with pytest.raises(ValueError, match="dataset must be one of: digits, affine-digits, frey"):
         MissingFASettings(dataset="mnist")
     with pytest.raises(ValueError, match="repeats"):
         MissingFASettings(repeats=0)
