@@ -238,7 +238,6 @@ class PixelCNN(Model, PyroModule):
                 "pixel's factor does not marginalise it; pass complete images"
             )
         self._check_levels(x)
-        pyro.module("pixelcnn", self)
         with pyro.plate("data", x.shape[0]):
             px = dist.Categorical(logits=self.logits(x, h)).to_event(1)
             pyro.sample("x", px, obs=x)
