@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pgm3d.models.keep_best import KeepBest
+
 __all__ = ["ARCHITECTURES", "LayerClassifier", "train_classifier"]
 
 #: architecture -> its layers, in order
@@ -139,7 +141,8 @@ def train_classifier(
     net = LayerClassifier(image_shape, classes, arch, **net_options).to(x)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
-    best, best_state, waited, taken = -1.0, None, 0, 0
+    keep = KeepBest(net, patience, higher_is_better=True)
+    taken = 0
     net.history = []
     for epoch in range(epochs):
         if steps is not None and taken >= steps:
@@ -157,17 +160,9 @@ def train_classifier(
         if valid is not None:
             acc = net.accuracy(*valid)
             net.history.append((epoch + 1, acc))
-            if acc > best:
-                best, best_state, waited = (
-                    acc,
-                    {k: v.clone() for k, v in net.state_dict().items()},
-                    0,
-                )
-            else:
-                waited += 1
-                if waited >= patience and steps is None:
-                    break
-    if best_state is not None and steps is None:
-        net.load_state_dict(best_state)
+            if keep.update(acc) and steps is None:
+                break
+    if steps is None:
+        keep.restore()
     net.steps = taken
     return net.eval()

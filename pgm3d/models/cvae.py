@@ -31,8 +31,6 @@ with ``guide=cvae.prior_guide``, by Monte Carlo from the prior (its second).
 
 from __future__ import annotations
 
-import math
-
 import pyro
 import pyro.distributions as dist
 import torch
@@ -43,6 +41,7 @@ from pgm3d.contract import ContractError
 from pgm3d.missing import clean_missing
 from pgm3d.models.base import Model, check_n, draw_observations
 from pgm3d.models.guides import mlp
+from pgm3d.models.keep_best import KeepBest
 
 __all__ = ["CVAE", "BaselineNet", "train_baseline"]
 
@@ -89,7 +88,7 @@ def train_baseline(
     net = BaselineNet(x.shape[-1], y.shape[-1], hidden, likelihood).to(x)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
-    best, best_state, waited = math.inf, None, 0
+    keep = KeepBest(net, patience)
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=g).to(x.device)
         for i in range(0, len(x), batch_size):
@@ -99,16 +98,9 @@ def train_baseline(
             opt.step()
         if valid is not None:
             with torch.no_grad():
-                loss = float(net.loss(*valid))
-            if loss < best:
-                best, waited = loss, 0
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-            else:
-                waited += 1
-                if waited >= patience:
+                if keep.update(float(net.loss(*valid))):
                     break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    keep.restore()
     return net.eval()
 
 

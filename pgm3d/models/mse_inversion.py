@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pgm3d.models.guides import mlp
+from pgm3d.models.keep_best import KeepBest
 
 __all__ = ["MSEInversion", "train_mse_inversion"]
 
@@ -54,7 +55,7 @@ def train_mse_inversion(
     net = MSEInversion(h.shape[1:], x.shape[1], hidden).to(x)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
-    best, best_state, waited = math.inf, None, 0
+    keep = KeepBest(net, patience)
     for _ in range(epochs):
         net.train()
         order = torch.randperm(len(x), generator=g).to(x.device)
@@ -65,17 +66,7 @@ def train_mse_inversion(
             opt.step()
         if valid is not None:
             with torch.no_grad():
-                err = float(F.mse_loss(net.eval()(valid[0]), valid[1]))
-            if err < best:
-                best, best_state, waited = (
-                    err,
-                    {k: v.clone() for k, v in net.state_dict().items()},
-                    0,
-                )
-            else:
-                waited += 1
-                if waited >= patience:
+                if keep.update(float(F.mse_loss(net.eval()(valid[0]), valid[1]))):
                     break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    keep.restore()
     return net.eval()
