@@ -170,6 +170,12 @@ def _representation(net, x: torch.Tensor, layer: str) -> torch.Tensor:
         return net.representations(x, [layer])[layer]
 
 
+def _per_split(net, layer: str, train: _Split, valid: _Split, test: _Split) -> dict:
+    """One layer's representation of each split's images."""
+    return {k: _representation(net, d.x, layer) for k, d in
+            (("train", train), ("valid", valid), ("test", test))}  # fmt: skip
+
+
 def _train_pixelcnn(
     s, image_shape, train: _Split, valid: _Split, h_train, h_valid, seed, epochs
 ) -> PixelCNN:
@@ -264,10 +270,7 @@ def run_inversion(
         nce["unconditional"] = negative_cross_entropy(models[None], test.levels)
     for layer in LAYERS:
         with stage(f"inversion of {layer}"):
-            h = {
-                k: _representation(net, d.x, layer)
-                for k, d in (("train", train), ("valid", valid), ("test", test))
-            }
+            h = _per_split(net, layer, train, valid, test)
             models[layer] = _train_pixelcnn(
                 s, (8, 8), train, valid, h["train"], h["valid"], seed, s.epochs
             )
@@ -322,10 +325,7 @@ def run_inversion(
 
 
 def _layer_nce(s, net, layer, train, valid, test, seed) -> float:
-    h = {
-        k: _representation(net, d.x, layer)
-        for k, d in (("train", train), ("valid", valid), ("test", test))
-    }
+    h = _per_split(net, layer, train, valid, test)
     model = _train_pixelcnn(s, (8, 8), train, valid, h["train"], h["valid"], seed, s.epochs)
     return negative_cross_entropy(model, test.levels, h["test"])
 
@@ -347,10 +347,7 @@ def _architectures(s, seed, device, bar):
                 epochs=s.classifier_epochs,
                 seed=seed,
             )
-            h = {
-                k: _representation(net, d.x, "fc3")
-                for k, d in (("train", train), ("valid", valid), ("test", test))
-            }
+            h = _per_split(net, "fc3", train, valid, test)
             model = _train_pixelcnn(
                 s, (16, 16), train, valid, h["train"], h["valid"], seed, s.affine_epochs
             )
