@@ -99,7 +99,9 @@ class ImputationSettings(Settings):
                                          "its authors' code; on quarter masks it overfit, "
                                          "digits MSE 0.025 at 300 epochs, 0.035 at 1,500)",
                                          many=True, choices=DEEP)  # fmt: skip
-    validation: float = option(0.1, "share of the training rows those methods hold out")
+    validation: float = option(
+        0.1, "share of the training rows those methods hold out (0: none stops early)"
+    )
     check_every: int = option(10, "epochs between validation checks")
     patience: int = option(10, "validation checks without improvement before stopping")
     batch_size: int = option(64, "rows per step")
