@@ -371,7 +371,10 @@ class _TensorRows:
                 mask = None  # nothing to marginalise: skip the masking handler on every step
         check_observed_finite(x, mask, "data")
         check_rows_observed(mask, "data")
-        self.x, self.mask, self.ctx = x, mask, pair.context_of(context, x)
+        # the context is data: computed by a network with gradients (a classifier's layer),
+        # it would tie every step to one graph ("backward through the graph a second time")
+        ctx = {k: v.detach() for k, v in pair.context_of(context, x).items()}
+        self.x, self.mask, self.ctx = x, mask, ctx
         self.n, self.device = x.shape[0], x.device
 
     def rows(self, idx):

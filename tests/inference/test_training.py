@@ -206,3 +206,36 @@ def test_checks_run_in_the_first_epoch_and_where_rows_change(data, monkeypatch):
     fit(Probe(), data[:40], "elbo", epochs=2, batch_size=20, progress=False,
         fresh=lambda epoch: data[40:80])  # fmt: skip
     assert seen[-4:] == [True] * 4
+
+
+def test_a_context_computed_with_gradients_is_taken_as_data():
+    """A context straight from a network (requires grad) trains like its detached copy."""
+    import pyro
+    import pyro.distributions as dist
+
+    net = torch.nn.Linear(3, 2)
+    h = net(torch.randn(40, 3))  # requires grad
+    x = torch.randn(40, 2)
+
+    class Conditional(torch.nn.Module):
+        pgm3d_contract = {"obs": "x", "plate": "data", "data_arg": "x", "context": ("h",)}
+
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 2)
+
+        def model(self, x, mask=None, h=None):
+            with pyro.plate("data", x.shape[0]):
+                pyro.sample("x", dist.Normal(self.lin(h), 1.0).to_event(1), obs=x)
+
+        def guide(self, x, mask=None, h=None):
+            pass
+
+    states = []
+    for ctx in (h, h.detach()):
+        torch.manual_seed(0)
+        m = Conditional()
+        fit(m, x, "elbo", context={"h": ctx}, epochs=3, batch_size=10, progress=False)
+        states.append(m.lin.weight.detach().clone())
+    torch.testing.assert_close(states[0], states[1], rtol=0, atol=0)
+    assert net.weight.grad is None  # nothing flowed back into the network that made h
