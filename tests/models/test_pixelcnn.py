@@ -140,3 +140,28 @@ def test_a_saved_pixelcnn_loads_and_scores_the_same(tmp_path):
         torch.testing.assert_close(
             back.exact_log_likelihood(x, h=h), m.exact_log_likelihood(x, h=h)
         )
+
+
+def test_conditioning_on_a_classifier_layer_raises_the_held_out_likelihood():
+    """The issue's check that conditioning works: on held-out digits, p(x | LOGITS) beats the
+    unconditional PixelCNN by a margin and p(x | CONV1) beats it by far more (CONV1 keeps most
+    of the image). Measured: -86.2 / -83.2 / -54.6 nats per image after 20 epochs."""
+    from pgm3d.data.images import load_digits
+    from pgm3d.evaluation import negative_cross_entropy
+    from pgm3d.models import train_classifier
+
+    d = load_digits(dtype=torch.float32)
+    p = torch.randperm(len(d), generator=torch.Generator().manual_seed(0))
+    tr, te = p[:1400], p[1400:]
+    net = train_classifier(d.x[tr], d.labels[tr], epochs=20)
+    levels = PixelCNN.to_levels(d.x, 17, -1, 1)
+    nce = {}
+    for layer in (None, "logits", "conv1"):
+        h = None if layer is None else net.representations(d.x, [layer])[layer]
+        torch.manual_seed(0)
+        m = PixelCNN((8, 8), 17, None if h is None else tuple(h.shape[1:]), channels=16, layers=3)
+        ctx = None if h is None else {"h": h[tr]}
+        fit(m, levels[tr], "elbo", context=ctx, epochs=20, batch_size=64, lr=3e-3, progress=False)
+        nce[layer] = negative_cross_entropy(m.eval(), levels[te], None if h is None else h[te])
+    assert nce["logits"] > nce[None] + 1.0, nce
+    assert nce["conv1"] > nce["logits"] + 10.0, nce
