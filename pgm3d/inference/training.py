@@ -287,7 +287,6 @@ def fit(
         total=epochs,
     )
     epoch0 = source.x if fresh is not None else None
-    same_rows = fresh is None  # every epoch sees the same values (a Dataset's rows too)
     for epoch in bar:
         if fresh is not None:
             source.x = epoch0 if epoch == 0 else _fresh_rows(fresh, epoch, epoch0)
@@ -300,7 +299,7 @@ def fit(
         # (they cost about 10% of a small step, and the ELBO then takes its lean path). By
         # the epoch's number, not the first of this call: a resumed run computes exactly
         # what an uninterrupted one does
-        pyro_checks = epoch == 0 or not same_rows
+        pyro_checks = epoch == 0 or fresh is not None  # fresh rows: new values each epoch
         off = contextlib.nullcontext() if pyro_checks else pyro.validation_enabled(False)
         with inputs_checked(), off:
             for xb, mb, cb in source.epoch(loop["order"], loop["position"], B):

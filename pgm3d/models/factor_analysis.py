@@ -242,25 +242,26 @@ class FactorAnalysis(LinearGaussian):
         than full decompositions, to the same likelihood (``benchmarks/fa_fit.py``)."""
         N, D = Xc.shape
         S = Xc.mT @ Xc / N
-        basis = [None] if 2 * (K + _OVERSAMPLE) <= D else None
+        top_k, basis = 2 * (K + _OVERSAMPLE) <= D, None
         # the start: PPCA's closed form from S's top K eigenpairs
-        if basis is None:
+        if not top_k:
             lam, V = torch.linalg.eigh(S)
             lam, V = lam.flip(0)[:K], V.flip(1)[:, :K]
         else:
-            lam, V, basis[0] = _top_eigenpairs(S, K, None, power=_POWER_START)
+            lam, V, basis = _top_eigenpairs(S, K, None, power=_POWER_START)
         sigma2 = ((S.diagonal().sum() - lam.sum()) / (D - K)).clamp_min(0)
         W = V * (lam - sigma2).clamp_min(0).sqrt()
         psi = torch.maximum(var - W.pow(2).sum(1), floor)
 
         def step(psi):  # the likelihood at psi (W optimal), W, and the next psi
+            nonlocal basis
             root = psi.sqrt()
             A = S / root[:, None] / root[None, :]
-            if basis is None:
+            if not top_k:
                 lam, U = torch.linalg.eigh(A)
                 lam, U = lam.flip(0)[:K], U.flip(1)[:, :K]  # descending
             else:
-                lam, U, basis[0] = _top_eigenpairs(A, K, basis[0])
+                lam, U, basis = _top_eigenpairs(A, K, basis)
             top = lam.clamp_min(1.0)
             # the exact likelihood of the W below (U orthonormal, lam its Rayleigh quotients:
             # exact eigenpairs, or Ritz pairs of the subspace iteration), with the trace

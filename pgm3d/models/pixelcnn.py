@@ -82,12 +82,13 @@ def _gate(x: torch.Tensor) -> torch.Tensor:
 
 class _GatedLayer(nn.Module):
     """One gated layer: both stacks' convolutions, the vertical-to-horizontal link, the
-    conditioning biases, and the horizontal stack's residual connection with dropout."""
+    conditioning biases, and the horizontal stack's residual connection with dropout (the
+    first layer: ``c_in`` one-hot levels in, no residual, no dropout)."""
 
     def __init__(self, channels: int, k: int, cond: str | None, cond_channels: int, dropout: float,
-                 residual: bool):  # fmt: skip
+                 residual: bool, c_in: int | None = None):  # fmt: skip
         super().__init__()
-        self.conv = _StackConv(channels, 2 * channels, k)
+        self.conv = _StackConv(channels if c_in is None else c_in, 2 * channels, k)
         self.link = nn.Conv2d(2 * channels, 2 * channels, 1)
         self.out = nn.Conv2d(channels, channels, 1)
         self.dropout = nn.Dropout(dropout)
@@ -158,13 +159,7 @@ class PixelCNN(Model, PyroModule):
         self.cond = cond
         c_in = 0 if cond is None else self.cond_shape[0]
         # the input: one-hot levels, centred, so level 0 is not "no signal"
-        self.first = _StackConv(levels, 2 * channels, kernel)
-        self.first_link = nn.Conv2d(2 * channels, 2 * channels, 1)
-        self.first_out = nn.Conv2d(channels, channels, 1)
-        if cond == "vector":
-            self.first_bias = nn.Linear(c_in, 4 * channels)
-        elif cond == "spatial":
-            self.first_bias = nn.Conv2d(c_in, 4 * channels, 1)
+        self.first = _GatedLayer(channels, kernel, cond, c_in, 0.0, residual=False, c_in=levels)
         self.layers = nn.ModuleList(
             _GatedLayer(channels, kernel, cond, c_in, dropout, residual=True)
             for _ in range(layers - 1)
@@ -205,14 +200,7 @@ class PixelCNN(Model, PyroModule):
         """The logits ``(B, H*W, L)`` from centred one-hot images ``(B, L, H, W)`` and the
         conditioning biases' input ``c`` (``None``, ``(B, C)`` or ``(B, C, H, W)``);
         differentiable in ``one_hot``, so its causal structure can be checked."""
-        pv, ph = self.first(one_hot, _shift_right(one_hot))
-        ph = ph + self.first_link(_shift_down(pv))
-        if c is not None:
-            b = self.first_bias(c)
-            b = b[:, :, None, None] if self.cond == "vector" else b
-            bv, bh = b.chunk(2, dim=1)
-            pv, ph = pv + bv, ph + bh
-        v, hz = _gate(pv), self.first_out(_gate(ph))
+        v, hz = self.first(one_hot, _shift_right(one_hot), c)
         for layer in self.layers:
             v, hz = layer(v, hz, c)
         out = self.head(hz)  # (B, L, H, W)
