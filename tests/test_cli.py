@@ -183,7 +183,7 @@ def test_bench_measures_every_objective_and_back_end(tmp_path):
     assert run("bench", "--quick", "--latent-dim", "2", "--out", tmp_path, "--quiet") == 0
     throughput = json.loads((tmp_path / "metrics.json").read_text())["throughput"]
     names = {k.split(" (")[0] for k in throughput}
-    objectives = ("elbo", "meanfield", "enum", "iwae", "dreg", "rws")
+    objectives = ("elbo", "meanfield", "enum", "iwae", "dreg", "rws", "vimco")
     assert names == {f"train {o}" for o in objectives} | {
         f"complete {m}" for m in ("pseudo_gibbs", "mwg", "importance")
     }
@@ -230,6 +230,7 @@ def test_bench_hides_parts_of_shapes_not_their_existence_flags(tmp_path):
             "give a multiple of 3",
         ),
         (["fit", "--model", "ppca", "--data", "digits", "--strategy", "ddp"], "ppca is not one"),
+        (["fit", *SMALL_VAE, "--objective", "vimco"], "vimco needs --num-particles >= 2, got 1"),
         (["complete", "--run", "no/such/run"], "no such file"),
         (["fit", "--config", "no.toml"], "config file no.toml does not exist"),
     ],

@@ -32,6 +32,7 @@ from pgm3d.inference.objectives import OBJECTIVES, Objective
 from pgm3d.inference.rws import RWS
 from pgm3d.inference.samples import SampleCompletion
 from pgm3d.inference.training import FitHistory, TrainingError, fit
+from pgm3d.inference.vimco import VIMCO
 
 __all__ = [
     "COMPLETION_METHODS",
@@ -39,6 +40,7 @@ __all__ = [
     "IWAE",
     "OBJECTIVES",
     "RWS",
+    "VIMCO",
     "CSVLog",
     "Completion",
     "DReG",

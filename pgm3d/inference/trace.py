@@ -264,6 +264,22 @@ def log_q_at(
     return total
 
 
+def score_log_q(
+    guide_trace, nesting: int, shape: tuple[int, int], names, *, sites: Structure = PGM3D
+) -> torch.Tensor:
+    r""":math:`\log q(z \mid x)` per datapoint of the local guide sites ``names`` at their
+    own (sampled) values, unscaled (no KL weight, no ``poutine.scale``) and masked: the log
+    density whose gradient is the score function of the distribution the samples came from
+    (VIMCO's and REINFORCE's :math:`\nabla_\phi \log q(z_k \mid x)`)."""
+    total = torch.zeros(shape, dtype=torch.get_default_dtype())
+    for name, site in _sample_sites(guide_trace).items():
+        if name not in names or _data_frame(site, sites.plate) is None:
+            continue
+        lp = scale_and_mask(site["fn"].log_prob(site["value"].detach()), 1.0, site["mask"])
+        total = total.to(lp) + _per_datum({**site, "log_prob": lp}, nesting, shape, sites)
+    return total
+
+
 def with_values(trace, values: dict):
     """A copy of a guide trace with some latent values replaced (cached densities dropped),
     to replay a model against other latents."""

@@ -118,7 +118,7 @@ def fit(
         no ``resume``), whose items carry their masks and context
         (:mod:`pgm3d.data.batches`).
     :param objective: a name in ``OBJECTIVES`` (``"elbo"``, ``"meanfield"``, ``"iwae"``,
-        ``"dreg"``, ``"rws"``) or a constructed :class:`~pgm3d.inference.Objective`.
+        ``"dreg"``, ``"rws"``, ``"vimco"``) or a constructed :class:`~pgm3d.inference.Objective`.
     :param mask: optional bool ``(N, D)``, True = observed (default: NaN entries are missing).
     :param mask_sampler: draws a fresh mask for every minibatch, ``mask_sampler(shape,
         generator=g)`` (e.g. ``functools.partial(random_mask, p_missing=0.5)``), combined with

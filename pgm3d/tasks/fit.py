@@ -294,6 +294,11 @@ def run_fit(
     check_run(seed, device)
     s = settings
     _check_strategy(s, device)
+    least = OBJECTIVES.info(s.objective).get("min_particles", 1) if s.objective else 1
+    if s.num_particles < least:
+        raise ValueError(
+            f"--objective {s.objective} needs --num-particles >= {least}, got {s.num_particles}"
+        )
     out = Path(out)
     start = time.perf_counter()
     split = s.open(seed)

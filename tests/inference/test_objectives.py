@@ -9,7 +9,7 @@ from pgm3d.inference.iwae import iwae_bound
 from pgm3d.models import GaussianEncoderGuide
 
 F64 = torch.float64
-NAMES = ["elbo", "meanfield", "enum", "iwae", "dreg", "rws"]
+NAMES = ["elbo", "meanfield", "enum", "iwae", "dreg", "rws", "vimco"]
 
 
 @pytest.fixture
