@@ -15,11 +15,13 @@ from pgm3d.data.mesh import Mesh
 from pgm3d.data.mesh_folder import MESH_CLASSES, write_mesh_folder
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.sprites import SPRITE_SHAPES, SpriteScenes, multi_sprites
+from pgm3d.data.volumes import PRIMITIVES, mnist3d, necker_cubes, primitives
 from pgm3d.data.voxels import VOXEL_CLASSES, VoxelSet, voxel_classes, voxelize
 
 __all__ = [
     "FAMILIES",
     "MESH_CLASSES",
+    "PRIMITIVES",
     "QUARTERS",
     "SPRITE_SHAPES",
     "VOXEL_CLASSES",
@@ -35,8 +37,11 @@ __all__ = [
     "load_point_clouds",
     "load_shapes",
     "load_voxels",
+    "mnist3d",
     "multi_sprites",
+    "necker_cubes",
     "open_data",
+    "primitives",
     "quarter_mask",
     "random_mask",
     "save_voxels",

@@ -22,6 +22,7 @@ from pgm3d.data.loaders import MESH_SUFFIXES, load_voxels
 from pgm3d.data.rows import ROW_SUFFIXES, read_rows
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.sprites import SpriteScenes, multi_sprites
+from pgm3d.data.volumes import VOLUME_SETS
 from pgm3d.data.voxels import VOXEL_SETS, VoxelSet, voxel_classes
 from pgm3d.registry import did_you_mean
 from pgm3d.settings import Settings, option
@@ -50,7 +51,8 @@ DATA_KINDS = {
     "shapes": ("part-segmented shapes", "a shape family (e.g. chairs) or a shapes .npz"),
     "voxels": (
         "voxel grids",
-        "voxel-classes, voxel-classes-40, a voxel file or a ModelNet-style folder",
+        "voxel-classes, voxel-classes-40, primitives, mnist3d, necker-cube, a voxel file or a "
+        "ModelNet-style folder",
     ),
     "scenes": ("multi-sprite scenes", "sprites-3 or sprites-8"),
 }
@@ -92,7 +94,8 @@ class DataSplit:
 def data_names() -> list[str]:
     """Names ``open_data`` knows besides paths: shape families, image sets, the voxel set and
     the sprite scenes."""
-    return FAMILIES.names() + IMAGE_DATASETS.names() + [*VOXEL_SET_NAMES, *SPRITE_SETS]
+    named = [*VOXEL_SET_NAMES, *VOLUME_SETS, *SPRITE_SETS]
+    return FAMILIES.names() + IMAGE_DATASETS.names() + named
 
 
 def fit_resolution(voxels: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -142,7 +145,9 @@ def open_voxels(
     """Voxel grids at ``resolution³``, split into train and test.
 
     :param spec: ``"voxel-classes"`` or ``"voxel-classes-40"``
-        (:func:`~pgm3d.data.voxel_classes` with 10 or 40 classes, ``n_per_class`` per class), a
+        (:func:`~pgm3d.data.voxel_classes` with 10 or 40 classes, ``n_per_class`` per class),
+        Rezende et al.'s ``"primitives"`` (``n_per_class`` per class), ``"mnist3d"`` or
+        ``"necker-cube"`` (``n_per_class`` volumes in all; :mod:`pgm3d.data.volumes`), a
         voxel file (``.mat``, ``.npy``, ``.npz``) or a ModelNet-style folder
         ``root/<class>/{train,test}/`` (:func:`~pgm3d.data.load_voxels`). Grids of another size
         are centre-padded or cropped; grids without a split are split at random
@@ -154,6 +159,9 @@ def open_voxels(
         data = voxel_classes(
             n_per_class, resolution, seed=seed, classes=VOXEL_SET_NAMES[name], progress=progress
         )
+    elif name in VOLUME_SETS:
+        make = VOLUME_SETS[name][0]
+        data = make(n_per_class, resolution, seed, test_fraction=test_fraction)
     else:
         path = Path(name)
         if not path.exists():
@@ -208,11 +216,13 @@ def open_data(
         (``"digits"``, ``"frey"``), a shapes ``.npz`` written by :meth:`ShapeSet.save`, or a
         ``.npy`` / ``.npz`` / ``.csv`` / ``.txt`` file of ``(N, D)`` rows (NaN = missing; see
         :mod:`pgm3d.data.rows` for what each file type may hold), or voxel
-        grids (see :func:`open_voxels`): ``"voxel-classes"``, a ``.mat`` file, an ``.npz`` with a
+        grids (see :func:`open_voxels`): ``"voxel-classes"``, ``"primitives"``, ``"mnist3d"``,
+        ``"necker-cube"``, a ``.mat`` file, an ``.npz`` with a
         ``voxels`` array, or a ModelNet-style folder.
     :param n_train: shapes to draw for training (families, ``"sprites-3"`` / ``"sprites-8"``
         multi-sprite scenes, and ``"voxel-classes"``, which draws
-        ``ceil((n_train + n_test) / 10)`` grids per class).
+        ``ceil((n_train + n_test) / 10)`` grids per class; ``"primitives"``, ``"mnist3d"`` and
+        ``"necker-cube"`` draw ``n_train + n_test`` volumes and hold ``n_test`` of them out).
     :param n_test: shapes to draw for testing (families only).
     :param points_per_part: points per part (families only).
     :param test_fraction: share of the rows held out (images and files; shuffled with ``seed``).
@@ -237,6 +247,12 @@ def open_data(
     if name in VOXEL_SET_NAMES:
         n_per_class = -(-(n_train + n_test) // len(VOXEL_SETS[VOXEL_SET_NAMES[name]]))
         return open_voxels(name, resolution=resolution, n_per_class=n_per_class, seed=seed)
+    if name in VOLUME_SETS:
+        count = -(-(n_train + n_test) // VOLUME_SETS[name][1])
+        test_share = n_test / (n_train + n_test)
+        return open_voxels(
+            name, resolution=resolution, n_per_class=count, test_fraction=test_share, seed=seed
+        )
     path = Path(name)
     if path.suffix not in ROW_SUFFIXES and not path.exists():
         raise ValueError(
