@@ -19,6 +19,7 @@ from pgm3d.models.pattern_gaussian import PatternGaussian
 from pgm3d.models.pixelcnn import PixelCNN
 from pgm3d.models.ppca import PPCA
 from pgm3d.models.scene_vae import SceneVAE
+from pgm3d.models.sequential_volume import SequentialVolumeModel
 from pgm3d.models.shapefa import ShapeFA
 from pgm3d.models.shapevae import ShapeVAE
 from pgm3d.models.vae import VAE
@@ -37,6 +38,7 @@ MODELS.register("vsl")(VSL)
 MODELS.register("gan")(GAN3D)
 MODELS.register("mvae")(MVAE)
 MODELS.register("scene-vae")(SceneVAE)
+MODELS.register("sequential-volume")(SequentialVolumeModel)
 
 from pgm3d.models.build import build_model, model_rows, trained_by_sgd  # noqa: E402
 
@@ -62,6 +64,7 @@ __all__ = [
     "PatternGaussian",
     "PixelCNN",
     "SceneVAE",
+    "SequentialVolumeModel",
     "ShapeFA",
     "ShapeVAE",
     "build_model",
