@@ -24,6 +24,7 @@ from pgm3d.models.shapefa import ShapeFA
 from pgm3d.models.shapevae import ShapeVAE
 from pgm3d.models.vae import VAE
 from pgm3d.models.vaeac import VAEAC
+from pgm3d.models.voxel_vae import VoxelVAE
 from pgm3d.models.vsl import VSL
 from pgm3d.registry import Registry
 
@@ -39,6 +40,7 @@ MODELS.register("gan")(GAN3D)
 MODELS.register("mvae")(MVAE)
 MODELS.register("scene-vae")(SceneVAE)
 MODELS.register("sequential-volume")(SequentialVolumeModel)
+MODELS.register("voxel-vae")(VoxelVAE)
 
 from pgm3d.models.build import build_model, model_rows, trained_by_sgd  # noqa: E402
 
@@ -67,6 +69,7 @@ __all__ = [
     "SequentialVolumeModel",
     "ShapeFA",
     "ShapeVAE",
+    "VoxelVAE",
     "build_model",
     "completion_methods",
     "model_rows",
