@@ -19,6 +19,7 @@ from pgm3d.experiments.missing_fa import MissingFASettings, run_missing_fa
 from pgm3d.experiments.mvae import MVAESettings, run_mvae
 from pgm3d.experiments.semisupervised import SemiSupervisedSettings, run_semisupervised
 from pgm3d.experiments.shapes import ShapesSettings, run_shapes
+from pgm3d.experiments.volumes import VolumesSettings, run_volumes
 from pgm3d.registry import Registry
 from pgm3d.tasks import TASKS
 
@@ -117,6 +118,15 @@ EXPERIMENTS.register(
     "distances, samples, FC3 NCE over training, and architectures on affine digits "
     "(thesis §6.5).",
 )(run_inversion)
+EXPERIMENTS.register(
+    "volumes",
+    settings=VolumesSettings,
+    help="Rezende et al. 2016: the sequential volumetric model, VST, completion, conditioning",
+    description="Train the sequential volumetric model (T = 1, 4, 8 steps) beside the VSL and "
+    "a convolutional VAE on Primitives and MNIST3D; test bounds, samples, MCMC completion of "
+    "the missing left half (pseudo-Gibbs vs MwG), class- and view-conditional generation "
+    "(Rezende et al. 2016, supplement §A.6-A.10).",
+)(run_volumes)
 
 # the demo chains tasks and experiments, so it is registered where both are known
 TASKS.register(
@@ -143,6 +153,7 @@ __all__ = [
     "MissingFASettings",
     "SemiSupervisedSettings",
     "ShapesSettings",
+    "VolumesSettings",
     "run_autoguides",
     "run_classify",
     "run_cvae",
@@ -153,4 +164,5 @@ __all__ = [
     "run_mvae",
     "run_semisupervised",
     "run_shapes",
+    "run_volumes",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "AffineHead",
     "axis_aligned_theta",
     "invert_theta",
+    "orthographic_silhouette",
     "read",
     "separable_transform",
     "spatial_transform",
@@ -142,6 +143,34 @@ def write(patch: torch.Tensor, theta: torch.Tensor, size) -> torch.Tensor:
     :returns: ``(B, C, *size)``.
     """
     return spatial_transform(patch, invert_theta(theta), size)
+
+
+def orthographic_silhouette(volumes: torch.Tensor, azimuth: torch.Tensor) -> torch.Tensor:
+    """Silhouettes of occupancy grids seen from the front after a turn about the up axis.
+
+    The grids (pgm3d's ``[x, y, z]`` indexing, ``y`` up) are turned by ``azimuth`` about ``y``
+    through a spatial transformer and projected along ``z`` by the largest occupancy on each
+    ray (an orthographic camera with full absorption).
+
+    :param volumes: ``(N, R, R, R)`` occupancies in [0, 1].
+    :param azimuth: ``(N,)`` angles in radians.
+    :returns: ``(N, R, R)`` images, row 0 at the top (largest ``y``), column 0 at ``x = -1``.
+    """
+    if volumes.dim() != 4 or azimuth.shape != volumes.shape[:1]:
+        raise ValueError(
+            f"volumes must be (N, R, R, R) and azimuth (N,), got {tuple(volumes.shape)} and "
+            f"{tuple(azimuth.shape)}"
+        )
+    v = volumes.unsqueeze(1).to(torch.get_default_dtype() if not volumes.is_floating_point()
+                                else volumes.dtype)  # fmt: skip
+    c, s = azimuth.to(v).cos(), azimuth.to(v).sin()
+    zero, one = torch.zeros_like(c), torch.ones_like(c)
+    # theta's rows run (w, h, d) = (z, y, x): the output point (x, y, z) reads the input at
+    # the point turned by the azimuth about y
+    rows = ((c, zero, s, zero), (zero, one, zero, zero), (-s, zero, c, zero))
+    theta = torch.stack([torch.stack(row, -1) for row in rows], -2)
+    turned = spatial_transform(v, theta, v.shape[-3:])[:, 0]  # (N, X, Y, Z)
+    return turned.amax(-1).transpose(1, 2).flip(1)  # (N, Y, X), y up
 
 
 class AffineHead(nn.Module):

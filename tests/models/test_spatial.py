@@ -116,3 +116,19 @@ def test_bad_shapes_are_refused_with_a_message():
         spatial_transform(torch.zeros(2, 1, 4, 4), _identity(2, 2).float(), (3, 0))
     with pytest.raises(ValueError, match="dims must be 2 or 3"):
         AffineHead(4, 4)
+
+
+def test_silhouettes_see_a_bar_from_the_front_and_end_on_after_a_quarter_turn():
+    from pgm3d.models.spatial import orthographic_silhouette
+
+    R = 8
+    bar = torch.zeros(1, R, R, R, dtype=F64)
+    bar[0, :, 3, 4] = 1.0  # along x, at y index 3, z index 4
+    front = orthographic_silhouette(bar, torch.zeros(1, dtype=F64))[0]
+    # seen along z: a horizontal line across the image at y index 3 (image row R - 1 - 3)
+    assert front[R - 1 - 3].min() == 1.0 and front.sum() == R
+    turned = orthographic_silhouette(bar, torch.full((1,), torch.pi / 2, dtype=F64))[0]
+    # a quarter turn about y points the bar along the view: one spot in the image
+    assert (turned > 0.5).sum() == 1 and turned[R - 1 - 3].max() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="volumes must be \\(N, R, R, R\\)"):
+        orthographic_silhouette(bar[0], torch.zeros(1))
