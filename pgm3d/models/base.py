@@ -32,6 +32,7 @@ __all__ = [
     "completion_methods",
     "data_kind",
     "draw_observations",
+    "grid_rows",
 ]
 
 #: the sample-based completion back ends, which apply to any model/guide pair
@@ -45,6 +46,14 @@ def check_n(n) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     return n
+
+
+def grid_rows(voxels: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """Flatten ``(N, R, R, R)`` occupancy grids to ``(N, R³)`` rows of 0/1 (the rows of the
+    voxel models)."""
+    if voxels.dim() != 4:
+        raise ValueError(f"voxels must be (N, R, R, R), got {tuple(voxels.shape)}")
+    return voxels.reshape(voxels.shape[0], -1).to(dtype)
 
 
 def draw_observations(px, *, mean: bool = False, generator=None) -> torch.Tensor:

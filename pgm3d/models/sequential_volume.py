@@ -47,7 +47,7 @@ from torch import nn
 from pgm3d._validation import check_inputs
 from pgm3d.contract import ContractError
 from pgm3d.missing import clean_missing
-from pgm3d.models.base import Model, check_n
+from pgm3d.models.base import Model, check_n, grid_rows
 from pgm3d.models.spatial import AffineHead, invert_theta, separable_transform, spatial_transform
 
 __all__ = ["SequentialVolumeModel"]
@@ -286,9 +286,5 @@ class SequentialVolumeModel(Model, PyroModule):
         grids = probs.reshape(n, R, R, R)
         return (grids, z) if return_latents else grids
 
-    @staticmethod
-    def rows(voxels: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
-        """Flatten ``(N, R, R, R)`` occupancy grids to ``(N, R³)`` rows of 0/1."""
-        if voxels.dim() != 4:
-            raise ValueError(f"voxels must be (N, R, R, R), got {tuple(voxels.shape)}")
-        return voxels.reshape(voxels.shape[0], -1).to(dtype)
+    #: flatten ``(N, R, R, R)`` grids to ``(N, R³)`` rows of 0/1
+    rows = staticmethod(grid_rows)

@@ -22,7 +22,7 @@ from torch import nn
 
 from pgm3d._validation import check_inputs
 from pgm3d.missing import clean_missing
-from pgm3d.models.base import Model, check_n
+from pgm3d.models.base import Model, check_n, grid_rows
 
 __all__ = ["VoxelVAE"]
 
@@ -57,6 +57,9 @@ class VoxelVAE(Model, PyroModule):
             nn.ConvTranspose3d(b, a, 4, stride=2, padding=1), nn.ReLU(),
             nn.ConvTranspose3d(a, 1, 4, stride=2, padding=1),
         )  # fmt: skip
+
+    #: flatten ``(N, R, R, R)`` grids to ``(N, R³)`` rows of 0/1
+    rows = staticmethod(grid_rows)
 
     @property
     def row_shape(self) -> tuple[int, ...]:

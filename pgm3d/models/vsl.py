@@ -50,7 +50,7 @@ from torch import nn
 
 from pgm3d._validation import check_inputs
 from pgm3d.missing import clean_missing
-from pgm3d.models.base import Model, check_n
+from pgm3d.models.base import Model, check_n, grid_rows
 
 __all__ = ["VSL"]
 
@@ -200,12 +200,8 @@ class VSL(Model, PyroModule):
         ``beta`` times the mean KL over latents): ``beta * R^3 / (m + 1)``."""
         return beta * resolution**3 / (num_local + 1)
 
-    @staticmethod
-    def rows(voxels: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
-        """Flatten ``(N, R, R, R)`` occupancy grids to ``(N, R³)`` rows of 0/1."""
-        if voxels.dim() != 4:
-            raise ValueError(f"voxels must be (N, R, R, R), got {tuple(voxels.shape)}")
-        return voxels.reshape(voxels.shape[0], -1).to(dtype)
+    #: flatten ``(N, R, R, R)`` grids to ``(N, R³)`` rows of 0/1
+    rows = staticmethod(grid_rows)
 
     # -- networks ------------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

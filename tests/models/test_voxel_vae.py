@@ -11,7 +11,7 @@ from pgm3d.models import MODELS, VoxelVAE
 
 def test_registered_and_trained_by_every_pathwise_objective():
     assert MODELS["voxel-vae"] is VoxelVAE
-    x = primitives(8, 16, seed=0).voxels.reshape(40, -1).float()
+    x = VoxelVAE.rows(primitives(8, 16, seed=0).voxels)
     for objective, particles in (("elbo", 1), ("iwae", 3)):
         torch.manual_seed(0)
         m = VoxelVAE(16, latent_dim=8, channels=(8, 16))
