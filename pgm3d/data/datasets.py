@@ -22,6 +22,7 @@ from pgm3d.data.loaders import MESH_SUFFIXES, load_voxels
 from pgm3d.data.rows import ROW_SUFFIXES, read_rows
 from pgm3d.data.shapes import FAMILIES, ShapeSet, load_shapes, shapes
 from pgm3d.data.sprites import SpriteScenes, multi_sprites
+from pgm3d.data.views import ViewSet, render_views
 from pgm3d.data.volumes import VOLUME_SETS
 from pgm3d.data.voxels import VOXEL_SETS, VoxelSet, voxel_classes
 from pgm3d.registry import did_you_mean
@@ -38,6 +39,8 @@ __all__ = [
     "open_voxels",
 ]
 
+#: ``open_data("<voxel set>" + VIEWS_SUFFIX)`` renders the set's shapes (:mod:`pgm3d.data.views`)
+VIEWS_SUFFIX = "-views"
 #: the name of the procedural voxel set (:func:`~pgm3d.data.voxel_classes`)
 VOXEL_SET = "voxel-classes"
 #: procedural voxel sets by name: the set's classes (:data:`~pgm3d.data.voxels.VOXEL_SETS`)
@@ -55,12 +58,16 @@ DATA_KINDS = {
         "ModelNet-style folder",
     ),
     "scenes": ("multi-sprite scenes", "sprites-3 or sprites-8"),
+    "views": (
+        "shapes with rendered views",
+        "a voxel set's name with -views, e.g. primitives-views",
+    ),
 }
 
 
 def data_kind(data) -> str:
     """The kind of a dataset: ``"shapes"``, ``"voxels"``, ``"scenes"`` or ``"rows"``."""
-    kinds = {ShapeSet: "shapes", VoxelSet: "voxels", SpriteScenes: "scenes"}
+    kinds = {ShapeSet: "shapes", VoxelSet: "voxels", SpriteScenes: "scenes", ViewSet: "views"}
     return next((k for t, k in kinds.items() if isinstance(data, t)), "rows")
 
 
@@ -79,8 +86,8 @@ class DataSplit:
     """
 
     name: str
-    train: ShapeSet | VoxelSet | SpriteScenes | torch.Tensor
-    test: ShapeSet | VoxelSet | SpriteScenes | torch.Tensor
+    train: ShapeSet | VoxelSet | SpriteScenes | ViewSet | torch.Tensor
+    test: ShapeSet | VoxelSet | SpriteScenes | ViewSet | torch.Tensor
     image_shape: tuple[int, int] | None = None
     columns: tuple[str, ...] | None = None
     empty_rows: tuple[int, ...] = ()
@@ -94,7 +101,8 @@ class DataSplit:
 def data_names() -> list[str]:
     """Names ``open_data`` knows besides paths: shape families, image sets, the voxel set and
     the sprite scenes."""
-    named = [*VOXEL_SET_NAMES, *VOLUME_SETS, *SPRITE_SETS]
+    voxels = [*VOXEL_SET_NAMES, *VOLUME_SETS]
+    named = [*voxels, *(v + VIEWS_SUFFIX for v in voxels), *SPRITE_SETS]
     return FAMILIES.names() + IMAGE_DATASETS.names() + named
 
 
@@ -247,6 +255,13 @@ def open_data(
     if name in VOXEL_SET_NAMES:
         n_per_class = -(-(n_train + n_test) // len(VOXEL_SETS[VOXEL_SET_NAMES[name]]))
         return open_voxels(name, resolution=resolution, n_per_class=n_per_class, seed=seed)
+    if name.endswith(VIEWS_SUFFIX) and name[: -len(VIEWS_SUFFIX)] in (
+        *VOXEL_SET_NAMES,
+        *VOLUME_SETS,
+    ):
+        grids = open_data(name[: -len(VIEWS_SUFFIX)], n_train=n_train, n_test=n_test,
+                          seed=seed, resolution=resolution)  # fmt: skip
+        return DataSplit(name, render_views(grids.train), render_views(grids.test))
     if name in VOLUME_SETS:
         count = -(-(n_train + n_test) // VOLUME_SETS[name][1])
         test_share = n_test / (n_train + n_test)

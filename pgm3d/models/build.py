@@ -42,6 +42,8 @@ def _kind_error(name: str, cls, kind: str) -> str:
         what, give = DATA_KINDS[cls.data_kind]
         return f"{name} models {what}: give {give} as data, not {DATA_KINDS[kind][0]}"
     owners = [n for n in MODELS if MODELS[n].data_kind == kind]
+    if not owners:
+        return f"no registered model takes {DATA_KINDS[kind][0]} yet, and {name} models rows"
     return f"{DATA_KINDS[kind][0]} are modelled by {' or '.join(owners)}, not {name}"
 
 

@@ -257,6 +257,8 @@ def _build(s: FitSettings, split, progress, device):
     notes = {}
     name = s.model
     if name is None:  # the default fits the data, and the table says so
+        if split.kind not in DEFAULT_MODELS:
+            raise ValueError(f"no registered model takes {DATA_KINDS[split.kind][0]} yet")
         name = DEFAULT_MODELS[split.kind]
         notes["model_chosen"] = f"the default for {DATA_KINDS[split.kind][0]}; --model to choose"
     model = build_model(name, split.train, progress=progress, **options).to(device)
