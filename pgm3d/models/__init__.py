@@ -18,6 +18,7 @@ from pgm3d.models.mvae import MVAE
 from pgm3d.models.pattern_gaussian import PatternGaussian
 from pgm3d.models.pixelcnn import PixelCNN
 from pgm3d.models.ppca import PPCA
+from pgm3d.models.ptn import PTN, train_ptn
 from pgm3d.models.scene_vae import SceneVAE
 from pgm3d.models.sequential_volume import SequentialVolumeModel
 from pgm3d.models.shapefa import ShapeFA
@@ -51,6 +52,7 @@ __all__ = [
     "MODELS",
     "MVAE",
     "PPCA",
+    "PTN",
     "SAMPLERS",
     "VAE",
     "VAEAC",
@@ -76,5 +78,6 @@ __all__ = [
     "train_baseline",
     "train_classifier",
     "train_mse_inversion",
+    "train_ptn",
     "trained_by_sgd",
 ]
