@@ -20,6 +20,7 @@ from pgm3d.models.pixelcnn import PixelCNN
 from pgm3d.models.ppca import PPCA
 from pgm3d.models.ptn import PTN, train_ptn
 from pgm3d.models.scene_vae import SceneVAE
+from pgm3d.models.sequential_image import SequentialImageModel
 from pgm3d.models.sequential_volume import SequentialVolumeModel
 from pgm3d.models.shapefa import ShapeFA
 from pgm3d.models.shapevae import ShapeVAE
@@ -68,6 +69,7 @@ __all__ = [
     "PatternGaussian",
     "PixelCNN",
     "SceneVAE",
+    "SequentialImageModel",
     "SequentialVolumeModel",
     "ShapeFA",
     "ShapeVAE",
