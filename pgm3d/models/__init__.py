@@ -13,6 +13,7 @@ from pgm3d.models.gan3d import GAN3D
 from pgm3d.models.guides import GaussianEncoderGuide
 from pgm3d.models.linear_gaussian import LinearGaussian
 from pgm3d.models.m2 import M2
+from pgm3d.models.mesh_model import MeshModel
 from pgm3d.models.mse_inversion import MSEInversion, train_mse_inversion
 from pgm3d.models.mvae import MVAE
 from pgm3d.models.pattern_gaussian import PatternGaussian
@@ -65,6 +66,7 @@ __all__ = [
     "LayerClassifier",
     "LinearGaussian",
     "MSEInversion",
+    "MeshModel",
     "Model",
     "PatternGaussian",
     "PixelCNN",
