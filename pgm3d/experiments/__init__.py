@@ -13,6 +13,7 @@ from pgm3d.experiments.autoguides import AutoguidesSettings, run_autoguides
 from pgm3d.experiments.classify import ClassifySettings, run_classify
 from pgm3d.experiments.cvae import CVAESettings, run_cvae
 from pgm3d.experiments.demo import DemoSettings, run_demo
+from pgm3d.experiments.images_to_3d import ImagesTo3DSettings, run_images_to_3d
 from pgm3d.experiments.imputation import ImputationSettings, run_imputation
 from pgm3d.experiments.inversion import InversionSettings, run_inversion
 from pgm3d.experiments.missing_fa import MissingFASettings, run_missing_fa
@@ -127,6 +128,15 @@ EXPERIMENTS.register(
     "the missing left half (pseudo-Gibbs vs MwG), class- and view-conditional generation "
     "(Rezende et al. 2016, supplement §A.6-A.10).",
 )(run_volumes)
+EXPERIMENTS.register(
+    "images-to-3d",
+    settings=ImagesTo3DSettings,
+    help="Yan et al. 2016 / Rezende et al. 2016: single-view 3D reconstruction, IU by method",
+    description="Train perspective transformer nets (PTN-Proj, PTN-Comb, CNN-Vol) and Rezende "
+    "et al.'s image-trained volumetric model (fixed and learnable camera) on rendered views of "
+    "procedural voxel classes; IU of the volumes predicted from single views beside nearest "
+    "neighbour and the paper's Table 1, IU by input view, several 3D interpretations of one view.",
+)(run_images_to_3d)
 
 # the demo chains tasks and experiments, so it is registered where both are known
 TASKS.register(
@@ -147,6 +157,7 @@ __all__ = [
     "CVAESettings",
     "ClassifySettings",
     "DemoSettings",
+    "ImagesTo3DSettings",
     "ImputationSettings",
     "InversionSettings",
     "MVAESettings",
@@ -158,6 +169,7 @@ __all__ = [
     "run_classify",
     "run_cvae",
     "run_demo",
+    "run_images_to_3d",
     "run_imputation",
     "run_inversion",
     "run_missing_fa",
