@@ -6,15 +6,14 @@ The generative steps are :class:`~pgm3d.models.SequentialVolumeModel`'s (the sam
 the same volumetric writes into an ``R³`` canvas :math:`v_T`); the observation is an image
 
 .. math::
-    x \sim \prod_u \mathrm{Bernoulli}\big(\pi_u\big), \qquad
-    \pi = \begin{cases}
-        P\big(\sigma(b + v_T); \alpha\big) & \text{fixed camera } \alpha
-            \text{ (the maximum occupancy along each ray,}
-            \text{ :func:`~pgm3d.models.projection.project`)},\\
-        \sigma\big(f_{\text{proj}}(b + v_T)\big) & \text{learnable}
-            \text{ (:class:`~pgm3d.models.projection.LearnableProjection`)},
-    \end{cases}
+    x \sim \prod_u \mathrm{Bernoulli}(\pi_u), \qquad
+    \pi = P\big(\sigma(b + v_T); \alpha\big) \;\text{(fixed camera } \alpha\text{)}
+    \quad\text{or}\quad \pi = \sigma\big(f_{\text{proj}}(b + v_T)\big)
+    \;\text{(learnable)},
 
+with :math:`P` the maximum occupancy along each camera ray
+(:func:`~pgm3d.models.projection.project`) and :math:`f_{\text{proj}}` Rezende et al.'s
+learnable camera (:class:`~pgm3d.models.projection.LearnableProjection`);
 and the guide reads 2D glimpses of the image (a spatial transformer on the image, eq. 1) into
 the same posterior and transition as the volumetric model's. :meth:`volumes` decodes the 3D
 structure the model inferred from an image, so the recovered volumes can be scored against the
@@ -48,6 +47,7 @@ class SequentialImageModel(SequentialVolumeModel):
     :param str camera: ``"fixed"`` (a known camera, :class:`~pgm3d.data.render.Camera` at
         ``azimuth``, ``elevation``, orthographic) or ``"learnable"``.
     :param int image_size: ``S`` (for ``"learnable"``, equal to ``resolution``).
+
     Other parameters as :class:`~pgm3d.models.SequentialVolumeModel` (no context).
     """
 
