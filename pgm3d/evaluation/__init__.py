@@ -16,6 +16,7 @@ from pgm3d.evaluation.geometry import (
     normal_angles,
     pca_normals,
     symmetry_score,
+    voxel_average_precision,
     voxel_iou,
 )
 from pgm3d.evaluation.imputation import ImputationError, imputation_mse
@@ -69,5 +70,6 @@ __all__ = [
     "sbc",
     "symmetry_score",
     "template_surface",
+    "voxel_average_precision",
     "voxel_iou",
 ]

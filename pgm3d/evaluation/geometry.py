@@ -11,6 +11,7 @@ __all__ = [
     "normal_angles",
     "pca_normals",
     "symmetry_score",
+    "voxel_average_precision",
     "voxel_iou",
 ]
 
@@ -133,6 +134,26 @@ def symmetry_score(points, mask=None, *, axis: int = 0, offset: float = 0.0) -> 
     d = nearest_distance(mirrored, points, mask)
     out = (d * mask).sum(-1) / mask.sum(-1)
     return out[0] if single else out
+
+
+def voxel_average_precision(probs, truth) -> torch.Tensor:
+    """Average precision of predicted occupancy probabilities against true occupancy, per grid
+    (Wu et al. 2016's reconstruction metric; scikit-learn's ``average_precision_score``).
+
+    :param probs: ``(N, R, R, R)`` (or ``(N, D)``) probabilities.
+    :param truth: binary grids of the same shape.
+    :returns: ``(N,)``.
+    """
+    from sklearn.metrics import average_precision_score
+
+    p, t = torch.as_tensor(probs), torch.as_tensor(truth)
+    if p.shape != t.shape or p.dim() < 2:
+        raise ValueError(
+            f"probs and truth must be equal (N, ...), got {tuple(p.shape)}, {tuple(t.shape)}"
+        )
+    p, t = p.reshape(len(p), -1).double().cpu().numpy(), t.reshape(len(t), -1).bool().cpu().numpy()
+    return torch.tensor([average_precision_score(ti, pi) if ti.any() else float("nan")
+                         for pi, ti in zip(p, t, strict=True)], dtype=torch.float64)  # fmt: skip
 
 
 def voxel_iou(a, b) -> torch.Tensor:

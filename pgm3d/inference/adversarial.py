@@ -66,6 +66,7 @@ def fit_gan(
     device=None,
     progress: bool | None = None,
     callbacks=(),
+    images=None,
 ) -> GANHistory:
     """Train a 3D-GAN (or, with an encoder, a 3D-VAE-GAN) with the paper's settings.
 
@@ -80,6 +81,8 @@ def fit_gan(
     :param gan: a :class:`~pgm3d.models.GAN3D`.
     :param data: ``(N, R³)`` rows of 0/1 (``VSL.rows(voxels)``).
     :param callbacks: called as ``cb(epoch, history)``; returning True stops.
+    :param images: for a GAN with an image encoder (``encoder="image"``): ``(N, S, S)`` one
+        image per shape, or ``(N, V, S, S)`` views of each (a random view per shape and step).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -92,6 +95,17 @@ def fit_gan(
     x = as_data(data, "data", device=ref.device).to(ref.dtype)
     if x.shape[-1] != gan.data_dim:
         raise ValueError(f"data rows have {x.shape[-1]} voxels, the model {gan.data_dim}")
+    image_encoder = getattr(gan, "image_encoder", False)
+    if image_encoder:
+        if images is None:
+            raise ValueError("this GAN3D encodes images: pass images= (one or more per shape)")
+        images = torch.as_tensor(images).to(ref)
+        if images.dim() == 3:
+            images = images.unsqueeze(1)
+        if images.dim() != 4 or images.shape[0] != x.shape[0]:
+            raise ValueError(f"images must be ({x.shape[0]}, [V,] S, S), got {tuple(images.shape)}")
+    elif images is not None:
+        raise ValueError("images= trains an image encoder: build the GAN3D with encoder='image'")
     groups = [{"params": list(gan.generator.parameters()), "lr": lr_g}]
     if gan.encoder is not None:
         groups.append({"params": list(gan.encoder.parameters()), "lr": lr_e})
@@ -123,7 +137,11 @@ def fit_gan(
             logits = gan.discriminator(fake)
             g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
             if gan.encoder is not None:
-                loc, scale = gan.encode(x[rows])
+                if image_encoder:
+                    view = torch.randint(images.shape[1], (len(rows),), generator=shuffle)
+                    loc, scale = gan.encode(None, image=images[rows.cpu(), view])
+                else:
+                    loc, scale = gan.encode(x[rows])
                 z_enc = loc + scale * torch.randn_like(loc)
                 kl = 0.5 * (loc.pow(2) + scale.pow(2) - 1 - 2 * scale.log()).sum(-1).mean()
                 recon = (gan.generator(z_enc) - real).pow(2).flatten(1).sum(-1).mean()

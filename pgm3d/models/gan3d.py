@@ -13,6 +13,14 @@ with leaky ReLU (slope 0.2) and ends in a sigmoid. The 3D-VAE-GAN adds an encode
     L = L_\text{GAN} + \alpha_1 \operatorname{KL}\big(q(z \mid x) \,\|\, p(z)\big)
       + \alpha_2 \lVert G(E(x)) - x \rVert_2^2, \qquad \alpha_1 = 5,\ \alpha_2 = 10^{-4}.
 
+For single-image reconstruction the encoder reads an image instead (``encoder="image"``,
+:class:`ImageEncoder`: the paper's 2D convolutions of kernels 11, 5, 5 and strides 4, 2, 2,
+then one covering the remaining map, channels 64-128-256-512 scaled by ``width``), the
+reconstruction term compares :math:`G(E(\text{image}))` with the shape's grid, and the image
+is the pair's conditioning input ``image`` (``fit_gan(..., images=)``). The paper's images are
+256 × 256 RGB; pgm3d's rendered views are grey and 32–64 px, so the first layer keeps the
+paper's kernel and stride and the last covers what remains.
+
 Training (:func:`pgm3d.inference.fit_gan`) follows the paper: Adam with :math:`\beta_1 = 0.5`,
 learning rates 0.0025 (G) and :math:`10^{-5}` (D), and D is updated only while its accuracy on
 the last batch is below 80%.
@@ -40,7 +48,7 @@ from pgm3d._validation import check_inputs
 from pgm3d.missing import clean_missing
 from pgm3d.models.base import Model, check_n
 
-__all__ = ["GAN3D"]
+__all__ = ["GAN3D", "ImageEncoder"]
 
 _CHANNELS = {64: [512, 256, 128, 64], 32: [512, 256, 128]}
 #: probabilities are kept this far from 0 and 1 so the Bernoulli likelihood stays finite
@@ -103,12 +111,35 @@ class Discriminator3D(nn.Module):
         return self.out(self.hidden(x)[-1]).flatten(1)
 
 
+class ImageEncoder(nn.Module):
+    """Images ``(B, S, S)`` -> ``(B, out_dim)``: Wu et al.'s image encoder (kernels 11, 5, 5
+    and strides 4, 2, 2 with batch norm and ReLU, then a convolution over the remaining
+    ``S / 16`` map), channels 64-128-256-512 times ``width``."""
+
+    def __init__(self, image_size: int, out_dim: int, width: float = 1.0):
+        super().__init__()
+        if image_size < 16 or image_size % 16:
+            raise ValueError(f"image_size must be a multiple of 16, got {image_size}")
+        c = [max(1, round(k * width)) for k in (64, 128, 256)]
+        self.net = nn.Sequential(
+            nn.Conv2d(1, c[0], 11, stride=4, padding=5), nn.BatchNorm2d(c[0]), nn.ReLU(),
+            nn.Conv2d(c[0], c[1], 5, stride=2, padding=2), nn.BatchNorm2d(c[1]), nn.ReLU(),
+            nn.Conv2d(c[1], c[2], 5, stride=2, padding=2), nn.BatchNorm2d(c[2]), nn.ReLU(),
+            nn.Conv2d(c[2], out_dim, image_size // 16),
+        )  # fmt: skip
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images.unsqueeze(1)).flatten(1)
+
+
 class GAN3D(Model, PyroModule):
     """3D-GAN, or with ``encoder=True`` the 3D-VAE-GAN, over flattened voxel grids.
 
     :param int resolution: ``R``, 64 (the paper's) or 32.
     :param int latent_dim: size of ``z`` (200).
-    :param bool encoder: add the VAE-GAN encoder ``q(z | x)``.
+    :param encoder: add the VAE-GAN encoder ``q(z | x)`` (True), or one that reads an image of
+        the shape, ``q(z | image)`` (``"image"``; the image is the context ``image``).
+    :param int image_size: the images' size, for ``encoder="image"``.
     :param float width: multiplies every channel count (1: the paper's 512-256-128-64; 0.25
         makes a step about 16 times cheaper, for CPUs).
     """
@@ -121,8 +152,9 @@ class GAN3D(Model, PyroModule):
         resolution: int = 64,
         latent_dim: int = 200,
         *,
-        encoder: bool = False,
+        encoder: bool | str = False,
         width: float = 1.0,
+        image_size: int = 64,
     ):
         super().__init__()
         if resolution not in _CHANNELS:
@@ -135,7 +167,15 @@ class GAN3D(Model, PyroModule):
         self.width = width
         self.generator = Generator3D(latent_dim, resolution, width)
         self.discriminator = Discriminator3D(resolution, width=width)
-        self.encoder = Discriminator3D(resolution, 2 * latent_dim, width) if encoder else None
+        if encoder not in (False, True, "image"):
+            raise ValueError(f"encoder must be False, True or 'image', got {encoder!r}")
+        self.image_encoder = encoder == "image"
+        if self.image_encoder:
+            self.encoder = ImageEncoder(image_size, 2 * latent_dim, width)
+            self.pgm3d_contract = {"obs": "x", "plate": "data", "data_arg": "x",
+                                   "context": ("image",)}  # fmt: skip
+        else:
+            self.encoder = Discriminator3D(resolution, 2 * latent_dim, width) if encoder else None
 
     @property
     def row_shape(self) -> tuple[int, ...]:
@@ -159,12 +199,33 @@ class GAN3D(Model, PyroModule):
         probs = self.generator(z.reshape(-1, self.latent_dim))
         return probs.reshape(*z.shape[:-1], self.data_dim)
 
-    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None):
-        """Location and scale of the VAE-GAN's ``q(z | x)`` (missing voxels read as empty)."""
+    def encode(self, x: torch.Tensor | None, mask: torch.Tensor | None = None, image=None):
+        """Location and scale of the VAE-GAN's ``q(z | x)`` (missing voxels read as empty), or
+        of ``q(z | image)`` with an image encoder."""
         if self.encoder is None:
             raise ValueError("this GAN3D has no encoder; build it with encoder=True (3D-VAE-GAN)")
-        loc, log_var = self.encoder(self.grid(clean_missing(x, mask))).chunk(2, -1)
+        if self.image_encoder:
+            if image is None:
+                raise ValueError(
+                    "this GAN3D encodes images: pass image=... (or context={'image': images})"
+                )
+            h = self.encoder(torch.as_tensor(image).to(self.generator.net[0].weight))
+        else:
+            h = self.encoder(self.grid(clean_missing(x, mask)))
+        loc, log_var = h.chunk(2, -1)
         return loc, (0.5 * log_var.clamp(-20.0, 10.0)).exp()
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Occupancy probabilities ``(B, R, R, R)`` of the shapes in ``images (B, S, S)``:
+        :math:`G(\\mu_E(\\text{image}))` (an image encoder's posterior mean)."""
+        if not self.image_encoder:
+            raise ValueError("reconstruct reads images: build the GAN3D with encoder='image'")
+        R, out = self.resolution, []
+        for rows in images.split(batch_size):
+            loc, _ = self.encode(None, image=rows)
+            out.append(self.decode(loc).reshape(-1, R, R, R))
+        return torch.cat(out)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -199,7 +260,7 @@ class GAN3D(Model, PyroModule):
         return (grids, z) if return_latents else grids
 
     # -- Pyro ----------------------------------------------------------------------------------
-    def model(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def model(self, x: torch.Tensor, mask: torch.Tensor | None = None, image=None) -> torch.Tensor:
         check_inputs(self, x, mask)
         zero = x.new_zeros(self.latent_dim)
         with pyro.plate("data", x.shape[0]):
@@ -211,10 +272,10 @@ class GAN3D(Model, PyroModule):
             pyro.sample("x", px.to_event(1), obs=clean_missing(x, mask))
         return z
 
-    def guide(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def guide(self, x: torch.Tensor, mask: torch.Tensor | None = None, image=None):
         with pyro.plate("data", x.shape[0]):
             if self.encoder is None:  # the prior as an independence proposal
                 zero = x.new_zeros(self.latent_dim)
                 return pyro.sample("z", dist.Normal(zero, torch.ones_like(zero)).to_event(1))
-            loc, scale = self.encode(x, mask)
+            loc, scale = self.encode(x, mask, image)
             return pyro.sample("z", dist.Normal(loc, scale).to_event(1))
