@@ -23,11 +23,14 @@ def test_it_writes_the_iu_table_and_figures(run):
     }
     rows = metrics["iou"]["single"]
     rezende = ["Rezende et al., fixed camera", "Rezende et al., learnable camera"]
-    assert list(rows) == ["ptn-proj", "ptn-comb", "cnn-vol", "nearest neighbour", *rezende]
+    assert list(rows) == ["ptn-proj", "ptn-comb", "cnn-vol", "nearest neighbour", "3D-VAE-GAN",
+                          *rezende]  # fmt: skip
+    assert all(0 < r["test_ap"] <= 1 for r in rows.values())
     assert all(0 <= r["test"] <= 1 for r in rows.values())
     # nearest neighbour retrieves a chair of the same pose: it overlaps the truth
     assert rows["nearest neighbour"]["test"] > 0.1
     assert len(metrics["iou_by_view"]["single: ptn-proj"]) == 3
+    assert len(metrics["iou_by_view"]["single: 3D-VAE-GAN"]) == 3
     assert metrics["paper"] == PAPER and len(metrics["findings"]) == 3
     table = (out / "table.md").read_text()
     assert "paper test" in table and "0.5027" in table
@@ -37,5 +40,5 @@ def test_it_writes_the_iu_table_and_figures(run):
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="n_per_class must be >= 3"):
         ImagesTo3DSettings.quick(n_per_class=2)
-    with pytest.raises(ValueError, match="ptn_width and lr must be > 0"):
+    with pytest.raises(ValueError, match="ptn_width, gan_width and lr must be > 0"):
         ImagesTo3DSettings.quick(ptn_width=0.0)
