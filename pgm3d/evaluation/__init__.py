@@ -13,6 +13,7 @@ from pgm3d.evaluation.diagnostics import (
 )
 from pgm3d.evaluation.geometry import (
     chamfer_distance,
+    largest_connected_component,
     normal_angles,
     pca_normals,
     symmetry_score,
@@ -59,6 +60,7 @@ __all__ = [
     "kl_to_exact",
     "kraskov_entropy",
     "kraskov_mutual_information",
+    "largest_connected_component",
     "linear_fit_residual",
     "log_likelihood_per_dim",
     "negative_cross_entropy",

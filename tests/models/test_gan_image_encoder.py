@@ -62,3 +62,15 @@ def test_average_precision_against_a_closed_case():
     assert voxel_average_precision(perfect, truth).item() == pytest.approx(1.0)
     worst = 1 - perfect  # the true voxel ranked last of 8: precision 1/8 at its recall
     assert voxel_average_precision(worst, truth).item() == pytest.approx(1 / 8)
+
+
+def test_the_largest_connected_component_drops_floating_bits():
+    from pgm3d.evaluation import largest_connected_component
+
+    grid = torch.zeros(2, 8, 8, 8)
+    grid[0, 1:4, 1:4, 1:4] = 0.9  # 27 voxels
+    grid[0, 6, 6, 6] = 0.8  # a stray voxel
+    grid[0, 4, 4, 4] = 0.7  # touches the block at a corner: 26-connected, kept
+    kept = largest_connected_component(grid)
+    assert kept[0].sum() == 28 and not kept[0, 6, 6, 6] and kept[0, 4, 4, 4]
+    assert not kept[1].any()  # nothing above the threshold
