@@ -112,23 +112,16 @@ def _iou_from_views(predict, views: ViewSet, ap: bool = False):
     return (out, float(torch.stack(aps).mean())) if ap else out
 
 
-def _nn_ap(train: ViewSet, test: ViewSet) -> float:
-    """Average precision of the retrieved training shapes (0/1 occupancy), over views."""
-    aps = []
+def _nearest_neighbour(train: ViewSet, test: ViewSet) -> tuple[torch.Tensor, float]:
+    """IU ``(N, V)`` of the training shape whose view from the same camera is nearest in
+    pixels, and the average precision of those 0/1 retrievals over views."""
+    iou, aps = torch.zeros(test.images.shape[:2]), []
     for v in range(test.images.shape[1]):
         d = torch.cdist(test.images[:, v].flatten(1), train.images[:, v].flatten(1))
         found = train.shapes.voxels[d.argmin(1)].float()
+        iou[:, v] = volume_iou(found, test.shapes.voxels)
         aps.append(voxel_average_precision(found, test.shapes.voxels).nanmean())
-    return float(torch.stack(aps).mean())
-
-
-def _nearest_neighbour(train: ViewSet, test: ViewSet) -> torch.Tensor:
-    """IU ``(N, V)`` of the training shape whose view from the same camera is nearest."""
-    out = torch.zeros(test.images.shape[:2])
-    for v in range(test.images.shape[1]):
-        d = torch.cdist(test.images[:, v].flatten(1), train.images[:, v].flatten(1))
-        out[:, v] = volume_iou(train.shapes.voxels[d.argmin(1)].float(), test.shapes.voxels)
-    return out
+    return iou, float(torch.stack(aps).mean())
 
 
 def run_images_to_3d(
@@ -172,9 +165,8 @@ def run_images_to_3d(
                     "seconds_per_epoch": sum(history.seconds) / len(history.seconds),
                 }
                 by_view[f"{setting}: {name}"] = test_iou.mean(0).tolist()
-        nn_iou = _nearest_neighbour(train, test)
-        rows["nearest neighbour"] = {"train": None, "test": float(nn_iou.mean()),
-                                     "test_ap": _nn_ap(train, test)}  # fmt: skip
+        nn_iou, nn_ap = _nearest_neighbour(train, test)
+        rows["nearest neighbour"] = {"train": None, "test": float(nn_iou.mean()), "test_ap": nn_ap}
         by_view[f"{setting}: nearest neighbour"] = nn_iou.mean(0).tolist()
         rows["3D-VAE-GAN"], gan_iou = _vae_gan(s, train, test, seed, setting)
         by_view[f"{setting}: 3D-VAE-GAN"] = gan_iou.mean(0).tolist()
