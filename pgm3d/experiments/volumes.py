@@ -81,6 +81,10 @@ class VolumesSettings(Settings):
     baselines: tuple[str, ...] = option(
         BASELINES, "non-sequential models beside", many=True, choices=BASELINES
     )
+    conv_vae_channels: tuple[int, ...] = option(
+        (32, 64), "the conv VAE's two convolutions' channels (3 6: about the sequential model's "
+        "parameter count)", many=True,
+    )  # fmt: skip
     epochs: int = option(50, "training epochs of each model")
     batch_size: int = option(50, "volumes per step")
     lr: float = option(1e-3, "Adam learning rate")
@@ -114,6 +118,10 @@ class VolumesSettings(Settings):
             )
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if len(self.conv_vae_channels) != 2 or min(self.conv_vae_channels) < 1:
+            raise ValueError(
+                f"conv_vae_channels must be two positive ints, got {self.conv_vae_channels}"
+            )
 
 
 def _rows(voxels: torch.Tensor, device) -> torch.Tensor:
@@ -141,7 +149,8 @@ def _sequential(s: VolumesSettings, T: int, **kw) -> SequentialVolumeModel:
 def _baseline(name: str, s: VolumesSettings):
     if name == "vsl":
         return VSL(s.resolution)
-    return VoxelVAE(s.resolution, latent_dim=max(s.steps) * s.latent_dim)
+    return VoxelVAE(s.resolution, latent_dim=max(s.steps) * s.latent_dim,
+                    channels=tuple(s.conv_vae_channels))  # fmt: skip
 
 
 def run_volumes(
