@@ -124,6 +124,12 @@ class VolumesSettings(Settings):
             )
 
 
+def _spread(count: int, n: int) -> torch.Tensor:
+    """``n`` indices spread evenly over ``count`` items: the data sets are ordered by class, so
+    the first rows would all be spheres."""
+    return torch.linspace(0, count - 1, min(n, count)).round().long()
+
+
 def _rows(voxels: torch.Tensor, device) -> torch.Tensor:
     return voxels.reshape(voxels.shape[0], -1).float().to(device)
 
@@ -189,7 +195,8 @@ def run_volumes(
                     kept[name] = (model, data)
         model, _ = kept[name]
         with stage(f"{name}: completing the missing left half"):
-            completion[name] = _completion(model, xt[: s.completion_rows], s, seed)
+            picked = _spread(len(xt), s.completion_rows).to(xt.device)
+            completion[name] = _completion(model, xt[picked], s, seed)
         if out is not None:
             _samples_figure(out / f"samples_{name}.png", model, x, s, seed)
             _completion_figure(out / f"completion_{name}.png", completion[name], s)
@@ -288,7 +295,10 @@ def _view_conditional(s, seed, device, out, kept) -> dict:
         row = _train(model, x, s, seed, s.conditional_epochs, {"c": views.to(device)})
         row["test_iwae"] = _test_bound(model, xt, s, seed, {"c": test_views.to(device)})
     k = s.view_samples
-    rows = min(len(test_views), 50)
+    picked = _spread(len(test_views), 50)
+    rows = len(picked)
+    test_views, azimuth = test_views[picked], azimuth[picked]
+    truth = data.test.voxels[picked]
     gen = torch.Generator(device=device).manual_seed(seed)
     c = test_views[:rows].repeat(k, 1, 1).to(device)
     az = azimuth[:rows].repeat(k)
@@ -304,12 +314,8 @@ def _view_conditional(s, seed, device, out, kept) -> dict:
         # how much the samples of one view differ where the view does not see
         "unseen_side_spread": float(other.reshape(k, rows, -1).std(0).mean()),
         "seen_side_spread": float(seen.reshape(k, rows, -1).std(0).mean()),
-        "volume_iou_with_truth": float(
-            _iou(cond, data.test.voxels[:rows].repeat(k, 1, 1, 1)).mean()
-        ),
-        "unconditional_volume_iou_with_truth": float(
-            _iou(plain, data.test.voxels[:rows].repeat(k, 1, 1, 1)).mean()
-        ),
+        "volume_iou_with_truth": float(_iou(cond, truth.repeat(k, 1, 1, 1)).mean()),
+        "unconditional_volume_iou_with_truth": float(_iou(plain, truth.repeat(k, 1, 1, 1)).mean()),
     }
     if out is not None:
         _view_figure(out / f"view_conditional_{name}.png", c.cpu(), cond, az, s, rows)
@@ -436,7 +442,7 @@ def _samples_figure(path, model, x, s, seed) -> None:
     R, n = s.resolution, s.figure_rows
     g = torch.Generator(device=x.device).manual_seed(seed)
     samples = model.sample(n, mean=True, generator=g).cpu() > 0.5
-    train = x[:n].cpu().reshape(n, R, R, R) > 0.5
+    train = x[_spread(len(x), n).to(x.device)].cpu().reshape(n, R, R, R) > 0.5
     _voxel_grid(path, torch.cat([train, samples]), 2, n, ["training data", "samples"],
                 f"training volumes and samples of T={model.steps} (Figs. 2-3)")  # fmt: skip
 
@@ -483,11 +489,11 @@ def _view_figure(path, views, samples, azimuth, s, rows) -> None:
     """Per test view (a row): the view c, then per sample x̂ (from c's angle), r¹ and r²."""
     from pgm3d.viz import image_grid
 
-    n, k = min(s.view_rows, rows), s.view_samples
-    cols, titles = [views[:n]], ["view c"]
+    k, shown = s.view_samples, _spread(rows, s.view_rows)
+    cols, titles = [views[shown]], ["view c"]
     for j in range(k):
-        v = samples[j * rows : j * rows + n]
-        a = azimuth[j * rows : j * rows + n]
+        v = samples[j * rows + shown]
+        a = azimuth[j * rows + shown]
         for label, shift in (("x̂", 0.0), ("r¹", math.pi / 2), ("r²", math.pi)):
             cols.append(orthographic_silhouette(v, a + shift))
             titles.append(f"sample {j + 1} {label}")
