@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -221,9 +221,8 @@ def _rezende(s, train: ViewSet, test: ViewSet, seed: int, out, setting: str) -> 
         with stage(f"{setting}: {name} ({s.rezende_epochs} epochs)"):
             torch.manual_seed(seed)
             model = SequentialImageModel(32, s.steps, hidden=s.hidden, patch=8, image_size=32,
-                                         camera=kind)  # fmt: skip
-            if kind == "fixed":
-                model.view = camera  # the views' own camera
+                                         camera=kind, elevation=camera.elevation,
+                                         projection="perspective")  # fmt: skip
             t = time.perf_counter()
             fit(model, _front(train), "elbo", epochs=s.rezende_epochs, batch_size=32, lr=1e-3,
                 seed=seed, progress=False)  # fmt: skip
@@ -320,8 +319,7 @@ def _ambiguous_figure(path, model, test: ViewSet, s, camera: Camera) -> None:
     rows = min(4, len(test))
     x = _front(test)[:rows]
     cols, titles = [x.reshape(rows, 32, 32)], ["input view"]
-    others = (camera, Camera(math.pi / 2, camera.elevation, **_rest(camera)),
-              Camera(math.pi, camera.elevation, **_rest(camera)))  # fmt: skip
+    others = (camera, replace(camera, azimuth=math.pi / 2), replace(camera, azimuth=math.pi))
     for k in range(s.ambiguous_draws):
         vol = model.volumes(x, 1)
         for label, cam in zip(("seen", "90°", "180°"), others, strict=True):
@@ -329,8 +327,3 @@ def _ambiguous_figure(path, model, test: ViewSet, s, camera: Camera) -> None:
             titles.append(f"draw {k + 1} {label}")
     title = "Several 3D interpretations of one view, each turned to two other angles"
     image_grid(torch.stack(cols, 1), path, cmap="gray_r", col_titles=titles, title=title)
-
-
-def _rest(camera: Camera) -> dict:
-    return {"distance": camera.distance, "projection": camera.projection, "fov": camera.fov,
-            "scale": camera.scale}  # fmt: skip

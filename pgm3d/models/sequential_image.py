@@ -31,9 +31,9 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pgm3d._validation import check_inputs
 from pgm3d.data.render import Camera
 from pgm3d.missing import clean_missing
+from pgm3d.models.base import check_n
 from pgm3d.models.projection import LearnableProjection, project
 from pgm3d.models.sequential_volume import SequentialVolumeModel
 from pgm3d.models.spatial import AffineHead
@@ -45,7 +45,8 @@ class SequentialImageModel(SequentialVolumeModel):
     """The sequential volumetric model with its likelihood on an ``image_size²`` view.
 
     :param str camera: ``"fixed"`` (a known camera, :class:`~pgm3d.data.render.Camera` at
-        ``azimuth``, ``elevation``, orthographic) or ``"learnable"``.
+        ``azimuth``, ``elevation`` with ``projection``) or ``"learnable"``.
+    :param str projection: of the fixed camera, ``"orthographic"`` or ``"perspective"``.
     :param int image_size: ``S`` (for ``"learnable"``, equal to ``resolution``).
 
     Other parameters as :class:`~pgm3d.models.SequentialVolumeModel` (no context).
@@ -63,6 +64,7 @@ class SequentialImageModel(SequentialVolumeModel):
         camera: str = "fixed",
         azimuth: float = 0.0,
         elevation: float = math.radians(30),
+        projection: str = "orthographic",
         transform: str = "separable",
     ):
         super().__init__(resolution, steps, latent_dim, hidden, patch, transform=transform)
@@ -71,7 +73,8 @@ class SequentialImageModel(SequentialVolumeModel):
         if camera == "learnable" and image_size != resolution:
             raise ValueError("a learnable projection draws resolution² images: set image_size")
         self.camera_kind, self.image_size = camera, image_size
-        self.view = Camera(azimuth, elevation)
+        # a perspective camera is render_views' (distance 3, 40° field of view)
+        self.view = Camera(azimuth, elevation, projection=projection)
         self.data_dim = image_size**2
         if camera == "learnable":
             self.projection = LearnableProjection(resolution, channels=16)
@@ -96,42 +99,14 @@ class SequentialImageModel(SequentialVolumeModel):
             probs = project(torch.sigmoid(grids), self.view, self.image_size)
         return probs.reshape(*lead, -1).clamp(1e-4, 1 - 1e-4)
 
-    def read(self, grid: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """:math:`r_t = f_r(x, s_{t-1})` of an image ``grid (B, 1, S, S)``."""
-        lead, P = h.shape[:-1], self.patch
-        s = h.reshape(-1, h.shape[-1])
-        grids = grid.expand(*lead, *grid.shape[1:]).reshape(-1, *grid.shape[1:])
-        glimpse = self._move(grids, self.read_where, s, P, inverse=False)
-        return self.read_features(glimpse.reshape(-1, P**2)).reshape(*lead, -1)
-
-    def model(self, x: torch.Tensor, mask: torch.Tensor | None = None, c=None):
-        check_inputs(self, x, mask)
-        self._embed(c, x.shape[0])
-        zero = x.new_zeros(self.latent_dim)
-        state, canvas = self._start(x), 0.0
-        with pyro.plate("data", x.shape[0]):
-            for name in self.latent_sites:
-                z = pyro.sample(name, dist.Normal(zero, torch.ones_like(zero)).to_event(1))
-                state = self.step(state, z, None)
-                canvas = canvas + self.write(state[0])
-            px = dist.Bernoulli(probs=self.image_probs(self.background + canvas),
-                                validate_args=False)  # fmt: skip
-            if mask is not None:
-                px = px.mask(mask)
-            pyro.sample("x", px.to_event(1), obs=clean_missing(x, mask))
-
-    def guide(self, x: torch.Tensor, mask: torch.Tensor | None = None, c=None):
+    def reading_grid(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """What the guide reads: the rows as images ``(B, 1, S, S)``, missing pixels empty."""
         S = self.image_size
-        grid = clean_missing(x, mask).reshape(-1, 1, S, S)
-        state = self._start(x)
-        with pyro.plate("data", x.shape[0]):
-            for name in self.latent_sites:
-                h = state[0]
-                r = self.read(grid, h)
-                loc, log_scale = self.posterior(torch.cat([r, h.expand_as(r)], -1)).chunk(2, -1)
-                z = pyro.sample(name, dist.Normal(loc, nn.functional.softplus(log_scale) + 1e-4)
-                                .to_event(1))  # fmt: skip
-                state = self.step(state, z, None)
+        return clean_missing(x, mask).reshape(-1, 1, S, S)
+
+    def observation(self, canvas: torch.Tensor):
+        """:math:`p(x \\mid v_T)`: Bernoulli pixels of the canvas's view."""
+        return dist.Bernoulli(probs=self.image_probs(canvas), validate_args=False)
 
     @torch.no_grad()
     def volumes(self, x: torch.Tensor, num_samples: int = 8) -> torch.Tensor:
@@ -140,12 +115,8 @@ class SequentialImageModel(SequentialVolumeModel):
         R, total = self.resolution, 0.0
         for _ in range(num_samples):
             trace = pyro.poutine.trace(self.guide).get_trace(x)
-            zs = [trace.nodes[n]["value"] for n in self.latent_sites]
-            state, canvas = self._start(x), 0.0
-            for z in zs:
-                state = self.step(state, z, None)
-                canvas = canvas + self.write(state[0])
-            total = total + torch.sigmoid(self.background + canvas)
+            z = torch.stack([trace.nodes[n]["value"] for n in self.latent_sites], 1)
+            total = total + torch.sigmoid(self.canvas_logits(z))
         return (total / num_samples).reshape(-1, R, R, R)
 
     @torch.no_grad()
@@ -153,6 +124,7 @@ class SequentialImageModel(SequentialVolumeModel):
                return_latents: bool = False):  # fmt: skip
         """``n`` images ``(n, S, S)`` from the prior (pixel draws, or probabilities with
         ``mean=True``); with ``return_latents`` also the latents ``(n, T, latent_dim)``."""
+        check_n(n)
         ref = self.background
         z = torch.randn(n, self.steps, self.latent_dim, generator=generator, dtype=ref.dtype,
                         device=ref.device)  # fmt: skip

@@ -215,13 +215,22 @@ class SequentialVolumeModel(Model, PyroModule):
 
     def read(self, grid: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """:math:`r_t = f_r(x, s_{t-1})`: features ``(*lead, hidden)`` of the glimpse of
-        ``grid (B, 1, R, R, R)`` at the map of states ``h (*lead, hidden)``, lead ending in
-        ``B``."""
+        ``grid (B, 1, ...)`` (:meth:`reading_grid`) at the map of states
+        ``h (*lead, hidden)``, lead ending in ``B``."""
         lead, P = h.shape[:-1], self.patch
         s = h.reshape(-1, h.shape[-1])
         grids = grid.expand(*lead, *grid.shape[1:]).reshape(-1, *grid.shape[1:])
         glimpse = self._move(grids, self.read_where, s, P, inverse=False)
-        return self.read_features(glimpse.reshape(-1, P**3)).reshape(*lead, -1)
+        return self.read_features(glimpse.flatten(1)).reshape(*lead, -1)
+
+    def reading_grid(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """What the guide reads: the rows as grids ``(B, 1, R, R, R)``, missing voxels empty."""
+        R = self.resolution
+        return clean_missing(x, mask).reshape(-1, 1, R, R, R)
+
+    def observation(self, canvas: torch.Tensor):
+        """:math:`p(x \\mid v_T)` of canvas logits ``(*lead, R³)``: Bernoulli voxels."""
+        return dist.Bernoulli(logits=canvas, validate_args=False)
 
     def _start(self, x: torch.Tensor):
         zero = x.new_zeros(x.shape[0], self.hidden)
@@ -238,15 +247,14 @@ class SequentialVolumeModel(Model, PyroModule):
                 z = pyro.sample(name, dist.Normal(zero, torch.ones_like(zero)).to_event(1))
                 state = self.step(state, z, e)
                 canvas = canvas + self.write(state[0])
-            px = dist.Bernoulli(logits=self.background + canvas, validate_args=False)
+            px = self.observation(self.background + canvas)
             if mask is not None:
                 px = px.mask(mask)
             pyro.sample("x", px.to_event(1), obs=clean_missing(x, mask))
 
     def guide(self, x: torch.Tensor, mask: torch.Tensor | None = None, c=None):
         e = self._embed(c, x.shape[0])
-        R = self.resolution
-        grid = clean_missing(x, mask).reshape(-1, 1, R, R, R)
+        grid = self.reading_grid(x, mask)
         state = self._start(x)
         with pyro.plate("data", x.shape[0]):
             for name in self.latent_sites:
