@@ -25,7 +25,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["KINDS", "Camera", "camera_rays", "render_meshes", "render_voxels", "sample_rays"]
+__all__ = [
+    "KINDS",
+    "Camera",
+    "camera_rays",
+    "first_hits",
+    "render_meshes",
+    "render_voxels",
+    "sample_rays",
+]
 
 #: the images the renderers draw
 KINDS = ("silhouette", "depth", "shaded")
@@ -180,28 +188,36 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
 
-def _first_hits(vertices, faces, origins, dirs, chunk: int = 4096):
-    """Distance to the nearest triangle along each ray (inf where none) and that triangle's
-    index: Möller–Trumbore over rays × faces, ``chunk`` rays at a time."""
-    a, b, c = (vertices[faces[:, k]] for k in range(3))  # (F, 3)
-    e1, e2 = b - a, c - a
+def first_hits(vertices, faces, origins, dirs, chunk: int = 4096):
+    """Distance along each ray to the nearest triangle (inf where none) and that triangle's
+    index: Möller–Trumbore over rays × faces, ``chunk`` rays at a time.
+
+    :param vertices: ``(V, 3)``, or ``(M, V, 3)`` for ``M`` meshes sharing ``faces (F, 3)``.
+    :param origins, dirs: ``(P, 3)``.
+    :returns: ``(t, face)``, each ``(P,)`` (or ``(M, P)``).
+    """
+    single = vertices.dim() == 2
+    tri = (vertices[None] if single else vertices)[:, faces]  # (M, F, 3, 3)
+    a, e1, e2 = tri[:, :, 0], tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0]
     eps = 1e-12
     best_t, best_f = [], []
     for o, d in zip(origins.split(chunk), dirs.split(chunk), strict=True):
-        p = torch.linalg.cross(d[:, None], e2[None].expand(len(d), -1, -1))  # (P, F, 3)
-        det = (e1[None] * p).sum(-1)
-        inv = 1.0 / torch.where(det.abs() < eps, torch.full_like(det, math.inf), det)
-        s = o[:, None] - a[None]
+        d4 = d[None, :, None].expand(len(tri), -1, e2.shape[1], -1)  # (M, P, F, 3)
+        p = torch.linalg.cross(d4, e2[:, None].expand_as(d4))
+        det = (e1[:, None] * p).sum(-1)
+        ok = det.abs() >= eps
+        inv = 1.0 / torch.where(ok, det, torch.ones_like(det))
+        s = o[None, :, None] - a[:, None]
         u = (s * p).sum(-1) * inv
-        q = torch.linalg.cross(s, e1[None].expand_as(s))
-        v = (d[:, None] * q).sum(-1) * inv
-        t = (e2[None] * q).sum(-1) * inv
-        ok = (det.abs() >= eps) & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9)
-        t = torch.where(ok, t, torch.full_like(t, math.inf))
-        tmin, fmin = t.min(-1)
+        q = torch.linalg.cross(s, e1[:, None].expand_as(s))
+        v = (d4 * q).sum(-1) * inv
+        t = (e2[:, None] * q).sum(-1) * inv
+        ok = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9)
+        tmin, fmin = torch.where(ok, t, torch.full_like(t, math.inf)).min(-1)
         best_t.append(tmin)
         best_f.append(fmin)
-    return torch.cat(best_t), torch.cat(best_f)
+    t, f = torch.cat(best_t, -1), torch.cat(best_f, -1)
+    return (t[0], f[0]) if single else (t, f)
 
 
 def render_meshes(meshes, camera: Camera, size: int = 64, kind: str = "silhouette",
@@ -222,7 +238,7 @@ def render_meshes(meshes, camera: Camera, size: int = 64, kind: str = "silhouett
             continue
         v = mesh.vertices.to(dtype)
         origins, dirs = camera_rays(camera, size, dtype=dtype, device=v.device)
-        t, face = _first_hits(v, mesh.faces.to(v.device), origins.reshape(-1, 3),
+        t, face = first_hits(v, mesh.faces.to(v.device), origins.reshape(-1, 3),
                               dirs.reshape(-1, 3))  # fmt: skip
         seen = torch.isfinite(t)
         if kind == "silhouette":

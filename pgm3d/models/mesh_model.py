@@ -30,7 +30,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pgm3d._validation import check_inputs
-from pgm3d.data.render import Camera, camera_rays
+from pgm3d.data.render import Camera, camera_rays, first_hits
 from pgm3d.missing import clean_missing
 from pgm3d.models.base import Model, check_n
 
@@ -52,24 +52,6 @@ def icosphere(subdivisions: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
 
     sphere = trimesh.creation.icosphere(subdivisions=subdivisions)
     return torch.as_tensor(sphere.vertices), torch.as_tensor(sphere.faces)
-
-
-def _hits(vertices: torch.Tensor, faces: torch.Tensor, origins, dirs) -> torch.Tensor:
-    """Whether each ray meets each mesh of one topology: ``(M, P)`` bool for vertices
-    ``(M, V, 3)`` (Möller–Trumbore, vectorised over meshes, rays and faces)."""
-    tri = vertices[:, faces]  # (M, F, 3, 3)
-    a, e1, e2 = tri[:, :, 0], tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0]
-    d = dirs[None, :, None]  # (1, P, 1, 3)
-    p = torch.linalg.cross(d.expand(-1, -1, e2.shape[1], -1), e2[:, None])  # (M, P, F, 3)
-    det = (e1[:, None] * p).sum(-1)
-    ok = det.abs() > 1e-12
-    inv = 1.0 / torch.where(ok, det, torch.ones_like(det))
-    s = origins[None, :, None] - a[:, None]
-    u = (s * p).sum(-1) * inv
-    q = torch.linalg.cross(s, e1[:, None].expand_as(s))
-    v = (d * q).sum(-1) * inv
-    t = (e2[:, None] * q).sum(-1) * inv
-    return (ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)).any(-1)
 
 
 class MeshModel(Model, PyroModule):
@@ -122,7 +104,7 @@ class MeshModel(Model, PyroModule):
         origins, dirs = camera_rays(self.camera, self.image_size, dtype=verts.dtype,
                                     device=verts.device)  # fmt: skip
         o, d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
-        out = torch.cat([_hits(v, self.faces, o, d) for v in verts.split(chunk)])
+        out = torch.cat([first_hits(v, self.faces, o, d)[0].isfinite() for v in verts.split(chunk)])
         return out.to(radial.dtype).reshape(*lead, -1)
 
     def model(self, x: torch.Tensor, mask: torch.Tensor | None = None):
