@@ -196,17 +196,15 @@ def run_volumes(
         model, _ = kept[name]
         with stage(f"{name}: completing the missing left half"):
             picked = _spread(len(xt), s.completion_rows).to(xt.device)
-            completion[name] = _completion(model, xt[picked], s, seed)
+            completion[name], chains = _completion(model, xt[picked], s, seed)
         if out is not None:
             _samples_figure(out / f"samples_{name}.png", model, x, s, seed)
-            _completion_figure(out / f"completion_{name}.png", completion[name], s)
+            _completion_figure(out / f"completion_{name}.png", chains, s)
     conditional = {}
     if "class" in s.conditional:
         conditional["class"] = _class_conditional(s, seed, device, out, bounds)
     if "view" in s.conditional:
         conditional["view"] = _view_conditional(s, seed, device, out, kept)
-    for c in completion.values():
-        c.pop("draws", None)
     metrics = {
         "experiment": "volumes",
         "seed": seed,
@@ -223,16 +221,20 @@ def run_volumes(
     return metrics
 
 
-def _completion(model, truth: torch.Tensor, s: VolumesSettings, seed: int) -> dict:
-    """One chain per method from the same start: the error per step on the missing half."""
+def _completion(model, truth: torch.Tensor, s: VolumesSettings, seed: int):
+    """One chain per method from the same start: the error per step on the missing half.
+
+    :returns: ``(metrics, chains)``: per method the errors; for the figure, the first row's
+        truth, mask and each method's draws.
+    """
     mask = half_volume_mask(truth.shape, s.resolution, axis=0)  # x < 0 missing: the left half
-    result = {"draws": {}}
+    result, chains = {}, {"truth": truth[0].cpu(), "mask": mask[0].cpu()}
     for method in ("pseudo_gibbs", "mwg"):
         done = complete(model, truth, mask, method, chains=1, warmup=0, thin=1,
                         num_samples=s.completion_steps, seed=seed)  # fmt: skip
         draws = done.samples["x"][0]  # (steps, rows, D)
         wrong = (draws.round() != truth).float()[:, ~mask].reshape(len(draws), len(truth), -1)
-        error = wrong[..., :].mean(-1).mean(-1)  # share of missing voxels wrong, by step
+        error = wrong.mean((-1, -2))  # share of missing voxels wrong, by step
         result[method] = {
             "error_by_step": error.tolist(),
             "first_step": float(error[0]),
@@ -241,9 +243,8 @@ def _completion(model, truth: torch.Tensor, s: VolumesSettings, seed: int) -> di
         }
         if method == "mwg" and done.accept_rate is not None:
             result[method]["acceptance"] = float(done.accept_rate.mean())
-        result["draws"][method] = draws[:, 0].cpu()
-    result["truth"], result["mask"] = truth[0].cpu(), mask[0].cpu()
-    return result
+        chains[method] = draws[:, 0].cpu()
+    return result, chains
 
 
 def _class_conditional(s, seed, device, out, bounds) -> dict:
@@ -454,7 +455,7 @@ def _completion_figure(path, c: dict, s) -> None:
     shown = [k for k in range(min(8, s.completion_steps))] + [s.completion_steps - 1]
     grids, titles = [], []
     for method in ("pseudo_gibbs", "mwg"):
-        draws = c["draws"][method]
+        draws = c[method]
         row = [c["truth"], c["truth"] * c["mask"]] + [draws[k] for k in shown]
         grids += [g.reshape(R, R, R) > 0.5 for g in row]
         titles += [f"{method}: truth", "left half missing", *(f"step {k + 1}" for k in shown)]

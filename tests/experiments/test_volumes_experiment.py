@@ -25,6 +25,7 @@ def test_it_writes_every_table_and_figure(run):
         assert list(metrics["bounds"][name]) == ["sequential T=1", "sequential T=2", "conv-vae"]
         assert all(r["test_iwae"] < 0 and r["seconds_per_epoch"] > 0
                    for r in metrics["bounds"][name].values())  # fmt: skip
+        assert set(metrics["completion"][name]) == {"pseudo_gibbs", "mwg"}  # numbers only
         for method in ("pseudo_gibbs", "mwg"):
             errors = metrics["completion"][name][method]["error_by_step"]
             assert len(errors) == 9 and all(0 <= e <= 1 for e in errors)
