@@ -10,6 +10,7 @@ __all__ = [
     "largest_connected_component",
     "nearest_distance",
     "normal_angles",
+    "occupancy_iou",
     "pca_normals",
     "symmetry_score",
     "voxel_average_precision",
@@ -177,6 +178,23 @@ def voxel_average_precision(probs, truth) -> torch.Tensor:
     p, t = p.reshape(len(p), -1).double().cpu().numpy(), t.reshape(len(t), -1).bool().cpu().numpy()
     return torch.tensor([average_precision_score(ti, pi) if ti.any() else float("nan")
                          for pi, ti in zip(p, t, strict=True)], dtype=torch.float64)  # fmt: skip
+
+
+def occupancy_iou(pred, truth, threshold: float = 0.5) -> torch.Tensor:
+    """Intersection over union per row of ``pred > threshold`` and ``truth > 1/2`` — predicted
+    occupancy probabilities (grids or silhouettes, any shape after the first axis) against the
+    truth; 0 where both are empty (PTN's IU at 0.5).
+
+    :returns: ``(N,)``.
+    """
+    p, t = torch.as_tensor(pred), torch.as_tensor(truth)
+    if p.shape != t.shape or p.dim() < 2:
+        raise ValueError(
+            f"pred and truth must be equal (N, ...), got {tuple(p.shape)}, {tuple(t.shape)}"
+        )
+    p, t = p.flatten(1) > threshold, t.flatten(1) > 0.5
+    union = (p | t).sum(1).clamp_min(1)
+    return (p & t).sum(1).to(torch.get_default_dtype()) / union
 
 
 def voxel_iou(a, b) -> torch.Tensor:

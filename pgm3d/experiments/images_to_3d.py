@@ -35,10 +35,9 @@ from pgm3d._log import stage
 from pgm3d.data.render import Camera, render_voxels
 from pgm3d.data.views import ViewSet, render_views
 from pgm3d.data.voxels import VOXEL_CLASSES, voxel_classes
-from pgm3d.evaluation.geometry import voxel_average_precision
+from pgm3d.evaluation.geometry import occupancy_iou, voxel_average_precision
 from pgm3d.inference import fit, fit_gan
 from pgm3d.models import GAN3D, SequentialImageModel, train_ptn
-from pgm3d.models.ptn import volume_iou
 from pgm3d.settings import Settings, check_run, option
 from pgm3d.tasks.results import json_safe, markdown_table, write_results
 
@@ -106,7 +105,7 @@ def _iou_from_views(predict, views: ViewSet, ap: bool = False):
     with torch.no_grad():
         for v in range(views.images.shape[1]):
             pred = predict(views.images[:, v])
-            out[:, v] = volume_iou(pred, views.shapes.voxels)
+            out[:, v] = occupancy_iou(pred, views.shapes.voxels)
             if ap:
                 aps.append(voxel_average_precision(pred, views.shapes.voxels).nanmean())
     return (out, float(torch.stack(aps).mean())) if ap else out
@@ -119,7 +118,7 @@ def _nearest_neighbour(train: ViewSet, test: ViewSet) -> tuple[torch.Tensor, flo
     for v in range(test.images.shape[1]):
         d = torch.cdist(test.images[:, v].flatten(1), train.images[:, v].flatten(1))
         found = train.shapes.voxels[d.argmin(1)].float()
-        iou[:, v] = volume_iou(found, test.shapes.voxels)
+        iou[:, v] = occupancy_iou(found, test.shapes.voxels)
         aps.append(voxel_average_precision(found, test.shapes.voxels).nanmean())
     return iou, float(torch.stack(aps).mean())
 
@@ -228,7 +227,7 @@ def _rezende(s, train: ViewSet, test: ViewSet, seed: int, out, setting: str) -> 
                 seed=seed, progress=False)  # fmt: skip
             seconds = (time.perf_counter() - t) / s.rezende_epochs
             iou = {
-                part: float(volume_iou(model.volumes(_front(v), 4), v.shapes.voxels).mean())
+                part: float(occupancy_iou(model.volumes(_front(v), 4), v.shapes.voxels).mean())
                 for part, v in (("train", train), ("test", test))
             }
             ap = voxel_average_precision(model.volumes(_front(test), 4), test.shapes.voxels)

@@ -38,6 +38,7 @@ import torch
 from pgm3d._log import stage
 from pgm3d.data import open_data
 from pgm3d.data.masks import half_volume_mask
+from pgm3d.evaluation.geometry import occupancy_iou
 from pgm3d.inference import complete, fit, log_likelihood
 from pgm3d.models import VSL, SequentialVolumeModel, VoxelVAE
 from pgm3d.models.spatial import orthographic_silhouette
@@ -277,11 +278,6 @@ def _views(voxels: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torc
     return orthographic_silhouette(voxels.float(), azimuth), azimuth
 
 
-def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a, b = a.flatten(1) > 0.5, b.flatten(1) > 0.5
-    return (a & b).sum(1).float() / (a | b).sum(1).clamp_min(1).float()
-
-
 def _view_conditional(s, seed, device, out, kept) -> dict:
     name = s.datasets[0]
     data = open_data(name, n_train=s.n_train, n_test=s.n_test, resolution=s.resolution, seed=seed)
@@ -310,13 +306,15 @@ def _view_conditional(s, seed, device, out, kept) -> dict:
     other = orthographic_silhouette(cond, az + math.pi / 2)
     row |= {
         "data": name,
-        "silhouette_iou": float(_iou(seen, c.cpu()).mean()),
-        "unconditional_silhouette_iou": float(_iou(seen_plain, c.cpu()).mean()),
+        "silhouette_iou": float(occupancy_iou(seen, c.cpu()).mean()),
+        "unconditional_silhouette_iou": float(occupancy_iou(seen_plain, c.cpu()).mean()),
         # how much the samples of one view differ where the view does not see
         "unseen_side_spread": float(other.reshape(k, rows, -1).std(0).mean()),
         "seen_side_spread": float(seen.reshape(k, rows, -1).std(0).mean()),
-        "volume_iou_with_truth": float(_iou(cond, truth.repeat(k, 1, 1, 1)).mean()),
-        "unconditional_volume_iou_with_truth": float(_iou(plain, truth.repeat(k, 1, 1, 1)).mean()),
+        "volume_iou_with_truth": float(occupancy_iou(cond, truth.repeat(k, 1, 1, 1)).mean()),
+        "unconditional_volume_iou_with_truth": float(
+            occupancy_iou(plain, truth.repeat(k, 1, 1, 1)).mean()
+        ),
     }
     if out is not None:
         _view_figure(out / f"view_conditional_{name}.png", c.cpu(), cond, az, s, rows)

@@ -35,7 +35,7 @@ from torch import nn
 
 from pgm3d.models.projection import project
 
-__all__ = ["LOSSES", "PTN", "PTNHistory", "train_ptn", "volume_iou"]
+__all__ = ["LOSSES", "PTN", "PTNHistory", "train_ptn"]
 
 #: the paper's three objectives: (lambda_proj, lambda_vol)
 LOSSES = {"proj": (1.0, 0.0), "comb": (1.0, 1.0), "vol": (0.0, 1.0)}
@@ -85,12 +85,6 @@ class PTN(nn.Module):
             raise ValueError(f"images must be (B, {S}, {S}), got {tuple(images.shape)}")
         h = self.decoder_fc(self.encoder(images.unsqueeze(1)))
         return torch.sigmoid(self.decoder(h.reshape(-1, self._d0, 3, 3, 3))[:, 0])
-
-
-def volume_iou(pred: torch.Tensor, truth: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Intersection over union per grid of ``pred > threshold`` and ``truth > 0.5``: ``(B,)``."""
-    p, t = pred.flatten(1) > threshold, truth.flatten(1) > 0.5
-    return (p & t).sum(1).float() / (p | t).sum(1).clamp_min(1).float()
 
 
 @dataclass

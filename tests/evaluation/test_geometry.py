@@ -126,3 +126,17 @@ def test_plane_fit_normals_and_angles():
         torch.tensor([-0.5, 0.0, 1.0], dtype=torch.float64), dim=0
     )
     assert normal_angles(est, truth.expand_as(est), mask, oriented=False).max() < 1e-6
+
+
+def test_occupancy_iou_thresholds_probabilities_of_any_shape():
+    from pgm3d.evaluation import occupancy_iou
+
+    truth = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    pred = torch.tensor([[0.9, 0.2, 0.7, 0.1], [0.1, 0.1, 0.1, 0.1]])
+    # row 1: {0} and {0, 2} against {0, 1} -> 1 / 3; row 2: both empty -> 0
+    torch.testing.assert_close(occupancy_iou(pred, truth), torch.tensor([1 / 3, 0.0]))
+    images = torch.zeros(1, 2, 2)
+    images[0, 0] = 1.0
+    assert occupancy_iou(images, images).item() == 1.0
+    with pytest.raises(ValueError, match="pred and truth must be equal"):
+        occupancy_iou(pred, truth[:1])

@@ -6,7 +6,8 @@ import torch
 
 from pgm3d.data import primitives
 from pgm3d.data.views import render_views
-from pgm3d.models.ptn import LOSSES, PTN, train_ptn, volume_iou
+from pgm3d.evaluation import occupancy_iou
+from pgm3d.models.ptn import LOSSES, PTN, train_ptn
 
 
 def test_the_papers_network_maps_an_image_to_a_32_cube():
@@ -25,10 +26,10 @@ def test_projection_loss_alone_recovers_3d():
     views = render_views(shapes, views=8)
     torch.manual_seed(0)
     with torch.no_grad():
-        start = volume_iou(PTN(0.25)(views.images[:, 3]), shapes.voxels).mean()
+        start = occupancy_iou(PTN(0.25)(views.images[:, 3]), shapes.voxels).mean()
     model, history = train_ptn(views, "proj", width=0.25, epochs=60, lr=1e-3, batch_size=4)
     with torch.no_grad():
-        iou = volume_iou(model(views.images[:, 3]), shapes.voxels)
+        iou = occupancy_iou(model(views.images[:, 3]), shapes.voxels)
     assert history.loss[-1] < 0.6 * history.loss[0]
     assert iou.min() > 0.25 and iou.mean() > start + 0.15
 

@@ -7,9 +7,9 @@ import torch
 
 from pgm3d.data import primitives
 from pgm3d.data.render import Camera, render_voxels
+from pgm3d.evaluation import occupancy_iou
 from pgm3d.inference import fit, log_likelihood
 from pgm3d.models.projection import project
-from pgm3d.models.ptn import volume_iou
 from pgm3d.models.sequential_image import SequentialImageModel
 
 
@@ -35,7 +35,7 @@ def test_trained_on_images_it_infers_3d_that_projects_back_to_them(data):
     seen = project(vol, camera, 16) > 0.5
     target = images[240:].reshape(-1, 16, 16) > 0.5
     assert (seen & target).sum() / (seen | target).sum() > 0.6
-    assert volume_iou(vol, voxels[240:]).mean() > 0.15
+    assert occupancy_iou(vol, voxels[240:]).mean() > 0.15
     assert log_likelihood(m, images[240:250], num_samples=4).shape == (10,)
 
 
