@@ -285,6 +285,7 @@ class _Run:
         torch.manual_seed(self.seed)
         s = self.s
         m = VAE(self.train.shape[1], s.latent_dim, (s.hidden, s.hidden), self.table.likelihood)
+        m = m.to(self.train.device)
         if objective == "iwae":  # MIWAE as Mattei & Frellsen train it: no warm-up
             kw = {"num_particles": s.iwae_particles, "early": "miwae" in s.stop_early}
         else:
@@ -296,6 +297,7 @@ class _Run:
         s, seed = self.s, self.seed + 1000 * member
         torch.manual_seed(seed)
         m = VAEAC(self.train.shape[1], s.latent_dim, (s.hidden, s.hidden), self.table.likelihood)
+        m = m.to(self.train.device)
         kind = "quarters" if self.pattern == "quarters" else "mcar"
         noise = m.masks(s.p_missing, kind=kind, image_shape=self.table.image_shape)
         return _fit_deep(m, self.train, self.train_mask, "elbo", s, seed, context_noise=noise,

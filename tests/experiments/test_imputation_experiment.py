@@ -223,3 +223,14 @@ def test_each_finished_cell_is_written_while_the_run_goes_on(tmp_path, monkeypat
         (["digits/complete/mcar", "digits/missing/mcar"], 0, False),
     ]
     assert "unfinished_cells" not in json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.gpu
+def test_the_deep_methods_train_and_impute_on_cuda(tmp_path):
+    """The experiment's models follow the data onto the device (they were left on the CPU)."""
+    deep = ("vae-mwg", "miwae", "vaeac")
+    s = ImputationSettings.quick(**{**TINY, "seeds": 1}, regimes=("missing",),
+                                 patterns=("quarters",), methods=deep)  # fmt: skip
+    metrics = run_imputation(s, tmp_path, device="cuda", progress=False)
+    row = metrics["results"]["digits/missing/quarters"]
+    assert all(np.isfinite(r["mse"]) for r in row.values())
