@@ -26,6 +26,7 @@ half of the volume missing by the ``complete`` back ends.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from pgm3d._progress import progress_bar
 from pgm3d.data import VoxelSet
 from pgm3d.data.datasets import open_voxels
 from pgm3d.data.masks import half_volume_mask
+from pgm3d.evaluation.geometry import largest_connected_component
 from pgm3d.inference import complete, fit, fit_gan
 from pgm3d.models import GAN3D, VSL
 from pgm3d.saving import save
@@ -49,6 +51,8 @@ __all__ = [
     "ClassifySettings",
     "VoxNet",
     "fit_voxnet",
+    "limited_data_curve",
+    "nearest_by_features",
     "nearest_grids",
     "run_classify",
     "svm_accuracy",
@@ -99,6 +103,19 @@ class ClassifySettings(Settings):
     lr_d: float = option(1e-4, "GAN discriminator rate (paper 1e-5)")
     cnn_epochs: int = option(15, "supervised VoxNet epochs")
     completion_rows: int = option(4, "grids in the completion figure")
+    fractions: tuple[float, ...] = option(
+        (0.1, 0.2, 0.5, 1.0),
+        "shares of each class's training grids the SVM is fitted on: the limited-data curve "
+        "(Wu et al. 2016, Fig. 4)",
+        many=True,
+        kind=float,
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        bad = [f for f in self.fractions if not 0 < f <= 1]
+        if bad:
+            raise ValueError(f"fractions must be in (0, 1], got {bad}")
 
 
 class VoxNet(nn.Module):
@@ -171,6 +188,32 @@ def svm_accuracy(train_x, train_y, test_x, test_y, kernel: str, seed: int = 0) -
         "C": float(search.best_params_["svc__C"]),
         "confusion": confusion_matrix(test_y, pred, labels=np.arange(test_y.max() + 1)).tolist(),
     }
+
+
+def limited_data_curve(train_x, train_y, test_x, test_y, fractions, kernel: str, seed: int = 0):
+    """Test accuracy of :func:`svm_accuracy` fitted on a seeded share of each class's training
+    rows (at least two, for cross-validation): Wu et al. 2016's Fig. 4, whose unsupervised
+    features keep most of their accuracy on a fraction of the labels.
+
+    :returns: one ``{"fraction", "n_train", "accuracy"}`` per fraction, in the given order.
+    """
+    rng = np.random.default_rng(seed)
+    by_class = [rng.permutation(np.flatnonzero(train_y == c)) for c in np.unique(train_y)]
+    curve = []
+    for f in fractions:
+        keep = np.sort(np.concatenate([
+            rows[: min(len(rows), max(2, math.ceil(f * len(rows))))] for rows in by_class
+        ]))  # fmt: skip
+        scored = svm_accuracy(train_x[keep], train_y[keep], test_x, test_y, kernel, seed)
+        curve.append({"fraction": float(f), "n_train": len(keep), "accuracy": scored["accuracy"]})
+    return curve
+
+
+def nearest_by_features(queries: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+    """Index into ``pool (N, F)`` of the nearest row (Euclidean) to each of ``queries (n, F)``:
+    Wu et al.'s retrieval of a generated shape's nearest training shape in the discriminator's
+    last convolutional layer, which shows G makes new shapes rather than copies."""
+    return torch.cdist(queries.float(), pool.float().to(queries.device)).argmin(1).cpu()
 
 
 def _data(spec: str, s: dict, R: int, seed: int, progress) -> tuple[VoxelSet, VoxelSet]:
@@ -289,18 +332,21 @@ def run_classify(
     train, test = _data(data, s, R, seed, progress)
     kernel = "rbf" if model == "vsl" else "linear"
 
-    def classify(net) -> tuple[dict, np.ndarray]:
+    def classify(net, fractions=()) -> tuple[dict, np.ndarray]:
         train_x, test_x = _embed(net, train.voxels, device), _embed(net, test.voxels, device)
-        scored = svm_accuracy(
-            train_x, train.labels.numpy(), test_x, test.labels.numpy(), kernel, seed
-        )
+        y, test_y = train.labels.numpy(), test.labels.numpy()
+        scored = svm_accuracy(train_x, y, test_x, test_y, kernel, seed)
+        if fractions:
+            scored["limited_data"] = limited_data_curve(
+                train_x, y, test_x, test_y, fractions, kernel, seed
+            )
         return scored, train_x
 
     # the control: the same network at its initial weights, through the same protocol
     classes = len(train.class_names)
     untrained, _ = classify(_build(model, R, s, seed, device, classes).eval())
     net, curve, train_seconds = _train(model, train, s, seed, device, progress)
-    result, features = classify(net)
+    result, features = classify(net, s.fractions)
     health = _feature_health(net, model, train, result, untrained, device, features)
     t = time.perf_counter()
     reference = fit_voxnet(train, test, epochs=s.cnn_epochs, seed=seed, device=device)
@@ -316,6 +362,7 @@ def run_classify(
         "accuracy": result["accuracy"],
         "supervised_voxnet_accuracy": reference,
         "untrained_accuracy": untrained["accuracy"],
+        "limited_data": result.pop("limited_data"),
         "svm": result,
         **health,
         "training_seconds": train_seconds,
@@ -330,7 +377,8 @@ def run_classify(
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         save(net, out / f"{model}.pt", {"model": model, "data": str(data), "resolution": R})
-        _figures(out, net, model, train, test, result, s, seed, device, progress)
+        _figures(out, net, model, train, test, result, s, seed, device, progress,
+                 metrics["limited_data"])  # fmt: skip
         metrics["seconds"] = time.perf_counter() - start
         write_results(out, metrics, _table(metrics))
     metrics["seconds"] = time.perf_counter() - start
@@ -386,10 +434,40 @@ def _table(m: dict) -> str:
     for i, (name, row) in enumerate(zip(names, svm["confusion"], strict=True)):
         label = name if heads is short else f"{i}: {name}"
         lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+    lines += [
+        "",
+        "## Limited training data (Wu et al. 2016, Fig. 4)\n",
+        "The SVM fitted on a share of each class's training grids (the features are learned "
+        "from all of them, without labels).\n",
+        "| share of the training set | labelled grids | test accuracy |",
+        "|---:|---:|---:|",
+        *(
+            f"| {100 * r['fraction']:g}% | {r['n_train']} | {100 * r['accuracy']:.1f}% |"
+            for r in m["limited_data"]
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
-def _figures(out, net, model_name, train, test, result, s, seed, device, progress) -> None:
+def _limited_data_figure(path, curve: list[dict], model_name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot([100 * r["fraction"] for r in curve], [100 * r["accuracy"] for r in curve], "o-")
+    ax.set_xlabel("share of the training set labelled (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{model_name.upper()} features + SVM with limited training data")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _figures(out, net, model_name, train, test, result, s, seed, device, progress,
+             m_limited) -> None:  # fmt: skip
     from pgm3d.viz import interpolation_strip, render_shapes, voxel_completion_grid
     from pgm3d.viz.charts import confusion_matrix
 
@@ -397,15 +475,33 @@ def _figures(out, net, model_name, train, test, result, s, seed, device, progres
     title = f"{model_name.upper()} + SVM: test accuracy {100 * result['accuracy']:.1f}%"
     confusion_matrix(result["confusion"], names, out / "confusion.png", title=title)
 
+    _limited_data_figure(out / "limited_data.png", m_limited, model_name)
     g = torch.Generator(device=device).manual_seed(seed)
-    samples = (net.sample(8, generator=g, mean=True) > 0.5).cpu()
+    samples = net.sample(8, generator=g, mean=True)
+    if isinstance(net, GAN3D):  # Wu et al. render a generated shape's largest component only
+        samples, kept = largest_connected_component(samples).cpu(), "largest component"
+    else:
+        samples, kept = (samples > 0.5).cpu(), "occupancy > 0.5"
     render_shapes(
         samples,
         out / "samples.png",
         kind="voxels",
         ncols=8,
-        title=f"{model_name.upper()} samples (occupancy > 0.5)",
+        title=f"{model_name.upper()} samples ({kept})",
     )
+    if isinstance(net, GAN3D):
+        with torch.no_grad():
+            last = [net.discriminator.hidden(net.grid(VSL.rows(v).float().to(device)))[-1]
+                    for v in (samples, train.voxels)]  # fmt: skip
+        nearest = nearest_by_features(last[0].flatten(1), last[1].flatten(1))
+        render_shapes(
+            torch.cat([samples, train.voxels[nearest]]),
+            out / "retrieval_d_features.png",
+            kind="voxels",
+            ncols=8,
+            title="samples (top) and their nearest training grids in D's last convolutional "
+            "layer (bottom; Wu et al.'s retrieval)",
+        )
     nearest = nearest_grids(samples, train.voxels)
     render_shapes(
         torch.cat([samples, train.voxels[nearest]]),

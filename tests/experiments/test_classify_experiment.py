@@ -8,7 +8,7 @@ import torch
 
 from pgm3d.data import save_voxels, voxel_classes
 from pgm3d.experiments import ClassifySettings, run_classify
-from pgm3d.experiments.classify import svm_accuracy
+from pgm3d.experiments.classify import limited_data_curve, nearest_by_features, svm_accuracy
 
 
 def test_svm_chooses_c_on_training_data_and_reports_a_confusion_matrix():
@@ -40,7 +40,14 @@ def test_quick_run_writes_accuracy_reference_and_figures(tmp_path, model):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["accuracy"] == m["accuracy"]
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"confusion.png", "samples.png", "completion.png", "table.md", f"{model}.pt"} <= names
+    assert {"confusion.png", "samples.png", "completion.png", "table.md", f"{model}.pt",
+            "limited_data.png"} <= names  # fmt: skip
+    assert ("retrieval_d_features.png" in names) == (model == "gan")
+    assert [r["fraction"] for r in m["limited_data"]] == [0.1, 0.2, 0.5, 1.0]
+    # 3 training grids per class: at least two of each, all of them at 100%
+    assert [r["n_train"] for r in m["limited_data"]] == [20, 20, 20, 30]
+    assert m["limited_data"][-1]["accuracy"] == m["accuracy"]
+    assert "Limited training data" in (tmp_path / "table.md").read_text()
 
 
 def test_a_voxel_file_with_a_split_is_accepted_and_bad_data_refused(tmp_path):
@@ -136,6 +143,34 @@ def test_the_table_quotes_the_paper_for_the_nearest_modelnet_and_numbers_ambiguo
     m = {"model": "vsl", "data": "x", "n_train": 3, "n_test": 3, "resolution": 8,
          "classes": names, "svm": svm, "accuracy": 1.0, "untrained_accuracy": 1.0,
          "supervised_voxnet_accuracy": 1.0, "active_units": 1, "feature_dim": 1,
-         "training_seconds": 1.0, "seconds_per_epoch": 1.0}  # fmt: skip
+         "training_seconds": 1.0, "seconds_per_epoch": 1.0,
+         "limited_data": [{"fraction": 0.5, "n_train": 2, "accuracy": 0.5}]}  # fmt: skip
     table = _table(m)
     assert "| | 0 | 1 | 2 |" in table and "| 1: chairs.tall |" in table
+    assert "| 50% | 2 | 50.0% |" in table
+
+
+def test_the_limited_data_curve_fits_a_stratified_share_and_ends_at_the_full_fit():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 4)) * 3
+    y = np.repeat(np.arange(3), 40)
+    x = centres[y] + rng.normal(size=(120, 4))
+    tr, te = np.arange(120) % 4 != 0, np.arange(120) % 4 == 0
+    curve = limited_data_curve(x[tr], y[tr], x[te], y[te], (0.05, 0.5, 1.0), "linear")
+    # 30 training rows per class: max(2, ceil(1.5)) = 2, then 15, then all 30
+    assert [r["n_train"] for r in curve] == [6, 45, 90]
+    full = svm_accuracy(x[tr], y[tr], x[te], y[te], "linear")
+    assert curve[-1]["accuracy"] == full["accuracy"] > 0.8
+
+
+def test_nearest_by_features_is_the_euclidean_argmin():
+    pool = torch.tensor([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]])
+    queries = torch.tensor([[2.9, 3.8], [9.0, 1.0], [0.1, -0.2]])
+    assert nearest_by_features(queries, pool).tolist() == [1, 2, 0]
+
+
+def test_fractions_outside_zero_one_are_refused():
+    with pytest.raises(ValueError, match="fractions must be in"):
+        ClassifySettings(fractions=(0.0, 0.5))
+    with pytest.raises(ValueError, match="fractions must be in"):
+        ClassifySettings(fractions=(1.5,))
