@@ -169,6 +169,28 @@ def test_voxel_models_fit_and_complete_the_hidden_half_of_each_volume(tmp_path):
     assert log[0] == "epoch,d_loss,g_loss,d_accuracy,d_updates" and len(log) == 2
 
 
+def test_the_3d_vae_gan_fits_to_rendered_views_with_its_image_encoder(tmp_path, capsys):
+    """``pgm3d fit --model gan --encoder image`` on a voxel set's views: the image encoder is
+    trained, the saved model reconstructs shapes from images, and bad pairings are refused."""
+    import torch
+
+    import pgm3d
+
+    data = "--data primitives-views --n-train 8 --n-test 2 --epochs 1 --quiet"
+    argv = "fit --model gan --encoder image --batch-size 4 --latent-dim 8 --iwae-samples 2"
+    assert run(argv, data, "--ll-rows 2 --out", tmp_path / "g") == 0
+    metrics = json.loads((tmp_path / "g" / "metrics.json").read_text())
+    assert metrics["encoder"] == "image" and np.isfinite(metrics["test_log_likelihood_nats_per_dim"])
+    gan = pgm3d.load(tmp_path / "g")
+    assert gan.image_encoder and gan.reconstruct(torch.zeros(3, 32, 32)).shape == (3, 32, 32, 32)
+    bad = "--data primitives --n-train 8 --n-test 2 --epochs 1 --quiet --model gan --encoder image"
+    assert run("fit", bad, "--out", tmp_path / "b") == 2
+    assert "give a voxel set's views" in capsys.readouterr().err
+    assert run("fit --model vae --encoder image", data, "--out", tmp_path / "v") == 2
+    assert "--encoder chooses the GAN's encoder" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists() and not (tmp_path / "v").exists()
+
+
 def test_the_multi_entity_vae_fits_to_sprite_scenes_and_samples(tmp_path):
     data = "--data sprites-3 --n-train 32 --n-test 8 --epochs 1 --batch-size 16 --quiet"
     argv = "fit --model mvae --iwae-samples 2 --ll-rows 2"

@@ -35,7 +35,11 @@ from pgm3d._log import stage
 from pgm3d.data.render import Camera, render_voxels
 from pgm3d.data.views import ViewSet, render_views
 from pgm3d.data.voxels import VOXEL_CLASSES, voxel_classes
-from pgm3d.evaluation.geometry import occupancy_iou, voxel_average_precision
+from pgm3d.evaluation.geometry import (
+    largest_connected_component,
+    occupancy_iou,
+    voxel_average_precision,
+)
 from pgm3d.inference import fit, fit_gan
 from pgm3d.models import GAN3D, SequentialImageModel, train_ptn
 from pgm3d.settings import Settings, check_run, option
@@ -167,7 +171,7 @@ def run_images_to_3d(
         nn_iou, nn_ap = _nearest_neighbour(train, test)
         rows["nearest neighbour"] = {"train": None, "test": float(nn_iou.mean()), "test_ap": nn_ap}
         by_view[f"{setting}: nearest neighbour"] = nn_iou.mean(0).tolist()
-        rows["3D-VAE-GAN"], gan_iou = _vae_gan(s, train, test, seed, setting)
+        rows["3D-VAE-GAN"], gan_iou = _vae_gan(s, train, test, seed, setting, out)
         by_view[f"{setting}: 3D-VAE-GAN"] = gan_iou.mean(0).tolist()
         rows |= _rezende(s, train, test, seed, out, setting)
         results[setting] = rows
@@ -188,9 +192,10 @@ def run_images_to_3d(
     return metrics
 
 
-def _vae_gan(s, train: ViewSet, test: ViewSet, seed: int, setting: str):
+def _vae_gan(s, train: ViewSet, test: ViewSet, seed: int, setting: str, out=None):
     """The 3D-VAE-GAN with Wu et al.'s image encoder, trained on every view of the training
-    shapes (a random one per shape and step)."""
+    shapes (a random one per shape and step); with ``out``, its reconstruction and shape
+    arithmetic figures."""
     with stage(f"{setting}: 3D-VAE-GAN from images ({s.gan_epochs} epochs)"):
         torch.manual_seed(seed)
         gan = GAN3D(32, s.gan_latent_dim, encoder="image", width=s.gan_width, image_size=32)
@@ -204,7 +209,45 @@ def _vae_gan(s, train: ViewSet, test: ViewSet, seed: int, setting: str):
             "test_ap": test_ap,
             "seconds_per_epoch": history.seconds / max(1, len(history.g_loss)),
         }
+    if out is not None:
+        _gan_figures(out, gan, test, setting)
     return row, test_iou
+
+
+def _gan_figures(out: Path, gan: GAN3D, test: ViewSet, setting: str) -> None:
+    """Single-image reconstructions and shape arithmetic (Wu et al. 2016, Figs. 5 and 6), each
+    generated grid drawn as its largest connected component, as the paper renders them."""
+    from pgm3d.viz import render_shapes
+
+    n = min(4, len(test))
+    images = test.images[:n, 0]
+    with torch.no_grad():
+        recon = largest_connected_component(gan.reconstruct(images))
+    render_shapes(
+        torch.cat([test.shapes.voxels[:n], recon]),
+        out / f"gan_reconstructions_{setting}.png",
+        kind="voxels",
+        ncols=n,
+        title="3D-VAE-GAN from one image (azimuth 0): the true shapes (top), G(E(image)) "
+        "(bottom, largest component)",
+    )
+    if len(test) < 3:
+        return
+    # shape arithmetic on the encoder's posterior means: a - b + c
+    a, b, c = (test.images[k, 0] for k in range(3))
+    with torch.no_grad():
+        loc, _ = gan.encode(None, image=torch.stack([a, b, c]))
+        z = (loc[0] - loc[1] + loc[2])[None]
+        mixed = largest_connected_component(gan.decode(z).reshape(1, *test.shapes.voxels.shape[1:]))
+    grids = torch.cat([test.shapes.voxels[:3], mixed])
+    render_shapes(
+        grids,
+        out / f"gan_arithmetic_{setting}.png",
+        kind="voxels",
+        ncols=4,
+        titles=["a", "b", "c", "G(E(a) - E(b) + E(c))"],
+        title="Shape arithmetic in the 3D-VAE-GAN's latent space (Wu et al. Fig. 6)",
+    )
 
 
 def _front(views: ViewSet) -> torch.Tensor:

@@ -75,6 +75,8 @@ def draw_observations(px, *, mean: bool = False, generator=None) -> torch.Tensor
 def flat_rows(data) -> tuple[torch.Tensor, torch.Tensor]:
     """Any dataset as flat rows and their observation mask (NaN = missing in plain rows)."""
     kind = data_kind(data)
+    if kind == "views":  # the rows are the shapes; their images are a context
+        return flat_rows(data.shapes)
     if kind == "shapes":
         return data.flat(), data.flat_mask()
     if kind in ("voxels", "scenes"):

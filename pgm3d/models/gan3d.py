@@ -46,13 +46,15 @@ from torch import nn
 
 from pgm3d._validation import check_inputs
 from pgm3d.missing import clean_missing
-from pgm3d.models.base import Model, check_n
+from pgm3d.models.base import Model, check_n, data_kind
 
 __all__ = ["GAN3D", "ImageEncoder"]
 
 _CHANNELS = {64: [512, 256, 128, 64], 32: [512, 256, 128]}
 #: probabilities are kept this far from 0 and 1 so the Bernoulli likelihood stays finite
 _EPS = 1e-6
+#: the 3D-VAE-GAN's encoders by the name ``pgm3d fit --encoder`` gives: GAN3D's ``encoder``
+ENCODERS = {"none": False, "voxels": True, "image": "image"}
 
 
 def _channels(resolution: int, width: float) -> list[int]:
@@ -183,11 +185,29 @@ class GAN3D(Model, PyroModule):
         return (1, self.resolution, self.resolution, self.resolution)
 
     @classmethod
-    def from_data(cls, data, *, latent_dim=None, hidden=None, **_) -> GAN3D:
-        """The paper's network at a VoxelSet's resolution (``z`` of ``latent_dim``, 200)."""
+    def accepts(cls, kind: str) -> bool:
+        """Voxel sets, or a voxel set's rendered views (a ViewSet: the 3D-VAE-GAN from images)."""
+        return kind in ("voxels", "views")
+
+    @classmethod
+    def from_data(cls, data, *, latent_dim=None, hidden=None, encoder=None, **_) -> GAN3D:
+        """The paper's network at a VoxelSet's resolution (``z`` of ``latent_dim``, 200); on a
+        :class:`~pgm3d.data.views.ViewSet`, the 3D-VAE-GAN with the image encoder at its
+        images' size (``encoder``: ``None`` for the data's default, ``"none"``, ``"voxels"``
+        or ``"image"``)."""
         if hidden is not None:
             raise ValueError("the GAN's widths are the paper's; hidden does not apply")
-        return cls(data.resolution, latent_dim or 200)
+        views = data_kind(data) == "views"
+        encoder = encoder or ("image" if views else "none")
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {tuple(ENCODERS)}, got {encoder!r}")
+        if encoder == "image" and not views:
+            raise ValueError(
+                "encoder 'image' reads rendered views of the shapes: give a voxel set's views "
+                "as data (e.g. primitives-views), not the grids alone"
+            )
+        size = data.images.shape[-1] if views else 64
+        return cls(data.resolution, latent_dim or 200, encoder=ENCODERS[encoder], image_size=size)
 
     def grid(self, x: torch.Tensor) -> torch.Tensor:
         """Rows ``(B, R³)`` as ``(B, 1, R, R, R)``."""

@@ -49,12 +49,20 @@ class PTN(nn.Module):
     """Image ``(B, 32, 32)`` → occupancy ``(B, 32, 32, 32)``.
 
     :param float width: multiplies every channel and unit count (1 = the paper's).
+    :param float occupancy: every voxel's occupancy at initialisation (the output layer's bias
+        is its log-odds; ``None``: PyTorch's default initialisation, which starts every voxel
+        near 0.5). The paper does not say how it initialised; from 0.5 the squared error of a
+        mostly empty grid drives every voxel to 0 at once and the sigmoid saturates there — here
+        PTN-Comb and CNN-Vol then predicted empty grids after 40 epochs (chairs: IU 0); from
+        0.05 CNN-Vol reached test IU 0.57 in the same run.
     """
 
-    def __init__(self, width: float = 1.0, image_size: int = 32):
+    def __init__(self, width: float = 1.0, image_size: int = 32, occupancy: float | None = 0.05):
         super().__init__()
         if width <= 0:
             raise ValueError(f"width must be > 0, got {width}")
+        if occupancy is not None and not 0 < occupancy < 1:
+            raise ValueError(f"occupancy must be in (0, 1), got {occupancy}")
         if image_size % 8:
             raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
         self.width, self.image_size, self.resolution = width, image_size, 32
@@ -77,6 +85,9 @@ class PTN(nn.Module):
             nn.ConvTranspose3d(d1, d2, 5, stride=2), nn.ReLU(),
             nn.ConvTranspose3d(d2, 1, 6, stride=2, padding=1),
         )  # fmt: skip
+        if occupancy is not None:
+            with torch.no_grad():
+                self.decoder[-1].bias.fill_(torch.logit(torch.tensor(occupancy)).item())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Occupancy probabilities ``(B, 32, 32, 32)`` (pgm3d's ``[x, y, z]`` layout)."""
@@ -97,13 +108,15 @@ class PTNHistory:
 
 def train_ptn(views, loss: str = "comb", *, width: float = 1.0, epochs: int = 20,
               batch_size: int = 6, lr: float = 1e-4, seed: int = 0,
-              model: PTN | None = None) -> tuple[PTN, PTNHistory]:  # fmt: skip
+              model: PTN | None = None, samples: int = 32) -> tuple[PTN, PTNHistory]:  # fmt: skip
     """Train a :class:`PTN` on a :class:`~pgm3d.data.views.ViewSet` of silhouettes.
 
     Each step takes ``batch_size`` shapes, one random view of each as the input, and all of
     each shape's views (and, for ``"comb"``/``"vol"``, its volume) as the target.
 
     :param loss: ``"proj"``, ``"comb"`` or ``"vol"`` (:data:`LOSSES`).
+    :param samples: points along each camera ray of the projection (the paper's sampling grid
+        of 32 × 32 × 32: 32 per ray).
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
@@ -130,7 +143,7 @@ def train_ptn(views, loss: str = "comb", *, width: float = 1.0, epochs: int = 20
             value = 0.0
             if lam_proj:
                 size = views.images.shape[-1]
-                proj = torch.stack([project(pred, cam, size) for cam in cameras], 1)
+                proj = torch.stack([project(pred, c, size, samples=samples) for c in cameras], 1)
                 value = value + lam_proj * (proj - views.images[rows]).pow(2).sum((-1, -2)).mean()
             if lam_vol:
                 value = value + lam_vol * (pred - volumes[rows]).pow(2).sum((1, 2, 3)).mean()

@@ -19,6 +19,7 @@ from pgm3d.inference import OBJECTIVES, EpochSummary, fit_gan
 from pgm3d.inference import fit as sgd_fit
 from pgm3d.inference.logs import training_log
 from pgm3d.models import MODELS, build_model, model_rows, trained_by_sgd
+from pgm3d.models.gan3d import ENCODERS
 from pgm3d.saving import CHECKPOINT_FILE, MODEL_FILE, save
 from pgm3d.settings import check_run, option
 from pgm3d.tasks._run import scored_mean
@@ -55,6 +56,15 @@ class FitSettings(DataSettings):
         None, "ShapeVAE u_p / ShapeFA factors", kind=int, shown="the model's"
     )
     likelihood: str = option("gaussian", "observation noise", choices=("gaussian", "bernoulli"))
+    encoder: str | None = option(
+        None,
+        "the GAN's encoder: none (the 3D-GAN), voxels (the 3D-VAE-GAN's q(z | x)) or image "
+        "(Wu et al.'s image encoder, q(z | image); data: a voxel set's views, e.g. "
+        "primitives-views)",
+        kind=str,
+        choices=tuple(ENCODERS),
+        shown="image on views, else none",
+    )
     objective: str | None = option(
         None,
         "training objective (models trained by SGD)",
@@ -139,9 +149,11 @@ def _fit_gan(model, train, s: FitSettings, out: Path, seed: int, progress) -> di
     if s.objective is not None:
         raise ValueError("the GAN is trained adversarially; --objective does not apply")
     x = model_rows(model, train)[0]
+    images = train.images if _reads_images(model) else None  # every view of each shape
     history = fit_gan(
-        model, x, epochs=s.epochs, batch_size=s.batch_size, seed=seed, progress=progress
-    )
+        model, x, epochs=s.epochs, batch_size=s.batch_size, seed=seed, progress=progress,
+        images=images,
+    )  # fmt: skip
     names = ("d_loss", "g_loss", "d_accuracy", "d_updates")
     rows = zip(*(getattr(history, n) for n in names), strict=True)
     lines = [",".join(("epoch", *names))]
@@ -149,9 +161,14 @@ def _fit_gan(model, train, s: FitSettings, out: Path, seed: int, progress) -> di
     atomic_write_text(out / "train_log.csv", "\n".join(lines) + "\n")
     return {
         "objective": "gan (Wu et al. 2016)",
+        "encoder": "image" if _reads_images(model) else "voxels" if model.encoder else "none",
         "final_d_accuracy": history.d_accuracy[-1] if history.d_accuracy else None,
         "training_seconds": history.seconds,
     }
+
+
+def _reads_images(model) -> bool:
+    return bool(getattr(model, "image_encoder", False))
 
 
 def _check_strategy(s: FitSettings, device) -> None:
@@ -261,6 +278,10 @@ def _build(s: FitSettings, split, progress, device):
             raise ValueError(f"no registered model takes {DATA_KINDS[split.kind][0]} yet")
         name = DEFAULT_MODELS[split.kind]
         notes["model_chosen"] = f"the default for {DATA_KINDS[split.kind][0]}; --model to choose"
+    if s.encoder is not None:
+        if name != "gan":
+            raise ValueError(f"--encoder chooses the GAN's encoder; {name} has its own")
+        options["encoder"] = s.encoder
     model = build_model(name, split.train, progress=progress, **options).to(device)
     if s.guide not in (None, "model"):
         if not trained_by_sgd(model):
@@ -342,8 +363,10 @@ def run_fit(
     torch.manual_seed(seed)
     with stage(f"test log-likelihood of {len(xt)} rows"):
         existence = getattr(test, "existence", None)
+        # an image encoder proposes from each test shape's first view
+        context = {"image": test.images[:, 0].to(xt)} if _reads_images(model) else None
         ll, exact = log_likelihood_per_dim(
-            model, xt, mt, existence=existence, num_samples=s.iwae_samples
+            model, xt, mt, existence=existence, num_samples=s.iwae_samples, context=context
         )
     metrics.update(
         parameters=sum(p.numel() for p in model.parameters()),

@@ -11,16 +11,21 @@ from pgm3d.experiments.images_to_3d import PAPER
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("images_to_3d")
-    settings = ImagesTo3DSettings.quick(n_per_class=5, views=3, steps=2)
+    settings = ImagesTo3DSettings.quick(n_per_class=15, views=3, steps=2)
     return out, run_images_to_3d(settings, out, progress=False)
 
 
 def test_it_writes_the_iu_table_and_figures(run):
     out, metrics = run
     assert EXPERIMENTS["images-to-3d"] is run_images_to_3d
-    assert {"table.md", "metrics.json", "iou_by_view.png", "ambiguous_single.png"} <= {
-        p.name for p in out.iterdir()
-    }
+    assert {
+        "table.md",
+        "metrics.json",
+        "iou_by_view.png",
+        "ambiguous_single.png",
+        "gan_reconstructions_single.png",
+        "gan_arithmetic_single.png",
+    } <= {p.name for p in out.iterdir()}
     rows = metrics["iou"]["single"]
     rezende = ["Rezende et al., fixed camera", "Rezende et al., learnable camera"]
     assert list(rows) == ["ptn-proj", "ptn-comb", "cnn-vol", "nearest neighbour", "3D-VAE-GAN",
