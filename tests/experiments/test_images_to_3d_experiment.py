@@ -45,5 +45,9 @@ def test_it_writes_the_iu_table_and_figures(run):
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="n_per_class must be >= 3"):
         ImagesTo3DSettings.quick(n_per_class=2)
-    with pytest.raises(ValueError, match="ptn_width, gan_width and lr must be > 0"):
+    with pytest.raises(ValueError, match="ptn_width, gan_width, lr and gan_lr_d must be > 0"):
         ImagesTo3DSettings.quick(ptn_width=0.0)
+    with pytest.raises(ValueError, match="ptn_width, gan_width, lr and gan_lr_d must be > 0"):
+        ImagesTo3DSettings.quick(gan_lr_d=0.0)
+    with pytest.raises(ValueError, match="gan_recon_weight must be >= 0"):
+        ImagesTo3DSettings.quick(gan_recon_weight=-1.0)
