@@ -489,28 +489,22 @@ def _figures(out, net, model_name, train, test, result, s, seed, device, progres
         ncols=8,
         title=f"{model_name.upper()} samples ({kept})",
     )
+    retrievals = [("retrieval.png", nearest_grids(samples, train.voxels),
+                   "samples (top) and their nearest training grids by IoU (bottom): new shapes, "
+                   "not copies (the seed's Table 4.1)")]  # fmt: skip
     if isinstance(net, GAN3D):
         with torch.no_grad():
             last = [net.discriminator.hidden(net.grid(VSL.rows(v).float().to(device)))[-1]
                     for v in (samples, train.voxels)]  # fmt: skip
-        nearest = nearest_by_features(last[0].flatten(1), last[1].flatten(1))
-        render_shapes(
-            torch.cat([samples, train.voxels[nearest]]),
-            out / "retrieval_d_features.png",
-            kind="voxels",
-            ncols=8,
-            title="samples (top) and their nearest training grids in D's last convolutional "
-            "layer (bottom; Wu et al.'s retrieval)",
-        )
-    nearest = nearest_grids(samples, train.voxels)
-    render_shapes(
-        torch.cat([samples, train.voxels[nearest]]),
-        out / "retrieval.png",
-        kind="voxels",
-        ncols=8,
-        title="samples (top) and their nearest training grids by IoU (bottom): "
-        "new shapes, not copies (the seed's Table 4.1)",
-    )
+        retrievals.append((
+            "retrieval_d_features.png",
+            nearest_by_features(last[0].flatten(1), last[1].flatten(1)),
+            "samples (top) and their nearest training grids in D's last convolutional layer "
+            "(bottom; Wu et al.'s retrieval)",
+        ))  # fmt: skip
+    for name, nearest, title in retrievals:
+        render_shapes(torch.cat([samples, train.voxels[nearest]]), out / name, kind="voxels",
+                      ncols=8, title=title)  # fmt: skip
     labels = test.labels
     first = [int((labels == c).nonzero()[0]) for c in range(len(names)) if (labels == c).any()]
     if isinstance(net, VSL):
