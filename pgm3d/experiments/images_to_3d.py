@@ -124,27 +124,41 @@ class ImagesTo3DSettings(Settings):
 
 def _iou_from_views(predict, views: ViewSet, ap: bool = False):
     """IU ``(N, V)`` of the volume predicted from each view of each shape (and, with ``ap``,
-    the mean average precision of its probabilities, Wu et al.'s metric)."""
-    out, aps = torch.zeros(views.images.shape[:2]), []
+    the average precision of its probabilities, Wu et al.'s metric, per shape over its views:
+    ``(N,)``)."""
+    out, aps = torch.zeros(views.images.shape[:2]), torch.zeros(views.images.shape[:2])
     with torch.no_grad():
         for v in range(views.images.shape[1]):
             pred = predict(views.images[:, v])
             out[:, v] = occupancy_iou(pred, views.shapes.voxels)
             if ap:
-                aps.append(voxel_average_precision(pred, views.shapes.voxels).nanmean())
-    return (out, float(torch.stack(aps).mean())) if ap else out
+                aps[:, v] = voxel_average_precision(pred, views.shapes.voxels)
+    return (out, aps.nanmean(1)) if ap else out
 
 
-def _nearest_neighbour(train: ViewSet, test: ViewSet) -> tuple[torch.Tensor, float]:
+def _nearest_neighbour(train: ViewSet, test: ViewSet) -> tuple[torch.Tensor, torch.Tensor]:
     """IU ``(N, V)`` of the training shape whose view from the same camera is nearest in
-    pixels, and the average precision of those 0/1 retrievals over views."""
-    iou, aps = torch.zeros(test.images.shape[:2]), []
+    pixels, and the average precision of those 0/1 retrievals per shape over views ``(N,)``."""
+    iou, aps = torch.zeros(test.images.shape[:2]), torch.zeros(test.images.shape[:2])
     for v in range(test.images.shape[1]):
         d = torch.cdist(test.images[:, v].flatten(1), train.images[:, v].flatten(1))
         found = train.shapes.voxels[d.argmin(1)].float()
         iou[:, v] = occupancy_iou(found, test.shapes.voxels)
-        aps.append(voxel_average_precision(found, test.shapes.voxels).nanmean())
-    return iou, float(torch.stack(aps).mean())
+        aps[:, v] = voxel_average_precision(found, test.shapes.voxels)
+    return iou, aps.nanmean(1)
+
+
+def _ap(ap: torch.Tensor, views: ViewSet) -> dict:
+    """``test_ap`` (the mean over shapes) and, with several classes, ``test_ap_by_class``
+    (Wu et al.'s Table 2 is AP per class)."""
+    row = {"test_ap": float(ap.nanmean())}
+    present = views.labels.unique().tolist()
+    if len(present) > 1:
+        names = views.shapes.class_names
+        row["test_ap_by_class"] = {
+            names[c]: float(ap[views.labels == c].nanmean()) for c in present
+        }
+    return row
 
 
 def run_images_to_3d(
@@ -184,12 +198,13 @@ def run_images_to_3d(
                 rows[name] = {
                     "train": float(_iou_from_views(model, train).mean()),
                     "test": float(test_iou.mean()),
-                    "test_ap": test_ap,
+                    **_ap(test_ap, test),
                     "seconds_per_epoch": sum(history.seconds) / len(history.seconds),
                 }
                 by_view[f"{setting}: {name}"] = test_iou.mean(0).tolist()
         nn_iou, nn_ap = _nearest_neighbour(train, test)
-        rows["nearest neighbour"] = {"train": None, "test": float(nn_iou.mean()), "test_ap": nn_ap}
+        rows["nearest neighbour"] = {"train": None, "test": float(nn_iou.mean()),
+                                     **_ap(nn_ap, test)}  # fmt: skip
         by_view[f"{setting}: nearest neighbour"] = nn_iou.mean(0).tolist()
         best = -1.0
         for weight in s.gan_recon_weights:
@@ -236,7 +251,7 @@ def _vae_gan(s, train: ViewSet, test: ViewSet, seed: int, setting: str, weight: 
         row = {
             "train": float(_iou_from_views(gan.reconstruct, train).mean()),
             "test": float(test_iou.mean()),
-            "test_ap": test_ap,
+            **_ap(test_ap, test),
             "seconds_per_epoch": history.seconds / max(1, len(history.g_loss)),
         }
     return row, test_iou, gan
@@ -302,7 +317,7 @@ def _rezende(s, train: ViewSet, test: ViewSet, seed: int, out, setting: str) -> 
                 for part, v in (("train", train), ("test", test))
             }
             ap = voxel_average_precision(model.volumes(_front(test), 4), test.shapes.voxels)
-            rows[name] = {**iou, "test_ap": float(ap.nanmean()), "seconds_per_epoch": seconds,
+            rows[name] = {**iou, **_ap(ap, test), "seconds_per_epoch": seconds,
                           "views": "azimuth 0 only"}  # fmt: skip
             if kind == "fixed" and out is not None:
                 _ambiguous_figure(out / f"ambiguous_{setting}.png", model, test, s, camera)
@@ -356,6 +371,12 @@ def _table(m: dict, s: ImagesTo3DSettings) -> str:
                 row += [_fmt(p["train"]), _fmt(p["test"])]
             lines.append(row)
         parts += [f"## {setting}-class\n\n", markdown_table(header, lines), "\n"]
+        by_class = {n: r["test_ap_by_class"] for n, r in rows.items() if "test_ap_by_class" in r}
+        if by_class:
+            names = list(next(iter(by_class.values())))
+            lines = [[n, *(f"{100 * v[c]:.1f}" for c in names)] for n, v in by_class.items()]
+            parts += [f"### {setting}-class: test AP (%) by class (Wu et al. Table 2)\n\n",
+                      markdown_table(("method", *names), lines), "\n"]  # fmt: skip
     parts += [
         "## Findings\n\n",
         "\n".join(f"- {k}: {'holds' if v else 'does not hold'}" for k, v in m["findings"].items()),

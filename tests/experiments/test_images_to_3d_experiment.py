@@ -52,3 +52,20 @@ def test_bad_settings_are_refused():
         ImagesTo3DSettings.quick(gan_lr_d=0.0)
     with pytest.raises(ValueError, match="gan_recon_weights must be >= 0"):
         ImagesTo3DSettings.quick(gan_recon_weights=(1e-4, -1.0))
+
+
+def test_ap_is_averaged_per_class_when_there_are_several():
+    import torch
+
+    from pgm3d.data import primitives
+    from pgm3d.data.views import render_views
+    from pgm3d.experiments.images_to_3d import _ap
+
+    views = render_views(primitives(2, 16, seed=0, classes=("cube", "cylinder")), views=2)
+    ap = torch.tensor([0.2, float("nan"), 0.6, 0.8])[: len(views)]
+    labels = views.labels
+    row = _ap(ap, views)
+    assert row["test_ap"] == pytest.approx(float(ap.nanmean()))
+    for c, name in enumerate(views.shapes.class_names):
+        assert row["test_ap_by_class"][name] == pytest.approx(float(ap[labels == c].nanmean()))
+    assert "test_ap_by_class" not in _ap(ap[:2], views[labels == labels[0]])
