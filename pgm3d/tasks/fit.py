@@ -28,7 +28,13 @@ from pgm3d.tasks.results import markdown_table, write_results
 __all__ = ["DEFAULT_MODELS", "FitSettings", "run_fit"]
 
 #: the model ``run_fit`` builds when none is named, by the kind of the data
-DEFAULT_MODELS = {"shapes": "shapevae", "rows": "vae", "voxels": "vsl", "scenes": "mvae"}
+DEFAULT_MODELS = {
+    "shapes": "shapevae",
+    "rows": "vae",
+    "voxels": "vsl",
+    "scenes": "mvae",
+    "views": "gan",  # the 3D-VAE-GAN from images
+}
 
 
 def _guides() -> list[str]:
