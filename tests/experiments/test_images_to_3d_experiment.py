@@ -28,7 +28,7 @@ def test_it_writes_the_iu_table_and_figures(run):
     } <= {p.name for p in out.iterdir()}
     rows = metrics["iou"]["single"]
     rezende = ["Rezende et al., fixed camera", "Rezende et al., learnable camera"]
-    gans = ["3D-VAE-GAN", "3D-VAE-GAN, alpha_2 = 0.01"]  # the paper's alpha_2, and 100x
+    gans = ["3D-VAE-GAN", "3D-VAE-GAN, alpha_2 = 1"]  # the paper's alpha_2, and 1
     assert list(rows) == ["ptn-proj", "ptn-comb", "cnn-vol", "nearest neighbour", *gans,
                           *rezende]  # fmt: skip
     assert all(0 < r["test_ap"] <= 1 for r in rows.values())
