@@ -272,8 +272,8 @@ def _gan_figures(out: Path, gan: GAN3D, test: ViewSet, setting: str, name: str) 
         out / f"gan_reconstructions_{setting}.png",
         kind="voxels",
         ncols=n,
-        title=f"{name} from one image (azimuth 0): the true shapes (top), G(E(image)) "
-        "(bottom, largest component)",
+        title=f"{name} from one image (azimuth 0)\ntrue shapes (top); G(E(image)), its largest "
+        "component (bottom)",
     )
     if len(test) < 3:
         return
