@@ -19,7 +19,13 @@ Protocol (at this scale: pgm3d's procedural voxel classes at 32³, 32 × 32 silh
    own frame, so its IU against the truth's frame measures nothing it was asked for — reported,
    and said so;
 5. **ambiguous views**: several posterior draws of the fixed-camera model's volume for one
-   image, each rendered from the image's camera and from two others.
+   image, each rendered from the image's camera and from two others;
+6. **the 3D-VAE-GAN from images** (Wu et al. 2016, :class:`~pgm3d.models.GAN3D` with its image
+   encoder), one per reconstruction weight :math:`\alpha_2` in ``gan_recon_weights`` (the
+   paper's :math:`10^{-4}`, and 1), trained on every view; IU and AP of
+   :math:`G(\mu_E(\text{image}))` from each view, AP per class where there are several (Table
+   2), single-image reconstructions and shape arithmetic drawn as largest connected
+   components (Figs. 5–6).
 """
 
 from __future__ import annotations
