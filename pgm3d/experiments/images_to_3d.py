@@ -130,29 +130,33 @@ class ImagesTo3DSettings(Settings):
 
 
 def _iou_from_views(predict, views: ViewSet, ap: bool = False):
-    """IU ``(N, V)`` of the volume predicted from each view of each shape (and, with ``ap``,
-    the average precision of its probabilities, Wu et al.'s metric, per shape over its views:
-    ``(N,)``)."""
+    """IU ``(N, V)`` of the volume ``predict(images, v)`` gives for each view ``v`` of each
+    shape (and, with ``ap``, the average precision of its probabilities, Wu et al.'s metric,
+    per shape over its views: ``(N,)``)."""
     out, aps = torch.zeros(views.images.shape[:2]), torch.zeros(views.images.shape[:2])
     with torch.no_grad():
         for v in range(views.images.shape[1]):
-            pred = predict(views.images[:, v])
+            pred = predict(views.images[:, v], v)
             out[:, v] = occupancy_iou(pred, views.shapes.voxels)
             if ap:
                 aps[:, v] = voxel_average_precision(pred, views.shapes.voxels)
     return (out, aps.nanmean(1)) if ap else out
 
 
-def _nearest_neighbour(train: ViewSet, test: ViewSet) -> tuple[torch.Tensor, torch.Tensor]:
-    """IU ``(N, V)`` of the training shape whose view from the same camera is nearest in
-    pixels, and the average precision of those 0/1 retrievals per shape over views ``(N,)``."""
-    iou, aps = torch.zeros(test.images.shape[:2]), torch.zeros(test.images.shape[:2])
-    for v in range(test.images.shape[1]):
-        d = torch.cdist(test.images[:, v].flatten(1), train.images[:, v].flatten(1))
-        found = train.shapes.voxels[d.argmin(1)].float()
-        iou[:, v] = occupancy_iou(found, test.shapes.voxels)
-        aps[:, v] = voxel_average_precision(found, test.shapes.voxels)
-    return iou, aps.nanmean(1)
+def _any_view(net):
+    """A predictor of :func:`_iou_from_views` that reads the image alone, not its camera."""
+    return lambda images, v: net(images)
+
+
+def _nearest_neighbour(train: ViewSet):
+    """A predictor of :func:`_iou_from_views`: the training shape whose view from the same
+    camera is nearest in pixels, as a 0/1 grid."""
+
+    def predict(images, v):
+        d = torch.cdist(images.flatten(1), train.images[:, v].flatten(1))
+        return train.shapes.voxels[d.argmin(1)].float()
+
+    return predict
 
 
 def _ap(ap: torch.Tensor, views: ViewSet) -> dict:
@@ -201,15 +205,15 @@ def run_images_to_3d(
             with stage(f"{setting}: {name} ({s.epochs} epochs)"):
                 model, history = train_ptn(train, loss, width=s.ptn_width, epochs=s.epochs,
                                            batch_size=s.batch_size, lr=s.lr, seed=seed)  # fmt: skip
-                test_iou, test_ap = _iou_from_views(model, test, ap=True)
+                test_iou, test_ap = _iou_from_views(_any_view(model), test, ap=True)
                 rows[name] = {
-                    "train": float(_iou_from_views(model, train).mean()),
+                    "train": float(_iou_from_views(_any_view(model), train).mean()),
                     "test": float(test_iou.mean()),
                     **_ap(test_ap, test),
                     "seconds_per_epoch": sum(history.seconds) / len(history.seconds),
                 }
                 by_view[f"{setting}: {name}"] = test_iou.mean(0).tolist()
-        nn_iou, nn_ap = _nearest_neighbour(train, test)
+        nn_iou, nn_ap = _iou_from_views(_nearest_neighbour(train), test, ap=True)
         rows["nearest neighbour"] = {"train": None, "test": float(nn_iou.mean()),
                                      **_ap(nn_ap, test)}  # fmt: skip
         by_view[f"{setting}: nearest neighbour"] = nn_iou.mean(0).tolist()
@@ -254,9 +258,9 @@ def _vae_gan(s, train: ViewSet, test: ViewSet, seed: int, setting: str, weight: 
         history = fit_gan(gan, x, images=train.images, epochs=s.gan_epochs, batch_size=32,
                           recon_weight=weight, lr_d=s.gan_lr_d, seed=seed,
                           progress=False)  # fmt: skip
-        test_iou, test_ap = _iou_from_views(gan.reconstruct, test, ap=True)
+        test_iou, test_ap = _iou_from_views(_any_view(gan.reconstruct), test, ap=True)
         row = {
-            "train": float(_iou_from_views(gan.reconstruct, train).mean()),
+            "train": float(_iou_from_views(_any_view(gan.reconstruct), train).mean()),
             "test": float(test_iou.mean()),
             **_ap(test_ap, test),
             "seconds_per_epoch": history.seconds / max(1, len(history.g_loss)),
