@@ -332,21 +332,18 @@ def run_classify(
     train, test = _data(data, s, R, seed, progress)
     kernel = "rbf" if model == "vsl" else "linear"
 
-    def classify(net, fractions=()) -> tuple[dict, np.ndarray]:
+    y, test_y = train.labels.numpy(), test.labels.numpy()
+
+    def classify(net) -> tuple[dict, np.ndarray, np.ndarray]:
         train_x, test_x = _embed(net, train.voxels, device), _embed(net, test.voxels, device)
-        y, test_y = train.labels.numpy(), test.labels.numpy()
-        scored = svm_accuracy(train_x, y, test_x, test_y, kernel, seed)
-        if fractions:
-            scored["limited_data"] = limited_data_curve(
-                train_x, y, test_x, test_y, fractions, kernel, seed
-            )
-        return scored, train_x
+        return svm_accuracy(train_x, y, test_x, test_y, kernel, seed), train_x, test_x
 
     # the control: the same network at its initial weights, through the same protocol
     classes = len(train.class_names)
-    untrained, _ = classify(_build(model, R, s, seed, device, classes).eval())
+    untrained, *_ = classify(_build(model, R, s, seed, device, classes).eval())
     net, curve, train_seconds = _train(model, train, s, seed, device, progress)
-    result, features = classify(net, s.fractions)
+    result, features, test_features = classify(net)
+    limited = limited_data_curve(features, y, test_features, test_y, s.fractions, kernel, seed)
     health = _feature_health(net, model, train, result, untrained, device, features)
     t = time.perf_counter()
     reference = fit_voxnet(train, test, epochs=s.cnn_epochs, seed=seed, device=device)
@@ -362,7 +359,7 @@ def run_classify(
         "accuracy": result["accuracy"],
         "supervised_voxnet_accuracy": reference,
         "untrained_accuracy": untrained["accuracy"],
-        "limited_data": result.pop("limited_data"),
+        "limited_data": limited,
         "svm": result,
         **health,
         "training_seconds": train_seconds,
@@ -377,8 +374,8 @@ def run_classify(
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         save(net, out / f"{model}.pt", {"model": model, "data": str(data), "resolution": R})
-        _figures(out, net, model, train, test, result, s, seed, device, progress,
-                 metrics["limited_data"])  # fmt: skip
+        _figures(out, net, model, train, test, result, s, seed, device, progress)
+        _limited_data_figure(out / "limited_data.png", limited, model)
         metrics["seconds"] = time.perf_counter() - start
         write_results(out, metrics, _table(metrics))
     metrics["seconds"] = time.perf_counter() - start
@@ -466,8 +463,7 @@ def _limited_data_figure(path, curve: list[dict], model_name: str) -> None:
     plt.close(fig)
 
 
-def _figures(out, net, model_name, train, test, result, s, seed, device, progress,
-             m_limited) -> None:  # fmt: skip
+def _figures(out, net, model_name, train, test, result, s, seed, device, progress) -> None:
     from pgm3d.viz import interpolation_strip, render_shapes, voxel_completion_grid
     from pgm3d.viz.charts import confusion_matrix
 
@@ -475,7 +471,6 @@ def _figures(out, net, model_name, train, test, result, s, seed, device, progres
     title = f"{model_name.upper()} + SVM: test accuracy {100 * result['accuracy']:.1f}%"
     confusion_matrix(result["confusion"], names, out / "confusion.png", title=title)
 
-    _limited_data_figure(out / "limited_data.png", m_limited, model_name)
     g = torch.Generator(device=device).manual_seed(seed)
     samples = net.sample(8, generator=g, mean=True)
     if isinstance(net, GAN3D):  # Wu et al. render a generated shape's largest component only
