@@ -18,7 +18,8 @@ Protocol, per dataset, regime, pattern and seed:
    importance sampling) and VAEAC (trained on masks of the pattern, imputing by the mean);
 5. the imputation MSE on the missing test entries (in the data's units: ``[0, 1]`` pixels,
    standard deviations for tables), per seed, then mean and standard error over seeds, and
-   each method's wall time (training and imputation).
+   each method's wall time (training and imputation); for the deep models, how much of the
+   latent they use (a collapsed latent explains a deep model imputing like a linear one).
 
 The finding checked: a pgm3d deep method has the lowest MSE, at least 10% below KNNImputer's.
 """
@@ -277,6 +278,9 @@ class _Run:
         self.train, self.train_mask, self.test, self.mask = train, train_mask, test, mask
         self.pattern = pattern
         self._vae, self._vae_seconds = None, 0.0
+        #: how much of its latent the deep model of the last :meth:`impute` uses: active units
+        #: (VAE, MIWAE) or nats per row (VAEAC, :func:`_vaeac_kl`); ``None`` for the others
+        self.latent: float | None = None
         #: training time the last :meth:`impute` reused rather than spent (the shared VAE's),
         #: so each method's wall time includes its model's training
         self.reused_seconds = 0.0
@@ -300,12 +304,19 @@ class _Run:
         m = m.to(self.train.device)
         kind = "quarters" if self.pattern == "quarters" else "mcar"
         noise = m.masks(s.p_missing, kind=kind, image_shape=self.table.image_shape)
-        return _fit_deep(m, self.train, self.train_mask, "elbo", s, seed, context_noise=noise,
-                         early="vaeac" in s.stop_early)  # fmt: skip
+        m = _fit_deep(m, self.train, self.train_mask, "elbo", s, seed, context_noise=noise,
+                      early="vaeac" in s.stop_early)  # fmt: skip
+        return m, noise
+
+    def _active_units(self, model) -> float:
+        """The VAE's active units on the test rows' observed entries (Burda et al. 2016)."""
+        from pgm3d.evaluation import active_units
+
+        return float(active_units(model, self.test, self.mask).count)
 
     def impute(self, name: str) -> torch.Tensor:
         s, x, mask = self.s, self.test, self.mask
-        self.reused_seconds = 0.0
+        self.reused_seconds, self.latent = 0.0, None
         if name in ("mean", "knn", "iterative", "missforest"):
             return _impute_sklearn(name, s, self.seed, self.train, self.train_mask, x, mask)
         if name in ("ppca", "fa"):
@@ -324,16 +335,21 @@ class _Run:
                 self._vae_seconds = time.perf_counter() - t0
             else:
                 self.reused_seconds = self._vae_seconds
+            self.latent = self._active_units(self._vae)
             return self._sample(self._vae, name.removeprefix("vae-"))
         if name == "miwae":
-            return self._sample(self.vae("iwae"), "importance")
+            model = self.vae("iwae")
+            self.latent = self._active_units(model)
+            return self._sample(model, "importance")
         if name == "vaeac":
-            fills = []
+            fills, kls = [], []
             for member in range(s.vaeac_members):
-                model = self.vaeac(member)
+                model, noise = self.vaeac(member)
+                kls.append(_vaeac_kl(model, self.train, self.train_mask, noise, self.seed))
                 with torch.no_grad():
                     fills.append(complete(model, x, mask, "vaeac", num_samples=s.draws,
                                           seed=self.seed).x)  # fmt: skip
+            self.latent = float(np.mean(kls))
             return torch.stack(fills).mean(0)
         raise ValueError(f"unknown method {name!r}")
 
@@ -351,6 +367,19 @@ class _Run:
         )
         with torch.no_grad():
             return complete(model, self.test, self.mask, method, progress=False, **opts).x
+
+
+def _vaeac_kl(model, x, mask, noise, seed: int) -> float:
+    """Nats per row that VAEAC's latent carries: the mean
+    :math:`\\mathrm{KL}(q_\\phi(z \\mid x, b) \\,\\|\\, p_\\psi(z \\mid x_{1-b}, b))` over the
+    training rows ``x`` (observed where ``mask``) under one draw of its training masks ``b``.
+    Near 0 the proposal adds nothing to the prior: the latent is unused and the network a
+    deterministic regressor of :math:`x_b` on :math:`x_{1-b}` through its skip connections."""
+    b = noise({"b": model.no_mask(x)}, torch.Generator().manual_seed(seed))["b"]
+    with torch.no_grad():
+        q = model.proposal_distribution(x, mask, b)
+        p, _ = model.prior(x, mask, b)
+        return float(torch.distributions.kl_divergence(q, p).mean())
 
 
 def _em(cls, data, mask, k, iterations, holdout, seed):
@@ -378,7 +407,8 @@ def run_imputation(
 
     :returns: the metrics dictionary also written to ``metrics.json``: per
         ``dataset/regime/pattern`` and method the per-seed MSEs, their mean and standard
-        error over seeds, and the mean wall time.
+        error over seeds, the mean wall time and, for the deep methods, ``latent``: active
+        units (VAE, MIWAE) or the nats VAEAC's latent carries.
     """
     start = time.perf_counter()
     check_run(seed, device)
@@ -396,7 +426,7 @@ def run_imputation(
                        progress=progress)  # fmt: skip
     for table, regime, pattern in cells:
         key = f"{table.name}/{regime}/{pattern}"
-        per = {m: {"mse": [], "seconds": []} for m in s.methods}
+        per = {m: {"mse": [], "seconds": [], "latent": []} for m in s.methods}
         for k in range(s.seeds):
             run_seed = seed + k
             g = torch.Generator().manual_seed(run_seed)
@@ -416,6 +446,8 @@ def run_imputation(
                     filled = run.impute(name)
                 per[name]["seconds"].append(time.perf_counter() - t0 + run.reused_seconds)
                 per[name]["mse"].append(imputation_mse(test, filled, mask).mean)
+                if run.latent is not None:
+                    per[name]["latent"].append(run.latent)
                 if k == 0 and regime == s.regimes[0] and table.image_shape is not None:
                     examples.setdefault((table.name, pattern), {"x": test[:6], "mask": mask[:6]})
                     examples[(table.name, pattern)][name] = filled[:6]
@@ -459,7 +491,11 @@ def _write(out, seed: int, s, results: dict, start: float, unfinished: int = 0) 
 
 def _summary(v: dict) -> dict:
     r = over_seeds(v["mse"])
-    return {"mse": r.pop("mean"), **r, "seconds": float(np.mean(v["seconds"]))}
+    out = {"mse": r.pop("mean"), **r, "seconds": float(np.mean(v["seconds"]))}
+    if v["latent"]:  # deep methods: active units (VAE, MIWAE) or VAEAC's nats, per seed
+        out["latent"] = float(np.mean(v["latent"]))
+        out["latent_per_seed"] = v["latent"]
+    return out
 
 
 def _findings(results: dict) -> dict:
@@ -511,6 +547,7 @@ def _table(results: dict, s: ImputationSettings, findings: dict) -> str:
         markdown_table(head, rows),
         "\n## Wall time per seed (s, training and imputation)\n\n",
         markdown_table(head, times),
+        *_latent_table(results, s, head),
         "\n## Target: a pgm3d deep method lowest, at least 10% below KNNImputer\n\n",
     ]
     for key, f in findings.items():
@@ -523,6 +560,23 @@ def _table(results: dict, s: ImputationSettings, findings: dict) -> str:
             f"{f['deep_over_knn']:.3f} x KNN's MSE — {verdict}\n"
         )
     return "".join(lines)
+
+
+def _latent_table(results: dict, s: ImputationSettings, head) -> list[str]:
+    """How much of each deep model's latent is used, per cell (mean over seeds)."""
+    deep = [m for m in s.methods if m in DEEP]
+    if not deep:
+        return []
+    rows = [(METHODS[m], *(f"{results[k][m]['latent']:.2f}" for k in results)) for m in deep]
+    return [
+        "\n## Latent use (mean over seeds)\n\n",
+        f"VAE and MIWAE: active units of {s.latent_dim} (Burda et al. 2016: the encoder's mean, "
+        "from the test rows' observed entries, varies over rows by more than 0.01); VAEAC: "
+        "KL(q(z | x, b) || p(z | x_o, b)) in nats per training row under its training masks "
+        "(near 0: the latent is unused, the network a deterministic regressor through its skip "
+        "connections).\n\n",
+        markdown_table(head, rows),
+    ]
 
 
 def _figure(path, ex: dict, image_shape, methods) -> None:

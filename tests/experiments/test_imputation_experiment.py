@@ -31,6 +31,13 @@ def test_every_cell_has_every_method_with_seed_errors_and_times(digits_run):
     names = {p.name for p in out.iterdir()}
     assert {"table.md", "metrics.json", "examples_digits_mcar.png"} <= names
     assert "at least 10% below KNNImputer" in (out / "table.md").read_text()
+    for row in metrics["results"].values():  # the deep models' latent use, the others' none
+        for m in ("vae-mwg", "vae-importance", "miwae"):
+            assert 0 <= row[m]["latent"] <= TINY["latent_dim"]
+            assert all(float(u).is_integer() for u in row[m]["latent_per_seed"])
+        assert row["vaeac"]["latent"] >= 0 and len(row["vaeac"]["latent_per_seed"]) == 2
+        assert all("latent" not in row[m] for m in ("mean", "knn", "ppca", "fa"))
+    assert "## Latent use" in (out / "table.md").read_text()
     f = metrics["findings"]["digits/complete/mcar"]
     assert f["best"] in METHODS and f["best_deep"] in ("vae-mwg", "vae-importance", "miwae",
                                                         "vaeac")  # fmt: skip
@@ -49,6 +56,29 @@ def test_mean_imputation_matches_an_independent_computation(digits_run):
     per_row = ((filled - test) ** 2 * ~mask).sum(1) / (~mask).sum(1)
     got = metrics["results"]["digits/complete/mcar"]["mean"]["per_seed"][0]
     assert got == pytest.approx(float(per_row.mean()), rel=1e-5)
+
+
+def test_vaeacs_latent_use_is_the_kl_of_its_proposal_to_its_prior(monkeypatch):
+    """The nats VAEAC's latent carries: the closed-form KL of two diagonal Gaussians, averaged
+    over rows under the training masks; 0 where the proposal is the prior (an unused latent)."""
+    from pgm3d.experiments.imputation import _vaeac_kl
+    from pgm3d.models import VAEAC
+
+    torch.manual_seed(0)
+    x = torch.rand(30, 6, dtype=torch.float64)
+    mask = torch.rand(30, 6) > 0.2
+    model = VAEAC(6, 3, (8,), "bernoulli").double().eval()
+    noise = model.masks(0.5)
+    b = noise({"b": model.no_mask(x)}, torch.Generator().manual_seed(4))["b"]
+    q = model.proposal_distribution(x, mask, b).base_dist
+    p = model.prior(x, mask, b)[0].base_dist
+    by_hand = (
+        torch.log(p.scale / q.scale) + (q.scale**2 + (q.loc - p.loc) ** 2) / (2 * p.scale**2) - 0.5
+    ).sum(-1)
+    assert _vaeac_kl(model, x, mask, noise, 4) == pytest.approx(float(by_hand.mean()), rel=1e-10)
+    assert float(by_hand.mean()) > 0
+    monkeypatch.setattr(model, "proposal_distribution", lambda x, m, b: model.prior(x, m, b)[0])
+    assert _vaeac_kl(model, x, mask, noise, 4) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_masks_keep_an_entry_per_row():
