@@ -127,7 +127,35 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
         ImputationSettings.quick(validation=1.0)
     with pytest.raises(ValueError, match="patience"):
         ImputationSettings.quick(patience=0)
+    for rate in (0.0, 1.0):
+        with pytest.raises(ValueError, match="vaeac_mask_rate"):
+            ImputationSettings.quick(vaeac_mask_rate=rate)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "rate, pattern, trained",
+    [
+        (None, "mcar", ("mcar", 0.5)),
+        (0.2, "mcar", ("mcar", 0.2)),
+        (0.2, "quarters", ("quarters", 0.25)),
+    ],
+)
+def test_vaeacs_training_masks_hide_the_chosen_share_on_mcar_cells(rate, pattern, trained):
+    """By default VAEAC trains on masks of the test masks' rate; ``vaeac_mask_rate`` sets the
+    rate of its mcar masks (its authors' imputation code: 0.2), and leaves quarters alone."""
+    from pgm3d.experiments.imputation import _Run
+
+    s = ImputationSettings.quick(**{**TINY, "seeds": 1}, vaeac_mask_rate=rate)
+    table = load_imputation_data(s)[0]
+    x = table.x[:40]
+    mask = _masks(x[:8].shape, pattern, table, 0.5, torch.Generator().manual_seed(0))
+    run = _Run(table, s, 0, x[8:], torch.ones_like(x[8:], dtype=torch.bool), x[:8], mask, pattern)
+    model, noise = run.vaeac()
+    assert model.trained_masks == trained
+    if pattern == "mcar":
+        b = noise({"b": torch.zeros(4000, 64, dtype=torch.bool)}, torch.Generator().manual_seed(1))
+        assert float(b["b"].double().mean()) == pytest.approx(trained[1], abs=0.01)
 
 
 def test_em_stops_early_and_the_elbo_vae_warms_up_on_incomplete_rows(monkeypatch):
