@@ -288,7 +288,7 @@ class _Run:
         self.table, self.s, self.seed = table, s, seed
         self.train, self.train_mask, self.test, self.mask = train, train_mask, test, mask
         self.pattern = pattern
-        self._vae, self._vae_seconds = None, 0.0
+        self._vae, self._vae_seconds, self._vae_units = None, 0.0, 0.0
         #: how much of its latent the deep model of the last :meth:`impute` uses: active units
         #: (VAE, MIWAE) or nats per row (VAEAC, :func:`_vaeac_kl`); ``None`` for the others
         self.latent: float | None = None
@@ -345,9 +345,10 @@ class _Run:
                 t0 = time.perf_counter()
                 self._vae = self.vae()
                 self._vae_seconds = time.perf_counter() - t0
+                self._vae_units = self._active_units(self._vae)  # once for both completions
             else:
                 self.reused_seconds = self._vae_seconds
-            self.latent = self._active_units(self._vae)
+            self.latent = self._vae_units
             return self._sample(self._vae, name.removeprefix("vae-"))
         if name == "miwae":
             model = self.vae("iwae")
