@@ -220,8 +220,9 @@ def _components(train, train_mask, share) -> int:
 # ---------------------------------------------------------------------------- the methods
 def _sklearn(name, s: ImputationSettings, seed: int):
     from sklearn.ensemble import ExtraTreesRegressor
-    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
-    from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
+    from sklearn.impute import KNNImputer, SimpleImputer
+
+    from pgm3d.experiments._iterative import HeldOutIterativeImputer as IterativeImputer
 
     if name == "mean":
         return SimpleImputer(strategy="mean")
@@ -241,10 +242,14 @@ def _impute_sklearn(name, s, seed, train, train_mask, test, mask):
     from sklearn.exceptions import ConvergenceWarning
 
     imputer = _sklearn(name, s, seed)
+    train = torch.where(train_mask, train, torch.nan).double().cpu().numpy()
+    held_out = torch.where(mask, test, torch.nan).double().cpu().numpy()
     with warnings.catch_warnings():  # the number of rounds is a setting, not a failure
         warnings.simplefilter("ignore", ConvergenceWarning)
-        imputer.fit(torch.where(train_mask, train, torch.nan).double().cpu().numpy())
-    out = imputer.transform(torch.where(mask, test, torch.nan).double().cpu().numpy())
+        if hasattr(imputer, "fit_impute"):  # the iterative ones: no estimator kept (memory)
+            out = imputer.fit_impute(train, held_out)
+        else:
+            out = imputer.fit(train).transform(held_out)
     return torch.as_tensor(out, dtype=test.dtype, device=test.device)
 
 

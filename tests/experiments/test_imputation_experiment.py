@@ -292,3 +292,40 @@ def test_the_deep_methods_train_and_impute_on_cuda(tmp_path):
     metrics = run_imputation(s, tmp_path, device="cuda", progress=False)
     row = metrics["results"]["digits/missing/quarters"]
     assert all(np.isfinite(r["mse"]) for r in row.values())
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("trees", [0, 3], ids=["bayesian-ridge", "extra-trees"])
+@pytest.mark.parametrize("train_missing", [0.0, 0.3], ids=["complete", "incomplete"])
+def test_the_held_out_iterative_imputer_equals_fit_then_transform_and_keeps_no_estimator(
+    trees, train_missing
+):
+    from sklearn.ensemble import ExtraTreesRegressor
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+    from sklearn.impute import IterativeImputer
+
+    from pgm3d.experiments._iterative import HeldOutIterativeImputer
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 8)) @ rng.normal(size=(8, 8))  # correlated columns
+    train, test = x[:90].copy(), x[90:].copy()
+    train[rng.random(train.shape) < train_missing] = np.nan
+    test[rng.random(test.shape) < 0.4] = np.nan
+    est = ExtraTreesRegressor(n_estimators=trees, random_state=1) if trees else None
+    kw = dict(estimator=est, max_iter=4, n_nearest_features=5, random_state=2)
+    stock = IterativeImputer(**kw).fit(train).transform(test)
+    ours = HeldOutIterativeImputer(**kw)
+    np.testing.assert_array_equal(ours.fit_impute(train, test), stock)
+    assert all(t.estimator is None for t in ours.imputation_sequence_)
+    with pytest.raises(RuntimeError, match="fit_impute"):
+        ours.transform(test)
+
+
+def test_the_held_out_iterative_imputer_refuses_posterior_draws_and_indicators():
+    from pgm3d.experiments._iterative import HeldOutIterativeImputer
+
+    x = np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, np.nan]])
+    with pytest.raises(ValueError, match="sample_posterior"):
+        HeldOutIterativeImputer(sample_posterior=True).fit_impute(x, x)
+    with pytest.raises(ValueError, match="add_indicator"):
+        HeldOutIterativeImputer(add_indicator=True).fit_impute(x, x)
