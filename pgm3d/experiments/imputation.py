@@ -11,7 +11,9 @@ Protocol, per dataset, regime, pattern and seed:
 3. two regimes: ``complete`` (the training rows whole) and ``missing`` (the training rows under
    the same missingness — Mattei & Frellsen 2019's setting); every method sees the same rows;
 4. the methods: scikit-learn's ``SimpleImputer`` (mean), ``KNNImputer``, ``IterativeImputer``
-   with ``BayesianRidge`` and with ``ExtraTreesRegressor`` (the MissForest-like one); pgm3d's
+   with ``BayesianRidge`` and with ``ExtraTreesRegressor`` (the MissForest-like one; both
+   complete the test rows step by step as they fit, keeping no fitted estimator, with
+   ``transform``'s output — ``pgm3d.experiments._iterative``); pgm3d's
    PPCA and FA with exact posteriors (fitted by EM under missing data), a VAE completed by
    Metropolis-within-Gibbs and by importance sampling (its Rao-Blackwellised mean), MIWAE (the
    same VAE trained by the importance-weighted bound on the observed entries, completed by
