@@ -22,11 +22,12 @@ class HeldOutIterativeImputer(IterativeImputer):
     grown forests, past 24 GB. :meth:`fit_impute` takes each estimator's ``transform`` step on
     the held-out rows as soon as the estimator is fitted and then drops it, so at most one is
     alive. The held-out imputation is the one ``fit(train).transform(test)`` returns, value for
-    value (``tests/test_imputation_experiment.py`` checks it): ``transform`` draws no random
-    numbers without ``sample_posterior``, so interleaving its steps with the fit changes nothing.
+    value (``tests/experiments/test_imputation_experiment.py`` checks it): ``transform`` draws
+    no random numbers without ``sample_posterior``, so interleaving its steps with the fit
+    changes nothing.
 
     It builds on two private methods of scikit-learn's class (``_impute_one_feature`` and
-    ``_initial_imputation``, stable since 0.21); the test above fails if they change meaning.
+    ``_initial_imputation``); the test above fails if they change meaning.
     """
 
     def fit_impute(self, X, X_heldout) -> np.ndarray:
