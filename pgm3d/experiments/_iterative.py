@@ -57,8 +57,13 @@ class HeldOutIterativeImputer(IterativeImputer):
             self._heldout = self._heldout_state = None
 
     def transform(self, X):
-        raise RuntimeError("a HeldOutIterativeImputer keeps no estimators to transform with; "
-                           "complete rows with fit_impute(X, X_heldout)")  # fmt: skip
+        """``IterativeImputer.transform`` after a plain ``fit``; refused after :meth:`fit_impute`,
+        which dropped the estimators it would replay."""
+        sequence = getattr(self, "imputation_sequence_", None)
+        if sequence and sequence[0].estimator is None:
+            raise RuntimeError("fit_impute kept no estimators to transform with; complete new "
+                               "rows with fit_impute(X, X_heldout)")  # fmt: skip
+        return super().transform(X)
 
     def _start_heldout(self):
         observed, filled, missing, _ = self._initial_imputation(self._heldout, in_fit=False)

@@ -243,12 +243,14 @@ def _impute_sklearn(name, s, seed, train, train_mask, test, mask):
 
     from sklearn.exceptions import ConvergenceWarning
 
+    from pgm3d.experiments._iterative import HeldOutIterativeImputer
+
     imputer = _sklearn(name, s, seed)
     train = torch.where(train_mask, train, torch.nan).double().cpu().numpy()
     held_out = torch.where(mask, test, torch.nan).double().cpu().numpy()
     with warnings.catch_warnings():  # the number of rounds is a setting, not a failure
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if hasattr(imputer, "fit_impute"):  # the iterative ones: no estimator kept (memory)
+        if isinstance(imputer, HeldOutIterativeImputer):  # no estimator kept (memory)
             out = imputer.fit_impute(train, held_out)
         else:
             out = imputer.fit(train).transform(held_out)

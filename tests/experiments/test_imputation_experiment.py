@@ -319,6 +319,8 @@ def test_the_held_out_iterative_imputer_equals_fit_then_transform_and_keeps_no_e
     assert all(t.estimator is None for t in ours.imputation_sequence_)
     with pytest.raises(RuntimeError, match="fit_impute"):
         ours.transform(test)
+    plain = HeldOutIterativeImputer(**kw).fit(train)  # a plain fit keeps them, as sklearn's
+    np.testing.assert_array_equal(plain.transform(test), stock)
 
 
 def test_the_held_out_iterative_imputer_refuses_posterior_draws_and_indicators():
